@@ -1,0 +1,201 @@
+// Package config loads and validates seatsync's YAML configuration
+// (SPEC section 7).
+//
+// Loading is strict: unknown keys are errors, ${VAR} references are
+// expanded from the environment, every secret has a *_file form, and every
+// problem is reported at once with its YAML path and line.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Version   int       `yaml:"version"`
+	Store     Store     `yaml:"store"`
+	Schedule  string    `yaml:"schedule"`
+	Licensing Licensing `yaml:"licensing"`
+	Safety    Safety    `yaml:"safety"`
+	Sources   []Source  `yaml:"sources"`
+	Notify    Notify    `yaml:"notify"`
+	Server    Server    `yaml:"server"`
+	Log       Log       `yaml:"log"`
+
+	// Path is the file the configuration was loaded from ("" when loaded
+	// from bytes). Relative paths inside the file are resolved against its
+	// directory by the loader.
+	Path string `yaml:"-"`
+}
+
+// Store selects the profile store.
+type Store struct {
+	Driver string `yaml:"driver"` // sqlite (default) | postgres
+	Path   string `yaml:"path"`   // sqlite
+	DSN    Secret `yaml:"dsn"`    // postgres; dsn_file also accepted
+}
+
+// Licensing holds the seat pools and the rules that order the queue.
+type Licensing struct {
+	Pools     []Pool         `yaml:"pools"`
+	Exempt    []string       `yaml:"exempt"`
+	Priority  []PriorityRule `yaml:"priority"`
+	OnOverage string         `yaml:"on_overage"` // keep (default) | block_newest
+}
+
+// Pool is one licence seat pool.
+type Pool struct {
+	Name    string   `yaml:"name"`
+	Limit   Limit    `yaml:"limit"`
+	Areas   []string `yaml:"areas"`
+	Reserve int      `yaml:"reserve"`
+}
+
+// Limit is a pool limit: a number or "unlimited".
+type Limit struct {
+	Unlimited bool
+	N         int
+}
+
+// PriorityRule gives people in a group a higher place in the licence queue.
+type PriorityRule struct {
+	Group  string `yaml:"group"`
+	Weight int    `yaml:"weight"`
+}
+
+// Safety holds the deprovision guard.
+type Safety struct {
+	MaxDeprovision Threshold `yaml:"max_deprovision"` // default "10%"
+}
+
+// Threshold is a count ("500") or a share ("10%").
+type Threshold struct {
+	Percent bool
+	Value   float64 // a count, or a percentage 0..100
+	Set     bool
+}
+
+// Source is one configured connector instance. It is the union of the keys
+// of every source type; the loader rejects keys that do not belong to the
+// source's type.
+type Source struct {
+	Name     string `yaml:"name"`
+	Type     string `yaml:"type"` // ldap | okta | csv
+	Schedule string `yaml:"schedule"`
+
+	// Common to every type.
+	Mapping      map[string]string `yaml:"mapping"`
+	UsernameCase string            `yaml:"username_case"` // lower (default) | keep
+	Area         string            `yaml:"area"`
+	Groups       []string          `yaml:"groups"`
+	AreaRules    []AreaRule        `yaml:"area_rules"`
+	OnLeave      string            `yaml:"on_leave"` // block (default) | delete | keep
+	DeleteAfter  Duration          `yaml:"delete_after"`
+	Adopt        bool              `yaml:"adopt"`
+
+	// ldap
+	Flavor         string      `yaml:"flavor" types:"ldap"` // active_directory | openldap | generic
+	URL            StringList  `yaml:"url" types:"ldap"`
+	TLS            TLS         `yaml:"tls" types:"ldap"`
+	BindDN         string      `yaml:"bind_dn" types:"ldap"`
+	BindPassword   Secret      `yaml:"bind_password" types:"ldap"`
+	BaseDN         string      `yaml:"base_dn" types:"ldap"`
+	UserFilter     string      `yaml:"user_filter" types:"ldap"`
+	GroupBaseDN    string      `yaml:"group_base_dn" types:"ldap"`
+	GroupFilter    string      `yaml:"group_filter" types:"ldap"`
+	DisabledFilter string      `yaml:"disabled_filter" types:"ldap"`
+	PageSize       int         `yaml:"page_size" types:"ldap"`
+	Timeout        Duration    `yaml:"timeout" types:"ldap,okta"`
+	NestedGroups   bool        `yaml:"nested_groups" types:"ldap"`
+
+	// okta
+	OrgURL         string     `yaml:"org_url" types:"okta"`
+	Token          Secret     `yaml:"token" types:"okta"`
+	Auth           string     `yaml:"auth" types:"okta"` // token (default) | private_key
+	ClientID       string     `yaml:"client_id" types:"okta"`
+	PrivateKeyFile string     `yaml:"private_key_file" types:"okta"`
+	Scopes         []string   `yaml:"scopes" types:"okta"`
+	Filter         string     `yaml:"filter" types:"okta"`
+	Search         string     `yaml:"search" types:"okta"`
+	RateLimitShare Percent    `yaml:"rate_limit_share" types:"okta"`
+
+	// csv
+	Path      string `yaml:"path" types:"csv"`
+	Delimiter string `yaml:"delimiter" types:"csv"` // one character, default ","
+}
+
+// TLS configures an LDAP connection's transport security.
+type TLS struct {
+	Mode          string `yaml:"mode"` // ldaps | starttls | none
+	CAFile        string `yaml:"ca_file"`
+	ServerName    string `yaml:"server_name"`
+	AllowInsecure bool   `yaml:"allow_insecure"`
+}
+
+// AreaRule puts matching people into an area. A rule has exactly one of
+// Group or Attribute.
+type AreaRule struct {
+	Group     string         `yaml:"group"`
+	Attribute *AttributeRule `yaml:"attribute"`
+	Area      string         `yaml:"area"`
+}
+
+// AttributeRule matches an identity field or extra attribute by value.
+type AttributeRule struct {
+	Name   string `yaml:"name"`
+	Equals string `yaml:"equals"`
+}
+
+// Notify configures notifications (SPEC section 8).
+type Notify struct {
+	WarnAtPercent int       `yaml:"warn_at_percent"`
+	Email         *Email    `yaml:"email"`
+	Webhooks      []Webhook `yaml:"webhooks"`
+}
+
+// Email configures mail notifications.
+type Email struct {
+	To   []string `yaml:"to"`
+	From string   `yaml:"from"`
+	SMTP SMTP     `yaml:"smtp"`
+}
+
+// SMTP is the mail server seatsync sends through.
+type SMTP struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	TLS      string `yaml:"tls"` // starttls (default) | tls | none
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+}
+
+// Webhook is one webhook receiver.
+type Webhook struct {
+	URL     string   `yaml:"url"`
+	Format  string   `yaml:"format"` // slack | json
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Server configures `seatsync serve`'s HTTP listener.
+type Server struct {
+	Listen string `yaml:"listen"`
+	Token  Secret `yaml:"token"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info (default) | warn | error
+	Format string `yaml:"format"` // json (default) | console
+}
+
+// Duration is a Go duration written as a string ("90s", "720h").
+type Duration struct{ time.Duration }
+
+// StringList is a YAML scalar or a sequence of scalars.
+type StringList []string
+
+// Percent is a share written as "50%" (or a bare number, read as percent).
+type Percent struct {
+	Value float64
+	Set   bool
+}

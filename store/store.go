@@ -1,0 +1,119 @@
+// Package store defines the profile store seatsync keeps: profiles, the
+// run lock, the audit log and the run history. Implementations live in
+// sub-packages (sqlite, later postgres) and all pass the conformance suite
+// in storetest.
+//
+// The licence queue is part of the profiles: a profile waiting for a seat
+// is blocked with reason license and keeps its QueuedAt across runs, so the
+// queue survives restarts and is read back in order by Queue.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/seatsync/seatsync/model"
+)
+
+var (
+	// ErrLocked is returned by AcquireLock while another holder has the
+	// run lock.
+	ErrLocked = errors.New("another run holds the store's run lock")
+	// ErrConflict is returned by Tx.Update and Tx.Delete when the profile
+	// changed (or vanished) since it was read: its Version no longer
+	// matches.
+	ErrConflict = errors.New("profile changed since it was read")
+	// ErrNotFound is returned when a profile or run does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicate is returned by Insert and Update when the username (case
+	// insensitive) or the (source, external_id) pair is already taken.
+	ErrDuplicate = errors.New("username or external id already in use")
+)
+
+// Store is the profile store.
+type Store interface {
+	// Profiles returns every profile, ordered by username.
+	Profiles(ctx context.Context) ([]model.Profile, error)
+	// Profile returns one profile by username (case insensitive).
+	Profile(ctx context.Context, username string) (model.Profile, error)
+	// Queue returns the blocked-for-license profiles of the given areas in
+	// queue order: QueuedAt, then username. Priority weights come from the
+	// configuration and are applied by the licensing package on top.
+	Queue(ctx context.Context, areas []string) ([]model.Profile, error)
+
+	// WithTx runs fn in one write transaction. Write transactions are
+	// serialised across processes: a count read inside fn stays true until
+	// fn returns, so a seat check inside fn cannot be raced. If fn returns
+	// an error the transaction is rolled back and the error returned.
+	WithTx(ctx context.Context, fn func(Tx) error) error
+
+	// AcquireLock takes the store's run lock for holder, for ttl. It
+	// returns ErrLocked while another holder's lock has not expired. The
+	// same holder may take it again (that renews it).
+	AcquireLock(ctx context.Context, holder string, ttl time.Duration) error
+	// ReleaseLock gives the lock up; releasing a lock one does not hold is
+	// not an error.
+	ReleaseLock(ctx context.Context, holder string) error
+
+	// SaveRun records a run (insert or replace by ID).
+	SaveRun(ctx context.Context, r Run) error
+	// Runs returns the most recent runs, newest first, without reports.
+	Runs(ctx context.Context, limit int) ([]Run, error)
+	// Run returns one run with its report.
+	Run(ctx context.Context, id string) (Run, error)
+	// Audit returns the audit entries of a run, in the order they were
+	// written; with runID "" it returns the most recent entries (newest
+	// first) up to limit.
+	Audit(ctx context.Context, runID string, limit int) ([]AuditEntry, error)
+
+	Close() error
+}
+
+// Tx is one write transaction.
+type Tx interface {
+	// CountActive counts active profiles in the given areas whose username
+	// is not in exempt (compared case-insensitively).
+	CountActive(ctx context.Context, areas []string, exempt []string) (int, error)
+	// Get reads a profile by ID inside the transaction.
+	Get(ctx context.Context, id int64) (model.Profile, error)
+	// Insert stores a new profile and sets its ID and Version.
+	Insert(ctx context.Context, p *model.Profile) error
+	// Update writes p over the stored profile with the same ID, if its
+	// stored Version still equals p.Version (ErrConflict otherwise), and
+	// bumps p.Version.
+	Update(ctx context.Context, p *model.Profile) error
+	// Delete removes the profile with p.ID if its Version still equals
+	// p.Version (ErrConflict otherwise).
+	Delete(ctx context.Context, p model.Profile) error
+	// Audit appends an audit entry.
+	Audit(ctx context.Context, e AuditEntry) error
+}
+
+// AuditEntry is one applied change: who ran it, what it was, and the
+// profile before and after (nil for a create's before or a delete's after).
+type AuditEntry struct {
+	Seq      int64          `json:"seq"`
+	RunID    string         `json:"run_id"`
+	At       time.Time      `json:"at"`
+	Actor    string         `json:"actor"` // "sync", "admin"
+	Action   string         `json:"action"`
+	Username string         `json:"username"`
+	Reason   string         `json:"reason,omitempty"`
+	Before   *model.Profile `json:"before"`
+	After    *model.Profile `json:"after"`
+}
+
+// Run is one recorded run.
+type Run struct {
+	ID         string          `json:"run_id"`
+	Mode       string          `json:"mode"`   // sync | plan | admin
+	Result     string          `json:"result"` // ok | failed | guard_tripped | running
+	Error      string          `json:"error,omitempty"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at"`
+	Sources    []string        `json:"sources"`
+	Summary    json.RawMessage `json:"summary,omitempty"`
+	Report     json.RawMessage `json:"report,omitempty"`
+}
