@@ -26,6 +26,9 @@ type Identity struct {
 	Groups      []string          `json:"groups,omitempty"`
 	Enabled     bool              `json:"enabled"`
 	Attributes  map[string]string `json:"attributes,omitempty"`
+	// Where locates the entry in its source ("line 14", a DN), so a report
+	// can point at an identity the run had to skip.
+	Where string `json:"-"`
 }
 
 // State is a profile's state: active or blocked.

@@ -1,0 +1,195 @@
+// Package csv is the connector for HR exports in CSV files (`type: csv`).
+//
+// The first non-empty row is the header. Columns are found by name,
+// case-insensitively and ignoring surrounding spaces; a UTF-8 byte order
+// mark is stripped. `mapping` maps identity fields to column names; a field
+// it does not name is read from a column with the field's own name when the
+// header has one. external_id and username are required. Every column no
+// field uses is passed on in Identity.Attributes under its header name.
+//
+// The file is read row by row and never held in memory. A row that cannot
+// become an identity (wrong number of fields, a malformed quote, invalid
+// UTF-8, an empty or duplicate external_id, an invalid enabled value) is
+// reported through skip with its line number and the pull goes on. Empty
+// lines, and rows whose fields are all blank (the ";;;;" rows spreadsheets
+// leave behind), are ignored.
+//
+// A row that cannot be read and that runs over several physical lines makes
+// the whole pull fail: that is the mark of a quote that was opened and not
+// closed, which swallows the rows after it, and losing rows silently would
+// look like people leaving.
+package csv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/connector"
+	"github.com/seatsync/seatsync/model"
+)
+
+// The identity fields a mapping can name, as indexes into fieldNames.
+const (
+	fExternalID = iota
+	fUsername
+	fEmail
+	fGivenName
+	fFamilyName
+	fDisplayName
+	fTitle
+	fDepartment
+	fGroups
+	fEnabled
+	numFields
+)
+
+// fieldNames are the mapping keys, in the order problems are reported.
+var fieldNames = [numFields]string{
+	fExternalID:  "external_id",
+	fUsername:    "username",
+	fEmail:       "email",
+	fGivenName:   "given_name",
+	fFamilyName:  "family_name",
+	fDisplayName: "display_name",
+	fTitle:       "title",
+	fDepartment:  "department",
+	fGroups:      "groups",
+	fEnabled:     "enabled",
+}
+
+// source reads one configured CSV file. It holds configuration only, so one
+// value can be pulled many times, also concurrently.
+type source struct {
+	name  string
+	path  string
+	delim rune
+	// columns is the configured column name per field, "" when the field
+	// is not mapped and falls back to a column with its own name.
+	columns [numFields]string
+	log     *zap.Logger
+}
+
+var (
+	_ connector.Source  = (*source)(nil)
+	_ connector.Checker = (*source)(nil)
+)
+
+// Open builds the csv source described by cfg (it matches connector.Opener).
+// It checks path, delimiter and mapping, reporting every problem at once,
+// and does no I/O: the file is opened by each Pull.
+func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &source{
+		name:  cfg.Name,
+		path:  cfg.Path,
+		delim: ',',
+		log:   log.With(zap.String("source", cfg.Name)),
+	}
+	var problems []string
+	if strings.TrimSpace(cfg.Path) == "" {
+		problems = append(problems, "path: required (the CSV file to read)")
+	}
+	if cfg.Delimiter != "" {
+		d, problem := parseDelimiter(cfg.Delimiter)
+		if problem != "" {
+			problems = append(problems, problem)
+		}
+		s.delim = d
+	}
+	keys := make([]string, 0, len(cfg.Mapping))
+	for k := range cfg.Mapping {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		f := slices.Index(fieldNames[:], k)
+		if f < 0 {
+			problems = append(problems, fmt.Sprintf("mapping.%s: unknown identity field (one of %s)",
+				k, strings.Join(fieldNames[:], ", ")))
+			continue
+		}
+		col := strings.TrimSpace(cfg.Mapping[k])
+		if col == "" {
+			problems = append(problems, fmt.Sprintf("mapping.%s: empty column name", k))
+			continue
+		}
+		s.columns[f] = col
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("source %s: %s", cfg.Name, strings.Join(problems, "; "))
+	}
+	return s, nil
+}
+
+// parseDelimiter checks the delimiter option: exactly one character that
+// encoding/csv accepts.
+func parseDelimiter(d string) (rune, string) {
+	if d == `\t` {
+		return 0, `delimiter: "\t" is two characters; for a tab write "\t" in double quotes`
+	}
+	r, size := utf8.DecodeRuneInString(d)
+	switch {
+	case size != len(d):
+		return 0, fmt.Sprintf("delimiter: %q must be one character", d)
+	case r == utf8.RuneError, r == 0, r == '"', r == '\r', r == '\n':
+		return 0, fmt.Sprintf("delimiter: %q cannot be used as a delimiter", d)
+	}
+	return r, ""
+}
+
+// Pull streams every identity in the file to emit. See the package
+// documentation for what is skipped and what fails the pull.
+func (s *source) Pull(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) error {
+	_, err := s.run(ctx, emit, skip)
+	return err
+}
+
+// Check opens the file, reads its header and counts the rows that would
+// become identities, for `validate --connect`.
+func (s *source) Check(ctx context.Context) (int, error) {
+	st, err := s.run(ctx, func(model.Identity) error { return nil }, func(connector.Skip) {})
+	if err != nil {
+		return 0, err
+	}
+	return st.identities, nil
+}
+
+func (s *source) run(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
+	start := time.Now()
+	if err := ctx.Err(); err != nil {
+		return stats{}, fmt.Errorf("%s: %w", s.path, err)
+	}
+	f, err := os.Open(s.path)
+	if err != nil {
+		// *fs.PathError already reads "open /srv/hr/export.csv: ...".
+		return stats{}, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return stats{}, fmt.Errorf("%s: %w", s.path, err)
+	} else if fi.IsDir() {
+		return stats{}, fmt.Errorf("%s: is a directory, not a CSV file", s.path)
+	}
+	st, err := s.read(ctx, f, emit, skip)
+	if err != nil {
+		return st, err
+	}
+	s.log.Debug("csv file read",
+		zap.String("path", s.path),
+		zap.Int("rows", st.rows),
+		zap.Int("identities", st.identities),
+		zap.Int("skipped", st.skipped),
+		zap.Int("blank", st.blank),
+		zap.Duration("took", time.Since(start)))
+	return st, nil
+}

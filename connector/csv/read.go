@@ -1,0 +1,393 @@
+package csv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	stdcsv "encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/seatsync/seatsync/connector"
+	"github.com/seatsync/seatsync/model"
+)
+
+// ctxEvery is how many rows are read between two looks at the context.
+const ctxEvery = 256
+
+// stats counts what one read saw, for the log and for Check.
+type stats struct {
+	rows       int // records after the header, good or bad, blank ones included
+	identities int
+	skipped    int
+	blank      int
+}
+
+// layout is where each field sits in one file, resolved from its header.
+type layout struct {
+	header []string       // column names as written, trimmed
+	cols   [numFields]int // column index per field, -1 when it has none
+	attrs  []attributeCol // the columns no field uses
+	mapped []int          // the columns some field uses, each once
+}
+
+type attributeCol struct {
+	index int
+	name  string
+}
+
+// column names column i for messages.
+func (l *layout) column(i int) string {
+	if i < len(l.header) && l.header[i] != "" {
+		return strconv.Quote(l.header[i])
+	}
+	return strconv.Itoa(i + 1)
+}
+
+// partialID is the external_id of a record that could not be read, when it
+// was read before the problem and is printable.
+func (l *layout) partialID(rec []string) string {
+	i := l.cols[fExternalID]
+	if i < len(rec) && utf8.ValidString(rec[i]) {
+		return strings.TrimSpace(rec[i])
+	}
+	return ""
+}
+
+// read streams the identities in in (the file's content) to emit.
+func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
+	var st stats
+	br := bufio.NewReaderSize(in, 64<<10)
+	head, err := br.Peek(3)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return st, s.readErr(err)
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte("\xef\xbb\xbf")):
+		_, _ = br.Discard(3) // cannot fail: the bytes are buffered
+	case bytes.HasPrefix(head, []byte("\xff\xfe")), bytes.HasPrefix(head, []byte("\xfe\xff")):
+		return st, fmt.Errorf("%s: the file is UTF-16 encoded; export it as UTF-8 CSV", s.path)
+	}
+
+	r := stdcsv.NewReader(br)
+	r.Comma = s.delim
+	r.FieldsPerRecord = -1 // counted here, to say how many fields a row has
+	r.ReuseRecord = true
+	// Dropping spaces before a field lets `a, "b, c"` parse as two fields;
+	// not when the delimiter is itself white space (a tab).
+	r.TrimLeadingSpace = !unicode.IsSpace(s.delim)
+
+	rec, err := r.Read()
+	if errors.Is(err, io.EOF) {
+		return st, fmt.Errorf("%s: the file is empty, it has no header row", s.path)
+	}
+	if err != nil {
+		var pe *stdcsv.ParseError
+		if errors.As(err, &pe) {
+			return st, fmt.Errorf("%s: header: %w", s.path, err)
+		}
+		return st, s.readErr(err)
+	}
+	lay, err := s.resolve(rec)
+	if err != nil {
+		return st, err
+	}
+
+	// seen holds the line of every external_id met so far.
+	seen := make(map[string]int)
+	report := func(sk connector.Skip) {
+		st.skipped++
+		skip(sk)
+	}
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return st, nil
+		}
+		st.rows++
+		if st.rows%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return st, fmt.Errorf("%s: stopped after %d rows: %w", s.path, st.rows, err)
+			}
+		}
+		if err != nil {
+			var pe *stdcsv.ParseError
+			if !errors.As(err, &pe) {
+				return st, s.readErr(err)
+			}
+			if pe.Line > pe.StartLine {
+				return st, s.swallowed(pe.StartLine, pe.Line, fmt.Sprintf("has a malformed quote on line %d", pe.Line))
+			}
+			report(connector.Skip{
+				ExternalID: lay.partialID(rec),
+				Where:      where(pe.StartLine),
+				Reason:     quoteReason(pe, lay.column(len(rec))),
+			})
+			continue
+		}
+
+		line, _ := r.FieldPos(0)
+		if blank(rec) {
+			st.blank++
+			continue
+		}
+		if len(rec) != len(lay.header) {
+			what := fmt.Sprintf("has %d fields, the header has %d", len(rec), len(lay.header))
+			if last := lastLine(line, rec); last > line {
+				return st, s.swallowed(line, last, what)
+			}
+			report(connector.Skip{ExternalID: lay.partialID(rec), Where: where(line), Reason: what})
+			continue
+		}
+		for _, i := range lay.mapped {
+			if strings.Contains(rec[i], "\n") {
+				return st, s.swallowed(line, lastLine(line, rec), fmt.Sprintf("column %s has a line break", lay.column(i)))
+			}
+		}
+		if i := invalidUTF8(rec); i >= 0 {
+			report(connector.Skip{
+				ExternalID: lay.partialID(rec),
+				Where:      where(line),
+				Reason:     fmt.Sprintf("invalid UTF-8 in column %s (export the file as UTF-8)", lay.column(i)),
+			})
+			continue
+		}
+
+		// The first row with an external_id claims it, even when that row
+		// is skipped: two rows for one person cannot both be right.
+		id, reason := lay.identity(rec)
+		if id.ExternalID != "" {
+			if first, dup := seen[id.ExternalID]; dup {
+				reason = fmt.Sprintf("duplicate external_id %q (first on line %d)", id.ExternalID, first)
+			} else {
+				// Clone: the field pins the whole row's memory.
+				seen[strings.Clone(id.ExternalID)] = line
+			}
+		}
+		if reason != "" {
+			report(connector.Skip{ExternalID: id.ExternalID, Where: where(line), Reason: reason})
+			continue
+		}
+		id.Where = where(line)
+		if err := emit(id); err != nil {
+			return st, err
+		}
+		st.identities++
+	}
+}
+
+// identity builds the identity of one well-formed row, or says why it
+// cannot. The external_id is filled in either way when the row has one.
+func (l *layout) identity(rec []string) (model.Identity, string) {
+	get := func(f int) string {
+		if i := l.cols[f]; i >= 0 {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	id := model.Identity{
+		ExternalID:  get(fExternalID),
+		Username:    get(fUsername),
+		Email:       get(fEmail),
+		GivenName:   get(fGivenName),
+		FamilyName:  get(fFamilyName),
+		DisplayName: get(fDisplayName),
+		Title:       get(fTitle),
+		Department:  get(fDepartment),
+		Groups:      splitGroups(get(fGroups)),
+		Enabled:     true,
+	}
+	if id.ExternalID == "" {
+		return id, fmt.Sprintf("empty external_id (column %s)", l.column(l.cols[fExternalID]))
+	}
+	if i := l.cols[fEnabled]; i >= 0 {
+		v := get(fEnabled)
+		enabled, ok := parseEnabled(v)
+		if !ok {
+			return id, fmt.Sprintf("invalid enabled value %q in column %s (use yes/no, true/false, 1/0, active/inactive or y/n)",
+				v, l.column(i))
+		}
+		id.Enabled = enabled
+	}
+	if len(l.attrs) > 0 {
+		id.Attributes = make(map[string]string, len(l.attrs))
+		for _, a := range l.attrs {
+			id.Attributes[a.name] = strings.TrimSpace(rec[a.index])
+		}
+	}
+	return id, ""
+}
+
+// resolve finds each field's column in the header, reporting every
+// problem at once.
+func (s *source) resolve(header []string) (*layout, error) {
+	l := &layout{header: make([]string, len(header))}
+	for i, h := range header {
+		l.header[i] = strings.TrimSpace(h)
+		if !utf8.ValidString(h) {
+			return nil, fmt.Errorf("%s: header: column %d is not valid UTF-8; export the file as UTF-8 CSV", s.path, i+1)
+		}
+	}
+	find := func(name string) []int {
+		var found []int
+		for i, h := range l.header {
+			if strings.EqualFold(h, name) {
+				found = append(found, i)
+			}
+		}
+		return found
+	}
+	used := make([]bool, len(header))
+	var problems []string
+	for f := range numFields {
+		name, explicit := s.columns[f], true
+		if name == "" {
+			name, explicit = fieldNames[f], false
+		}
+		required := f == fExternalID || f == fUsername
+		found := find(name)
+		l.cols[f] = -1
+		switch {
+		case len(found) == 1:
+			l.cols[f] = found[0]
+			if !used[found[0]] {
+				used[found[0]] = true
+				l.mapped = append(l.mapped, found[0])
+			}
+		case len(found) > 1 && (explicit || required):
+			problems = append(problems, fmt.Sprintf("column %q for %s appears %d times", name, fieldNames[f], len(found)))
+		case len(found) > 1:
+			s.log.Warn("csv header names a column more than once; it is not read as the identity field of that name",
+				zap.String("path", s.path), zap.String("column", name))
+		case explicit:
+			problems = append(problems, fmt.Sprintf("mapping.%s: no column %q", fieldNames[f], name))
+		case required:
+			problems = append(problems, fmt.Sprintf("no column %q for %s (name its column with mapping.%s)",
+				name, fieldNames[f], fieldNames[f]))
+		}
+	}
+	if len(problems) > 0 {
+		quoted := make([]string, len(l.header))
+		for i, h := range l.header {
+			quoted[i] = strconv.Quote(h)
+		}
+		return nil, fmt.Errorf("%s: header: %s; the header has %d columns: %s",
+			s.path, strings.Join(problems, "; "), len(l.header), strings.Join(quoted, ", "))
+	}
+	names := make(map[string]bool)
+	for i, h := range l.header {
+		if used[i] || h == "" {
+			continue
+		}
+		if names[h] {
+			s.log.Warn("csv header names a column more than once; only the first is kept as an attribute",
+				zap.String("path", s.path), zap.String("column", h))
+			continue
+		}
+		names[h] = true
+		l.attrs = append(l.attrs, attributeCol{index: i, name: h})
+	}
+	return l, nil
+}
+
+// swallowed is the error for a bad record that spans several lines: a
+// quote was most likely opened and not closed, and the rows it took in
+// cannot be told apart, so the pull fails rather than lose them.
+func (s *source) swallowed(start, end int, what string) error {
+	return fmt.Errorf("%s: line %d: the record starting here runs on to line %d and %s; "+
+		"a quote is probably not closed and has swallowed the rows after it, so the file cannot be read reliably",
+		s.path, start, end, what)
+}
+
+// readErr wraps an I/O error so that it names the file once.
+func (s *source) readErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return err // "read /srv/hr/export.csv: ..."
+	}
+	return fmt.Errorf("read %s: %w", s.path, err)
+}
+
+func quoteReason(pe *stdcsv.ParseError, column string) string {
+	var what string
+	switch {
+	case errors.Is(pe.Err, stdcsv.ErrBareQuote):
+		what = `" inside an unquoted field (quote the field and double the ")`
+	case errors.Is(pe.Err, stdcsv.ErrQuote):
+		what = `a quoted field must end with " before the delimiter or the line end, and a " inside it must be doubled`
+	default:
+		what = pe.Err.Error()
+	}
+	return fmt.Sprintf("malformed quote in column %s at position %d: %s", column, pe.Column, what)
+}
+
+// lastLine is the physical line a record starting on line first ends on.
+// Line breaks can only be inside quoted fields, where the parser keeps
+// them (as "\n").
+func lastLine(first int, rec []string) int {
+	for _, f := range rec {
+		first += strings.Count(f, "\n")
+	}
+	return first
+}
+
+func where(line int) string { return "line " + strconv.Itoa(line) }
+
+// blank reports whether every field is empty or white space.
+func blank(rec []string) bool {
+	for _, f := range rec {
+		if strings.TrimSpace(f) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// invalidUTF8 returns the index of the first field that is not valid
+// UTF-8, or -1.
+func invalidUTF8(rec []string) int {
+	for i, f := range rec {
+		if !utf8.ValidString(f) {
+			return i
+		}
+	}
+	return -1
+}
+
+// splitGroups splits a "|"-separated list, trimming each name and dropping
+// empty ones.
+func splitGroups(v string) []string {
+	if v == "" {
+		return nil
+	}
+	groups := make([]string, 0, strings.Count(v, "|")+1)
+	for g := range strings.SplitSeq(v, "|") {
+		if g = strings.TrimSpace(g); g != "" {
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) == 0 {
+		return nil
+	}
+	return groups
+}
+
+// parseEnabled reads an enabled value: yes/no, true/false, 1/0,
+// active/inactive, y/n, in any case. v is already trimmed.
+func parseEnabled(v string) (enabled, ok bool) {
+	switch strings.ToLower(v) {
+	case "yes", "y", "true", "1", "active":
+		return true, true
+	case "no", "n", "false", "0", "inactive":
+		return false, true
+	}
+	return false, false
+}
