@@ -7,6 +7,8 @@
 package config
 
 import (
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -26,6 +28,9 @@ type Config struct {
 	// from bytes). Relative paths inside the file are resolved against its
 	// directory by the loader.
 	Path string `yaml:"-"`
+
+	// locs records where each YAML path was written, for Line.
+	locs map[string]loc
 }
 
 // Store selects the profile store.
@@ -94,30 +99,30 @@ type Source struct {
 	Adopt        bool              `yaml:"adopt"`
 
 	// ldap
-	Flavor         string      `yaml:"flavor" types:"ldap"` // active_directory | openldap | generic
-	URL            StringList  `yaml:"url" types:"ldap"`
-	TLS            TLS         `yaml:"tls" types:"ldap"`
-	BindDN         string      `yaml:"bind_dn" types:"ldap"`
-	BindPassword   Secret      `yaml:"bind_password" types:"ldap"`
-	BaseDN         string      `yaml:"base_dn" types:"ldap"`
-	UserFilter     string      `yaml:"user_filter" types:"ldap"`
-	GroupBaseDN    string      `yaml:"group_base_dn" types:"ldap"`
-	GroupFilter    string      `yaml:"group_filter" types:"ldap"`
-	DisabledFilter string      `yaml:"disabled_filter" types:"ldap"`
-	PageSize       int         `yaml:"page_size" types:"ldap"`
-	Timeout        Duration    `yaml:"timeout" types:"ldap,okta"`
-	NestedGroups   bool        `yaml:"nested_groups" types:"ldap"`
+	Flavor         string     `yaml:"flavor" types:"ldap"` // active_directory | openldap | generic
+	URL            StringList `yaml:"url" types:"ldap"`
+	TLS            TLS        `yaml:"tls" types:"ldap"`
+	BindDN         string     `yaml:"bind_dn" types:"ldap"`
+	BindPassword   Secret     `yaml:"bind_password" types:"ldap"`
+	BaseDN         string     `yaml:"base_dn" types:"ldap"`
+	UserFilter     string     `yaml:"user_filter" types:"ldap"`
+	GroupBaseDN    string     `yaml:"group_base_dn" types:"ldap"`
+	GroupFilter    string     `yaml:"group_filter" types:"ldap"`
+	DisabledFilter string     `yaml:"disabled_filter" types:"ldap"`
+	PageSize       int        `yaml:"page_size" types:"ldap"`
+	Timeout        Duration   `yaml:"timeout" types:"ldap,okta"`
+	NestedGroups   bool       `yaml:"nested_groups" types:"ldap"`
 
 	// okta
-	OrgURL         string     `yaml:"org_url" types:"okta"`
-	Token          Secret     `yaml:"token" types:"okta"`
-	Auth           string     `yaml:"auth" types:"okta"` // token (default) | private_key
-	ClientID       string     `yaml:"client_id" types:"okta"`
-	PrivateKeyFile string     `yaml:"private_key_file" types:"okta"`
-	Scopes         []string   `yaml:"scopes" types:"okta"`
-	Filter         string     `yaml:"filter" types:"okta"`
-	Search         string     `yaml:"search" types:"okta"`
-	RateLimitShare Percent    `yaml:"rate_limit_share" types:"okta"`
+	OrgURL         string   `yaml:"org_url" types:"okta"`
+	Token          Secret   `yaml:"token" types:"okta"`
+	Auth           string   `yaml:"auth" types:"okta"` // token (default) | private_key
+	ClientID       string   `yaml:"client_id" types:"okta"`
+	PrivateKeyFile string   `yaml:"private_key_file" types:"okta"`
+	Scopes         []string `yaml:"scopes" types:"okta"`
+	Filter         string   `yaml:"filter" types:"okta"`
+	Search         string   `yaml:"search" types:"okta"`
+	RateLimitShare Percent  `yaml:"rate_limit_share" types:"okta"`
 
 	// csv
 	Path      string `yaml:"path" types:"csv"`
@@ -198,4 +203,62 @@ type StringList []string
 type Percent struct {
 	Value float64
 	Set   bool
+}
+
+// Line returns the line the YAML path (such as "sources[1].type") was
+// written on, or, for a key that was not written, the line of the nearest
+// enclosing value that was. It is 0 for a Config that did not come from
+// Parse or Load. Use it to report problems found outside this package at
+// the right place.
+func (c *Config) Line(path string) int {
+	if c == nil {
+		return 0
+	}
+	return lineOf(c.locs, path)
+}
+
+// PoolOf returns the pool that counts the given area, or nil if no pool
+// lists it.
+func (c *Config) PoolOf(area string) *Pool {
+	for i := range c.Licensing.Pools {
+		if slices.Contains(c.Licensing.Pools[i].Areas, area) {
+			return &c.Licensing.Pools[i]
+		}
+	}
+	return nil
+}
+
+// Source returns the source with the given name, or nil.
+func (c *Config) Source(name string) *Source {
+	for i := range c.Sources {
+		if c.Sources[i].Name == name {
+			return &c.Sources[i]
+		}
+	}
+	return nil
+}
+
+// IsExempt reports whether username is on licensing.exempt, ignoring case.
+func (c *Config) IsExempt(username string) bool {
+	for _, u := range c.Licensing.Exempt {
+		if strings.EqualFold(u, username) {
+			return true
+		}
+	}
+	return false
+}
+
+// ScheduleOf returns the schedule of the named source: its own, or else
+// the top-level one. "" means the source has no schedule (or there is no
+// such source).
+func (c *Config) ScheduleOf(name string) string {
+	s := c.Source(name)
+	switch {
+	case s == nil:
+		return ""
+	case s.Schedule != "":
+		return s.Schedule
+	default:
+		return c.Schedule
+	}
 }

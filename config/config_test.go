@@ -1,0 +1,795 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// ignoreLocs leaves out where each value was written (see TestLine).
+var ignoreLocs = cmpopts.IgnoreUnexported(Config{})
+
+func mustParse(t *testing.T, doc, path string, env map[string]string) *Config {
+	t.Helper()
+	cfg, err := Parse([]byte(doc), path, testEnv(env))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return cfg
+}
+
+func readTestdata(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var fullEnv = map[string]string{
+	"AD_PASSWORD":        "ad-secret",
+	"OKTA_API_TOKEN":     "okta-secret",
+	"SMTP_PASSWORD":      "smtp-secret",
+	"SEATSYNC_API_TOKEN": "api-secret",
+}
+
+// TestParseFull parses the example of SPEC section 7, as written there.
+func TestParseFull(t *testing.T) {
+	got := mustParse(t, readTestdata(t, "full.yaml"), "/etc/seatsync/seatsync.yaml", fullEnv)
+	want := &Config{
+		Version:  1,
+		Store:    Store{Driver: "sqlite", Path: "/var/lib/seatsync/seatsync.db"},
+		Schedule: "*/15 * * * *",
+		Licensing: Licensing{
+			Pools: []Pool{
+				{Name: "primary", Limit: Limit{N: 50}, Areas: []string{"primary"}, Reserve: 2},
+				{Name: "extranet", Limit: Limit{N: 10}, Areas: []string{"partners", "suppliers"}},
+			},
+			Exempt:    []string{"admin", "support"},
+			Priority:  []PriorityRule{{Group: "CN=Executives,OU=Groups,DC=corp,DC=example", Weight: 100}},
+			OnOverage: "keep",
+		},
+		Safety: Safety{MaxDeprovision: Threshold{Percent: true, Value: 10, Set: true}},
+		Sources: []Source{
+			{
+				Name:         "corp-ad",
+				Type:         "ldap",
+				Flavor:       "active_directory",
+				Schedule:     "*/10 * * * *",
+				URL:          StringList{"ldaps://dc1.corp.example:636", "ldaps://dc2.corp.example:636"},
+				TLS:          TLS{Mode: "ldaps", CAFile: "/etc/seatsync/corp-ca.pem"},
+				BindDN:       "CN=svc-seatsync,OU=Service,DC=corp,DC=example",
+				BindPassword: NewSecret("ad-secret"),
+				BaseDN:       "OU=Staff,DC=corp,DC=example",
+				UserFilter:   "(&(objectCategory=person)(objectClass=user))",
+				PageSize:     500,
+				Timeout:      Duration{30 * time.Second},
+				NestedGroups: true,
+				Mapping: map[string]string{
+					"external_id": "objectGUID",
+					"username":    "sAMAccountName",
+					"email":       "mail",
+					"given_name":  "givenName",
+					"family_name": "sn",
+					"title":       "title",
+					"department":  "department",
+				},
+				UsernameCase: "lower",
+				Area:         "primary",
+				Groups:       []string{"CN=App Users,OU=Groups,DC=corp,DC=example"},
+				AreaRules: []AreaRule{
+					{Group: "CN=Partners,OU=Groups,DC=corp,DC=example", Area: "partners"},
+					{Attribute: &AttributeRule{Name: "company", Equals: "Acme Supplies"}, Area: "suppliers"},
+				},
+				OnLeave: "block",
+				Adopt:   true,
+			},
+			{
+				Name:           "okta",
+				Type:           "okta",
+				OrgURL:         "https://example.okta.com",
+				Token:          NewSecret("okta-secret"),
+				Auth:           "token",
+				Filter:         `status eq "ACTIVE" or status eq "SUSPENDED"`,
+				Groups:         []string{"Contractors"},
+				Area:           "suppliers",
+				Scopes:         []string{"okta.users.read", "okta.groups.read"},
+				RateLimitShare: Percent{Value: 50, Set: true},
+				Timeout:        Duration{30 * time.Second},
+				UsernameCase:   "lower",
+				OnLeave:        "block",
+			},
+			{
+				Name:      "hr",
+				Type:      "csv",
+				Path:      "/srv/hr/export.csv",
+				Delimiter: ";",
+				Mapping: map[string]string{
+					"external_id": "employee_id",
+					"username":    "login",
+					"email":       "mail",
+					"enabled":     "active",
+					"groups":      "teams",
+				},
+				UsernameCase: "lower",
+				Area:         "primary",
+				OnLeave:      "block",
+			},
+		},
+		Notify: Notify{
+			WarnAtPercent: 90,
+			Email: &Email{
+				To:   []string{"it-licences@example.com"},
+				From: "seatsync@example.com",
+				SMTP: SMTP{Host: "smtp.example.com", Port: 587, TLS: "starttls", Username: "seatsync", Password: NewSecret("smtp-secret")},
+			},
+			Webhooks: []Webhook{{URL: "https://hooks.example.com/T000/B000", Format: "slack", Timeout: Duration{10 * time.Second}}},
+		},
+		Server: Server{Listen: "127.0.0.1:8080", Token: NewSecret("api-secret")},
+		Log:    Log{Level: "info", Format: "json"},
+		Path:   "/etc/seatsync/seatsync.yaml",
+	}
+	if diff := cmp.Diff(want, got, ignoreLocs); diff != "" {
+		t.Errorf("Parse(full.yaml) (-want +got):\n%s", diff)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	doc := `version: 1
+licensing:
+  pools: [{name: primary, limit: unlimited, areas: [primary]}]
+sources:
+  - {name: hr, type: csv, path: /srv/hr.csv}
+  - {name: ad, type: ldap, url: ldaps://dc1, base_dn: "dc=corp"}
+  - {name: okta, type: okta, org_url: "https://example.okta.com", token: t}
+notify:
+  email: {to: [it@example.com], from: seatsync@example.com, smtp: {host: smtp.example.com}}
+  webhooks: [{url: "https://hooks.example.com/x"}]
+`
+	got := mustParse(t, doc, "/etc/seatsync/seatsync.yaml", nil)
+	want := &Config{
+		Version:   1,
+		Store:     Store{Driver: "sqlite", Path: "/etc/seatsync/seatsync.db"},
+		Licensing: Licensing{Pools: []Pool{{Name: "primary", Limit: Limit{Unlimited: true}, Areas: []string{"primary"}}}, OnOverage: "keep"},
+		Safety:    Safety{MaxDeprovision: Threshold{Percent: true, Value: 10, Set: true}},
+		Sources: []Source{
+			{Name: "hr", Type: "csv", Path: "/srv/hr.csv", Delimiter: ",", UsernameCase: "lower", OnLeave: "block", Area: "primary"},
+			{
+				Name: "ad", Type: "ldap", URL: StringList{"ldaps://dc1"}, BaseDN: "dc=corp",
+				Flavor: "generic", TLS: TLS{Mode: "ldaps"}, PageSize: 500, Timeout: Duration{30 * time.Second},
+				UsernameCase: "lower", OnLeave: "block", Area: "primary",
+			},
+			{
+				Name: "okta", Type: "okta", OrgURL: "https://example.okta.com", Token: NewSecret("t"),
+				Auth: "token", RateLimitShare: Percent{Value: 50, Set: true}, Timeout: Duration{30 * time.Second},
+				Scopes:       []string{"okta.users.read", "okta.groups.read"},
+				UsernameCase: "lower", OnLeave: "block", Area: "primary",
+			},
+		},
+		Notify: Notify{
+			WarnAtPercent: 90,
+			Email: &Email{
+				To: []string{"it@example.com"}, From: "seatsync@example.com",
+				SMTP: SMTP{Host: "smtp.example.com", Port: 587, TLS: "starttls"},
+			},
+			Webhooks: []Webhook{{URL: "https://hooks.example.com/x", Format: "json", Timeout: Duration{10 * time.Second}}},
+		},
+		Server: Server{Listen: "127.0.0.1:8080"},
+		Log:    Log{Level: "info", Format: "json"},
+		Path:   "/etc/seatsync/seatsync.yaml",
+	}
+	if diff := cmp.Diff(want, got, ignoreLocs); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+}
+
+func TestSMTPPortFollowsTLS(t *testing.T) {
+	for _, tc := range []struct {
+		smtp string
+		port int
+	}{
+		{"{host: mx}", 587},
+		{"{host: mx, tls: starttls}", 587},
+		{"{host: mx, tls: none}", 587},
+		{"{host: mx, tls: tls}", 465},
+		{"{host: mx, tls: tls, port: 2465}", 2465},
+	} {
+		doc := readTestdata(t, "minimal.yaml") + "notify: {email: {to: [a@example.com], from: b@example.com, smtp: " + tc.smtp + "}}\n"
+		if got := mustParse(t, doc, "", nil).Notify.Email.SMTP.Port; got != tc.port {
+			t.Errorf("smtp %s: port = %d, want %d", tc.smtp, got, tc.port)
+		}
+	}
+}
+
+// An explicit zero is checked, not replaced by the default.
+func TestExplicitZeroIsNotDefaulted(t *testing.T) {
+	doc := readTestdata(t, "minimal.yaml") + "safety: {max_deprovision: 0}\n"
+	got := mustParse(t, doc, "", nil).Safety.MaxDeprovision
+	if want := (Threshold{Value: 0, Set: true}); got != want {
+		t.Errorf("max_deprovision = %+v, want %+v", got, want)
+	}
+}
+
+func TestRelativePaths(t *testing.T) {
+	doc := `version: 1
+store: {path: data/seatsync.db}
+licensing:
+  pools: [{name: primary, limit: 5, areas: [primary]}]
+sources:
+  - {name: hr, type: csv, path: exports/hr.csv}
+  - {name: hr2, type: csv, path: /abs/hr.csv}
+  - {name: ad, type: ldap, url: ldaps://dc1, base_dn: "dc=corp", tls: {ca_file: ca.pem}}
+  - {name: okta, type: okta, org_url: "https://example.okta.com", auth: private_key, client_id: c, private_key_file: ../keys/okta.pem}
+`
+	type paths struct{ Store, CSV, CSVAbs, CA, Key string }
+	get := func(c *Config) paths {
+		return paths{c.Store.Path, c.Sources[0].Path, c.Sources[1].Path, c.Sources[2].TLS.CAFile, c.Sources[3].PrivateKeyFile}
+	}
+	for _, tc := range []struct {
+		configPath string
+		want       paths
+	}{
+		{"/etc/seatsync/seatsync.yaml", paths{"/etc/seatsync/data/seatsync.db", "/etc/seatsync/exports/hr.csv", "/abs/hr.csv", "/etc/seatsync/ca.pem", "/etc/keys/okta.pem"}},
+		{"", paths{"data/seatsync.db", "exports/hr.csv", "/abs/hr.csv", "ca.pem", "../keys/okta.pem"}},
+	} {
+		got := get(mustParse(t, doc, tc.configPath, nil))
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("config at %q (-want +got):\n%s", tc.configPath, diff)
+		}
+	}
+
+	// The default sqlite file sits next to the configuration.
+	if got := mustParse(t, readTestdata(t, "minimal.yaml"), "/srv/seatsync/c.yaml", nil).Store.Path; got != "/srv/seatsync/seatsync.db" {
+		t.Errorf("default store path = %q", got)
+	}
+	if got := mustParse(t, readTestdata(t, "minimal.yaml"), "", nil).Store.Path; got != "seatsync.db" {
+		t.Errorf("default store path without a file = %q", got)
+	}
+	// A relative config path is made absolute first.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustParse(t, doc, "conf/seatsync.yaml", nil).Sources[0].Path; got != filepath.Join(wd, "conf/exports/hr.csv") {
+		t.Errorf("csv path with a relative config path = %q", got)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	env := testEnv(map[string]string{"A": "alpha", "B": "b", "EMPTY": "", "REF": "${A}"})
+	tests := []struct {
+		in, want string
+		problems []string
+	}{
+		{"plain", "plain", nil},
+		{"${A}", "alpha", nil},
+		{"x${A}-${B}y", "xalpha-by", nil},
+		{"${EMPTY}", "", nil},
+		{"$${A}", "${A}", nil},
+		{"$${A} and ${A}", "${A} and alpha", nil},
+		{"pa$$word $A", "pa$$word $A", nil},
+		{"${REF}", "${A}", nil}, // values are not expanded again
+		{"${MISSING}", "", []string{"environment variable MISSING is not set"}},
+		{"${A}${MISSING}${ALSO}", "alpha", []string{"environment variable MISSING is not set", "environment variable ALSO is not set"}},
+		{"${A-x}", "", []string{"${A-x} is not a variable reference: a name is letters, digits and _ (write $${ for a literal ${)"}},
+		{"${}", "", []string{"${} is not a variable reference: a name is letters, digits and _ (write $${ for a literal ${)"}},
+		{"${A", "${A", []string{"${ is not closed by }; write $${ for a literal ${"}},
+	}
+	for _, tc := range tests {
+		got, problems := expand(tc.in, env)
+		if diff := cmp.Diff(tc.problems, problems); diff != "" {
+			t.Errorf("expand(%q) problems (-want +got):\n%s", tc.in, diff)
+			continue
+		}
+		if len(problems) == 0 && got != tc.want {
+			t.Errorf("expand(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestVariables(t *testing.T) {
+	doc := `version: ${VERSION}
+licensing:
+  pools: [{name: primary, limit: ${SEATS}, areas: [primary]}]
+  exempt: [$${ADMIN}, x${DELIM}y]
+sources:
+  - {name: hr, type: csv, path: "${HR_DIR}/hr.csv", delimiter: ${DELIM}}
+  - name: filter
+    type: okta
+    org_url: https://example.okta.com
+    token: ${TOKEN}
+    filter: 'profile.name eq "$${literal}"'
+server: {listen: "${HOST}:8080", token: ${TOKEN}}
+`
+	env := map[string]string{"VERSION": "1", "SEATS": "25", "HR_DIR": "/srv/hr", "DELIM": ";", "TOKEN": "tok-secret", "HOST": "0.0.0.0"}
+	cfg := mustParse(t, doc, "", env)
+	type got struct {
+		Version         int
+		Limit           Limit
+		Path, Delim     string
+		Filter, Listen  string
+		Token, APIToken string
+		Exempt          []string
+	}
+	want := got{1, Limit{N: 25}, "/srv/hr/hr.csv", ";", `profile.name eq "${literal}"`, "0.0.0.0:8080", "tok-secret", "tok-secret", []string{"${ADMIN}", "x;y"}}
+	have := got{cfg.Version, cfg.Licensing.Pools[0].Limit, cfg.Sources[0].Path, cfg.Sources[0].Delimiter,
+		cfg.Sources[1].Filter, cfg.Server.Listen, cfg.Sources[1].Token.Reveal(), cfg.Server.Token.Reveal(), cfg.Licensing.Exempt}
+	if diff := cmp.Diff(want, have); diff != "" {
+		t.Errorf("expanded values (-want +got):\n%s", diff)
+	}
+}
+
+func TestSecretFiles(t *testing.T) {
+	cfg := mustParse(t, readTestdata(t, "secret_files.yaml"), "testdata/secret_files.yaml", map[string]string{"SEATSYNC_API_TOKEN": "api"})
+	got := map[string]string{
+		"dsn":           cfg.Store.DSN.Reveal(),
+		"bind_password": cfg.Sources[0].BindPassword.Reveal(),
+		"token":         cfg.Sources[1].Token.Reveal(),
+	}
+	want := map[string]string{
+		"dsn":           "postgres://seatsync:pg-secret@db/seatsync",
+		"bind_password": "bind-secret-from-file",
+		"token":         "okta-token-from-file", // the file ends in \r\n
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("secrets read from files (-want +got):\n%s", diff)
+	}
+	abs, err := filepath.Abs("testdata/corp-ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sources[0].TLS.CAFile != abs {
+		t.Errorf("ca_file = %q, want %q", cfg.Sources[0].TLS.CAFile, abs)
+	}
+}
+
+func TestReadSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		content, want, err string
+	}{
+		{"s3cret", "s3cret", ""},
+		{"s3cret\n", "s3cret", ""},
+		{"s3cret\r\n", "s3cret", ""},
+		{"s3cret\n\n", "s3cret\n", ""}, // only one newline is trimmed
+		{" s3cret \n", " s3cret ", ""},
+		{"\n", "", "is empty"},
+		{strings.Repeat("x", maxSecretFile+1), "", "is larger than"},
+	} {
+		name := filepath.Join(dir, "secret")
+		if err := os.WriteFile(name, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readSecretFile(name)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("content %.20q: error = %v, want %q", tc.content, err, tc.err)
+		case tc.err == "" && err != nil:
+			t.Errorf("content %.20q: %v", tc.content, err)
+		case got != tc.want:
+			t.Errorf("content %.20q: got %q, want %q", tc.content, got, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("error shows the secret: %v", err)
+		}
+	}
+	if _, err := readSecretFile(dir); err == nil {
+		t.Error("reading a directory: no error")
+	}
+	if _, err := readSecretFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: error = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestSecretsNeverShown sets every secret, through variables and files,
+// then checks that no error and no printed form of the Config shows one.
+func TestSecretsNeverShown(t *testing.T) {
+	dir := t.TempDir()
+	for name, v := range map[string]string{"dsn": "SECRET-dsn-file", "bind": "SECRET-bind-file", "smtp": "SECRET-smtp-file"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"TOKEN": "SECRET-okta-env", "API": "SECRET-api-env", "PW": "SECRET-pw-env"}
+	valid := `version: 1
+store: {driver: postgres, dsn_file: dsn}
+licensing:
+  pools: [{name: primary, limit: 5, areas: [primary]}]
+sources:
+  - {name: ad, type: ldap, url: ldaps://dc1, base_dn: "dc=corp", bind_dn: cn=svc, bind_password_file: bind}
+  - {name: okta, type: okta, org_url: "https://example.okta.com", token: "${TOKEN}"}
+notify:
+  email: {to: [a@example.com], from: b@example.com, smtp: {host: mx, username: u, password_file: smtp}}
+server: {token: "${API}"}
+`
+	cfg := mustParse(t, valid, filepath.Join(dir, "seatsync.yaml"), env)
+	if cfg.Store.DSN.Reveal() != "SECRET-dsn-file" || cfg.Server.Token.Reveal() != "SECRET-api-env" {
+		t.Fatalf("secrets not loaded: %q %q", cfg.Store.DSN.Reveal(), cfg.Server.Token.Reveal())
+	}
+	var shown []string
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%T %[1]v"} {
+		shown = append(shown, fmt.Sprintf(verb, cfg), fmt.Sprintf(verb, *cfg), fmt.Sprintf(verb, cfg.Sources[0]))
+	}
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown = append(shown, string(js))
+
+	// Secrets next to every kind of problem: wrong types, a bad enum
+	// nearby, both forms set, a secret on the wrong source type.
+	invalid := `version: 1
+store: {driver: postgres, dsn: "${PW}", dsn_file: dsn}
+licensing:
+  pools: [{name: primary, limit: 5, areas: [primary]}]
+sources:
+  - {name: ad, type: ldap, url: ldaps://dc1, base_dn: "dc=corp", bind_password: "${PW}", tls: {mode: none}}
+  - {name: hr, type: csv, path: x.csv, token: SECRET-literal-on-csv, bind_password_file: bind}
+  - {name: okta, type: okta, org_url: "https://example.okta.com", token: [SECRET-in-list], auth: private_key}
+notify:
+  email: {to: [a@example.com], from: b@example.com, smtp: {host: mx, password: "${PW}", tls: ssl}}
+server: {token: {value: SECRET-in-mapping}, listen: "0.0.0.0:80"}
+`
+	_, err = Parse([]byte(invalid), filepath.Join(dir, "seatsync.yaml"), testEnv(env))
+	if err == nil {
+		t.Fatal("invalid config parsed")
+	}
+	shown = append(shown, err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err))
+
+	for _, s := range shown {
+		if i := strings.Index(s, "SECRET-"); i >= 0 {
+			t.Errorf("a secret is shown: ...%s...", s[max(0, i-300):min(len(s), i+30)])
+		}
+	}
+}
+
+func TestMergeKeys(t *testing.T) {
+	doc := `version: 1
+licensing:
+  pools: [{name: primary, limit: 5, areas: [primary]}]
+sources:
+  - &ad
+    name: dc1
+    type: ldap
+    url: ldaps://dc1
+    base_dn: "dc=corp"
+    page_size: 100
+  - <<: *ad
+    name: dc2
+    url: ldaps://dc2
+  - <<: [{name: first-wins, page_size: 7}, *ad]
+    name: dc3
+`
+	cfg := mustParse(t, doc, "", nil)
+	type src struct {
+		Name, Type, URL string
+		PageSize        int
+	}
+	var got []src
+	for _, s := range cfg.Sources {
+		got = append(got, src{s.Name, s.Type, s.URL[0], s.PageSize})
+	}
+	want := []src{{"dc1", "ldap", "ldaps://dc1", 100}, {"dc2", "ldap", "ldaps://dc2", 100}, {"dc3", "ldap", "ldaps://dc1", 7}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("merged sources (-want +got):\n%s", diff)
+	}
+}
+
+// A mapping that merges itself, and aliases that refer back to their own
+// anchor, are reported, not followed forever.
+func TestSelfReference(t *testing.T) {
+	for _, doc := range []string{
+		"version: 1\nstore: &s {<<: *s, driver: sqlite}\n",
+		"version: 1\nsources: &s [*s]\n",
+		"version: 1\nlicensing: &l {pools: [*l]}\n",
+		"version: 1\nlicensing: &l {pools: [{<<: *l}]}\n",
+	} {
+		_, err := Parse([]byte(doc), "", nil)
+		var ps Problems
+		if !errors.As(err, &ps) {
+			t.Errorf("%q: error = %v, want Problems", doc, err)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "seatsync.yaml")
+	if err := os.WriteFile(name, []byte(readTestdata(t, "minimal.yaml")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Path != name || cfg.Sources[0].Path != filepath.Join(dir, "hr.csv") {
+		t.Errorf("Load: Path = %q, csv path = %q", cfg.Path, cfg.Sources[0].Path)
+	}
+
+	t.Setenv("SEATSYNC_TEST_SEATS", "12")
+	doc := strings.Replace(readTestdata(t, "minimal.yaml"), "limit: 25", "limit: ${SEATSYNC_TEST_SEATS}", 1)
+	if err := os.WriteFile(name, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := Load(name); err != nil || cfg.Licensing.Pools[0].Limit.N != 12 {
+		t.Errorf("Load with ${SEATSYNC_TEST_SEATS}: %v", err)
+	}
+
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(missing) error = %v, want fs.ErrNotExist", err)
+	}
+	if err := os.WriteFile(name, []byte("version: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ps Problems
+	if _, err := Load(name); !errors.As(err, &ps) || len(ps) != 2 {
+		t.Errorf("Load(no pools, no sources) = %v, want 2 problems", err)
+	}
+}
+
+func TestLine(t *testing.T) {
+	cfg := mustParse(t, readTestdata(t, "full.yaml"), "", fullEnv)
+	for path, want := range map[string]int{
+		"version":                  1,
+		"store.driver":             3,
+		"licensing.pools[1]":       13,
+		"licensing.pools[1].limit": 14,
+		"sources[0].tls":           29, // the key's line
+		"sources[0].tls.mode":      29, // in a flow mapping
+		"sources[0].url[1]":        28, // in a flow list
+		"sources[0].mapping.email": 40, // a map entry
+		"sources[2].area":          62, // not written: the source's line
+		"sources[2].type":          63,
+		"notify.email.smtp.port":   72,
+		"notify.webhooks[0].url":   74,
+		"no.such.key":              1, // the document
+		"":                         1,
+	} {
+		if got := cfg.Line(path); got != want {
+			t.Errorf("Line(%q) = %d, want %d", path, got, want)
+		}
+	}
+	if got := (&Config{}).Line("version"); got != 0 {
+		t.Errorf("Line on a Config not from Parse = %d", got)
+	}
+}
+
+// With problems, Parse still returns what it could decode, so callers can
+// add their own problems, at the right lines.
+func TestPartialConfig(t *testing.T) {
+	doc := "version: 1\nlicensing:\n  pools: [{name: p, limit: 1, areas: [primary]}]\nsources:\n  - {name: ad, type: ldap}\n"
+	cfg, err := Parse([]byte(doc), "", nil)
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != 2 {
+		t.Fatalf("err = %v, want 2 problems", err)
+	}
+	if cfg == nil || cfg.Sources[0].Type != "ldap" || cfg.Sources[0].PageSize != 500 || cfg.Line("sources[0].type") != 5 {
+		t.Errorf("partial config = %+v", cfg)
+	}
+	for _, doc := range []string{"version: [1", "- a\n", "plain words\n"} {
+		if cfg, err := Parse([]byte(doc), "", nil); err == nil || cfg != nil {
+			t.Errorf("Parse(%q) = %v, %v; want no config and an error", doc, cfg, err)
+		}
+	}
+}
+
+func TestEmptyFile(t *testing.T) {
+	for _, doc := range []string{"", "\n", "# only a comment\n", "---\n", "~\n"} {
+		_, err := Parse([]byte(doc), "", nil)
+		var ps Problems
+		if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Line != 0 || !strings.Contains(ps[0].Message, "the file is empty") {
+			t.Errorf("Parse(%q) = %v, want one problem saying the file is empty", doc, err)
+		}
+	}
+}
+
+func TestProblemsError(t *testing.T) {
+	ps := Problems{
+		{Path: "sources[1].tls.mode", Line: 14, Message: `"ldap" is not one of ldaps, starttls, none`},
+		{Path: "version", Line: 1, Message: "required: write version: 1"},
+		{Message: "the file is empty"},
+		{Line: 3, Message: "invalid YAML: x"},
+	}
+	want := `the file is empty
+line 1: version: required: write version: 1
+line 3: invalid YAML: x
+line 14: sources[1].tls.mode: "ldap" is not one of ldaps, starttls, none`
+	if got := ps.Error(); got != want {
+		t.Errorf("Error() =\n%s\nwant\n%s", got, want)
+	}
+	if ps[0].Line != 14 {
+		t.Error("Error() reordered the list it was called on")
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	cfg := mustParse(t, readTestdata(t, "full.yaml"), "", fullEnv)
+	if p := cfg.PoolOf("suppliers"); p == nil || p.Name != "extranet" {
+		t.Errorf("PoolOf(suppliers) = %+v", p)
+	}
+	if p := cfg.PoolOf("nowhere"); p != nil {
+		t.Errorf("PoolOf(nowhere) = %+v, want nil", p)
+	}
+	if s := cfg.Source("hr"); s == nil || s.Type != "csv" {
+		t.Errorf("Source(hr) = %+v", s)
+	}
+	if s := cfg.Source("nope"); s != nil {
+		t.Errorf("Source(nope) = %+v, want nil", s)
+	}
+	for name, want := range map[string]string{"corp-ad": "*/10 * * * *", "hr": "*/15 * * * *", "nope": ""} {
+		if got := cfg.ScheduleOf(name); got != want {
+			t.Errorf("ScheduleOf(%s) = %q, want %q", name, got, want)
+		}
+	}
+	for user, want := range map[string]bool{"admin": true, "ADMIN": true, "Support": true, "jdoe": false, "": false} {
+		if got := cfg.IsExempt(user); got != want {
+			t.Errorf("IsExempt(%q) = %v, want %v", user, got, want)
+		}
+	}
+	// A pointer from PoolOf refers into the Config.
+	cfg.PoolOf("primary").Reserve = 7
+	if cfg.Licensing.Pools[0].Reserve != 7 {
+		t.Error("PoolOf returned a copy")
+	}
+}
+
+func TestThresholdOf(t *testing.T) {
+	for _, tc := range []struct {
+		threshold string
+		total     int
+		want      int
+	}{
+		{"500", 0, 500},
+		{"500", 10, 500},
+		{"0", 100, 0},
+		{"10%", 0, 0},
+		{"10%", 5, 1}, // floor(0.5) is 0, but at least 1
+		{"10%", 9, 1},
+		{"10%", 10, 1},
+		{"10%", 19, 1},
+		{"10%", 20, 2},
+		{"10%", 1000, 100},
+		{"0%", 1000, 0},
+		{"2.5%", 1000, 25},
+		{"100%", 7, 7},
+	} {
+		var th Threshold
+		if err := th.parseScalar(tc.threshold); err != nil {
+			t.Fatal(err)
+		}
+		if got := th.Of(tc.total); got != tc.want {
+			t.Errorf("Threshold(%s).Of(%d) = %d, want %d", tc.threshold, tc.total, got, tc.want)
+		}
+	}
+	if got := (Threshold{}).Of(100); got != 0 {
+		t.Errorf("unset Threshold.Of(100) = %d, want 0", got)
+	}
+}
+
+func TestScalarPrinting(t *testing.T) {
+	type row struct {
+		Limit     Limit
+		Threshold Threshold
+		Percent   Percent
+		Duration  Duration
+	}
+	rows := []row{
+		{Limit{N: 50}, Threshold{Value: 500, Set: true}, Percent{Value: 50, Set: true}, Duration{90 * time.Second}},
+		{Limit{Unlimited: true}, Threshold{Percent: true, Value: 10, Set: true}, Percent{Value: 12.5, Set: true}, Duration{720 * time.Hour}},
+		{},
+	}
+	var strs []string
+	for _, r := range rows {
+		strs = append(strs, strings.Join([]string{r.Limit.String(), r.Threshold.String(), r.Percent.String(), r.Duration.String()}, " "))
+	}
+	if diff := cmp.Diff([]string{"50 500 50% 1m30s", "unlimited 10% 12.5% 720h0m0s", "0   0s"}, strs); diff != "" {
+		t.Errorf("String (-want +got):\n%s", diff)
+	}
+	js, err := json.Marshal(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"Limit":50,"Threshold":500,"Percent":"50%","Duration":"1m30s"},` +
+		`{"Limit":"unlimited","Threshold":"10%","Percent":"12.5%","Duration":"720h0m0s"},` +
+		`{"Limit":0,"Threshold":null,"Percent":null,"Duration":"0s"}]`
+	if string(js) != want {
+		t.Errorf("JSON:\n%s\nwant\n%s", js, want)
+	}
+}
+
+func TestScalarParsing(t *testing.T) {
+	type result struct {
+		Limit     string
+		Threshold string
+		Percent   string
+	}
+	for _, tc := range []struct {
+		in   string
+		want result // String() of what was read, "error" when refused
+	}{
+		{"0", result{"0", "0", "error"}},
+		{"50", result{"50", "50", "50%"}},
+		{" 50 ", result{"50", "50", "50%"}},
+		{"50%", result{"error", "50%", "50%"}},
+		{"0%", result{"error", "0%", "error"}},
+		{"100%", result{"error", "100%", "100%"}},
+		{"100.5%", result{"error", "error", "error"}},
+		{"0.5", result{"error", "error", "0.5%"}},
+		{"unlimited", result{"unlimited", "error", "error"}},
+		{"Unlimited", result{"unlimited", "error", "error"}},
+		{"-1", result{"error", "error", "error"}},
+		{"NaN%", result{"error", "error", "error"}},
+		{"", result{"error", "error", "error"}},
+	} {
+		var got result
+		var l Limit
+		var th Threshold
+		var p Percent
+		got.Limit, got.Threshold, got.Percent = "error", "error", "error"
+		if l.parseScalar(tc.in) == nil {
+			got.Limit = l.String()
+		}
+		if th.parseScalar(tc.in) == nil {
+			got.Threshold = th.String()
+		}
+		if p.parseScalar(tc.in) == nil {
+			got.Percent = p.String()
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%q (-want +got):\n%s", tc.in, diff)
+		}
+	}
+}
+
+func TestParseSchedule(t *testing.T) {
+	for spec, ok := range map[string]bool{
+		"*/15 * * * *":                   true,
+		"0 6 * * 1-5":                    true,
+		"@every 15m":                     true,
+		"@hourly":                        true,
+		"CRON_TZ=UTC 0 6 * * *":          true,
+		"0 0 6 * * *":                    false, // no seconds field
+		"@every":                         false,
+		"TZ=UTC":                         false,
+		"CRON_TZ=Nowhere/City * * * * *": false,
+		"":                               false,
+	} {
+		if _, err := ParseSchedule(spec); (err == nil) != ok {
+			t.Errorf("ParseSchedule(%q) error = %v, want ok=%v", spec, err, ok)
+		}
+	}
+}
+
+// Every complete example in docs/configuration.md is a valid configuration.
+func TestDocsExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Skipf("docs not found: %v", err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	env := func(name string) (string, bool) { return "value-of-" + name, true }
+	n := 0
+	for _, b := range blocks {
+		if !strings.HasPrefix(b[1], "version: 1") {
+			continue
+		}
+		n++
+		if _, err := Parse([]byte(b[1]), "/etc/seatsync/seatsync.yaml", env); err != nil {
+			t.Errorf("docs example %d:\n%v\n%s", n, err, b[1])
+		}
+	}
+	if n == 0 {
+		t.Error("docs/configuration.md has no complete example (a yaml block starting with version: 1)")
+	}
+}

@@ -1,0 +1,525 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// This file checks a decoded configuration, with its defaults applied,
+// against the rules of SPEC section 7. Every problem is collected, each at
+// the path of the value that is wrong and the line it was written on (or,
+// for a missing key, the line of the mapping that should hold it).
+
+// IdentityFields returns the identity fields a source's mapping may set
+// (SPEC section 1).
+func IdentityFields() []string {
+	return []string{"external_id", "username", "email", "given_name", "family_name",
+		"display_name", "title", "department", "groups", "enabled"}
+}
+
+type validator struct {
+	c     *Config
+	locs  map[string]loc
+	bad   map[string]bool // paths the decoder already reported
+	probs Problems
+}
+
+// add records a problem at path, unless the decoder already reported one
+// there (a value that could not be read is not checked again).
+func (v *validator) add(path, format string, args ...any) {
+	if v.bad[path] {
+		return
+	}
+	v.probs = append(v.probs, Problem{Path: path, Line: v.line(path), Message: fmt.Sprintf(format, args...)})
+	v.bad[path] = true
+}
+
+// line returns the line path was written on, or that of its nearest
+// written ancestor.
+func (v *validator) line(path string) int { return lineOf(v.locs, path) }
+
+func lineOf(locs map[string]loc, path string) int {
+	for {
+		if l, ok := locs[path]; ok {
+			return l.line
+		}
+		if path == "" {
+			return 0
+		}
+		path = parentPath(path)
+	}
+}
+
+// parentPath drops a path's last key or index.
+func parentPath(path string) string {
+	if strings.HasSuffix(path, `"]`) { // a quoted key: mapping["a.b"]
+		if i := strings.LastIndex(path, `["`); i >= 0 {
+			return path[:i]
+		}
+	}
+	i := max(strings.LastIndexByte(path, '.'), strings.LastIndexByte(path, '['))
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
+}
+
+// given reports whether path was written with a non-null value.
+func (v *validator) given(path string) bool {
+	l, ok := v.locs[path]
+	return ok && !l.null
+}
+
+// oneOf checks that val is one of the options.
+func (v *validator) oneOf(path, val string, options ...string) bool {
+	if slices.Contains(options, val) {
+		return true
+	}
+	v.add(path, "%q is not one of %s", val, strings.Join(options, ", "))
+	return false
+}
+
+func (v *validator) schedule(path, spec string) {
+	if spec == "" {
+		return
+	}
+	if _, err := ParseSchedule(spec); err != nil {
+		v.add(path, "%q is not a schedule (5 cron fields or a descriptor such as @every 15m): %v", spec, err)
+	}
+}
+
+// secret reports whether a secret was configured: set, or written but not
+// readable (the decoder has reported that, so "required" would be noise).
+func (v *validator) secret(path string, s Secret) bool {
+	return s.IsSet() || v.bad[path] || v.bad[path+"_file"]
+}
+
+func (v *validator) notEmpty(path, s string) bool {
+	if strings.TrimSpace(s) == "" {
+		v.add(path, "must not be empty")
+		return false
+	}
+	return true
+}
+
+func (v *validator) positive(path string, d Duration) {
+	if d.Duration <= 0 {
+		v.add(path, "must be more than 0")
+	}
+}
+
+func (v *validator) validate() {
+	c := v.c
+	if !v.given("version") {
+		v.add("version", "required: write version: 1")
+	} else if c.Version != 1 {
+		v.add("version", "%d is not a supported version (the only one is 1)", c.Version)
+	}
+	v.store()
+	v.schedule("schedule", c.Schedule)
+	areas := v.licensing()
+	v.sources(areas)
+	v.notify()
+	v.server()
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "json", "console")
+}
+
+func (v *validator) store() {
+	s := v.c.Store
+	if !v.oneOf("store.driver", s.Driver, "sqlite", "postgres") {
+		return
+	}
+	switch s.Driver {
+	case "postgres":
+		if !v.secret("store.dsn", s.DSN) {
+			v.add("store.dsn", "required when driver is postgres (or dsn_file)")
+		}
+		if v.given("store.path") {
+			v.add("store.path", "not used by the postgres driver (it is for sqlite)")
+		}
+	case "sqlite":
+		if s.DSN.IsSet() {
+			v.add("store.dsn", "not used by the sqlite driver (it is for postgres)")
+		}
+	}
+}
+
+// licensing checks the pools, exempt list and priority rules, and returns
+// each area with the index of the pool it belongs to.
+func (v *validator) licensing() map[string]int {
+	l := v.c.Licensing
+	areas := map[string]int{}
+	if len(l.Pools) == 0 {
+		v.add("licensing.pools", "at least one pool is required")
+	}
+	names := map[string]int{}
+	for i, p := range l.Pools {
+		pp := index("licensing.pools", i)
+		if v.notEmpty(pp+".name", p.Name) {
+			if j, dup := names[p.Name]; dup {
+				v.add(pp+".name", "%q is already the name of licensing.pools[%d]", p.Name, j)
+			} else {
+				names[p.Name] = i
+			}
+		}
+		limitOK := v.given(pp+".limit") && !v.bad[pp+".limit"]
+		if !v.given(pp + ".limit") {
+			v.add(pp+".limit", `required: a number of seats or "unlimited"`)
+		}
+		if len(p.Areas) == 0 {
+			v.add(pp+".areas", "at least one area is required")
+		}
+		for k, a := range p.Areas {
+			ap := index(pp+".areas", k)
+			if !v.notEmpty(ap, a) {
+				continue
+			}
+			if j, dup := areas[a]; dup {
+				if j == i {
+					v.add(ap, "%q is listed twice", a)
+				} else {
+					v.add(ap, "%q is already an area of licensing.pools[%d]; an area belongs to one pool", a, j)
+				}
+				continue
+			}
+			areas[a] = i
+		}
+		switch {
+		case p.Reserve < 0:
+			v.add(pp+".reserve", "%d is negative", p.Reserve)
+		case limitOK && !p.Limit.Unlimited && p.Reserve > p.Limit.N:
+			v.add(pp+".reserve", "%d is more than the pool's limit of %d", p.Reserve, p.Limit.N)
+		}
+	}
+
+	seen := map[string]int{}
+	for i, u := range l.Exempt {
+		ep := index("licensing.exempt", i)
+		if !v.notEmpty(ep, u) {
+			continue
+		}
+		key := strings.ToLower(u)
+		if j, dup := seen[key]; dup {
+			v.add(ep, "%q is already listed as licensing.exempt[%d] (usernames are compared ignoring case)", u, j)
+			continue
+		}
+		seen[key] = i
+	}
+
+	for i, r := range l.Priority {
+		rp := index("licensing.priority", i)
+		if strings.TrimSpace(r.Group) == "" {
+			v.add(rp+".group", "required")
+		}
+		if !v.given(rp + ".weight") {
+			v.add(rp+".weight", "required: a whole number, higher goes first")
+		}
+	}
+	v.oneOf("licensing.on_overage", l.OnOverage, "keep", "block_newest")
+	return areas
+}
+
+// area checks that a source or area rule puts people in an area of some
+// pool. With no areas at all the pools are already reported.
+func (v *validator) area(path, area string, areas map[string]int) {
+	if len(areas) == 0 || !v.notEmpty(path, area) {
+		return
+	}
+	if _, ok := areas[area]; ok {
+		return
+	}
+	known := make([]string, 0, len(areas))
+	for a := range areas {
+		known = append(known, a)
+	}
+	sort.Strings(known)
+	what := fmt.Sprintf("%q", area)
+	if !v.given(path) {
+		what = fmt.Sprintf("the default area %q", area)
+	}
+	v.add(path, "%s is not an area of any pool (areas: %s)", what, strings.Join(known, ", "))
+}
+
+func (v *validator) sources(areas map[string]int) {
+	if len(v.c.Sources) == 0 {
+		v.add("sources", "at least one source is required")
+	}
+	names := map[string]int{}
+	for i := range v.c.Sources {
+		v.source(i, &v.c.Sources[i], areas, names)
+	}
+}
+
+func isSourceName(s string) bool {
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func (v *validator) source(i int, s *Source, areas map[string]int, names map[string]int) {
+	p := index("sources", i)
+	at := func(key string) string { return p + "." + key }
+
+	switch j, dup := names[s.Name]; {
+	case s.Name == "":
+		v.add(at("name"), "required")
+	case !isSourceName(s.Name):
+		v.add(at("name"), "%q may only contain letters, digits, '-', '_' and '.'", s.Name)
+	case dup:
+		v.add(at("name"), "%q is already the name of sources[%d]", s.Name, j)
+	default:
+		names[s.Name] = i
+	}
+	typeOK := false
+	if s.Type == "" {
+		v.add(at("type"), "required: one of csv, ldap, okta")
+	} else {
+		typeOK = v.oneOf(at("type"), s.Type, "csv", "ldap", "okta")
+	}
+	v.schedule(at("schedule"), s.Schedule)
+	v.oneOf(at("username_case"), s.UsernameCase, "lower", "keep")
+	if v.oneOf(at("on_leave"), s.OnLeave, "block", "delete", "keep") &&
+		v.given(at("delete_after")) && s.OnLeave != "block" {
+		v.add(at("delete_after"), "only applies with on_leave: block (on_leave is %s)", s.OnLeave)
+	}
+	v.area(at("area"), s.Area, areas)
+	for j, g := range s.Groups {
+		v.notEmpty(index(at("groups"), j), g)
+	}
+	for j, r := range s.AreaRules {
+		rp := index(at("area_rules"), j)
+		switch {
+		case r.Group != "" && r.Attribute != nil:
+			v.add(rp, "has both group and attribute; a rule has one of them")
+		case r.Group == "" && r.Attribute == nil:
+			v.add(rp, "needs a group or an attribute to match")
+		case r.Attribute != nil && strings.TrimSpace(r.Attribute.Name) == "":
+			v.add(rp+".attribute.name", "required: the identity field or attribute to compare")
+		}
+		if !v.given(rp + ".area") {
+			v.add(rp+".area", "required")
+		} else {
+			v.area(rp+".area", r.Area, areas)
+		}
+	}
+	fields := IdentityFields()
+	keys := make([]string, 0, len(s.Mapping))
+	for k := range s.Mapping {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		mp := joinKey(at("mapping"), k)
+		if !slices.Contains(fields, k) {
+			msg := fmt.Sprintf("%q is not an identity field (one of %s)", k, strings.Join(fields, ", "))
+			if n := nearest(k, fields); n != "" {
+				msg = fmt.Sprintf("%q is not an identity field (did you mean %s?)", k, n)
+			}
+			v.add(mp, "%s", msg)
+			continue
+		}
+		if strings.TrimSpace(s.Mapping[k]) == "" {
+			v.add(mp, "must name the source attribute or column to read")
+		}
+	}
+
+	if !typeOK {
+		return
+	}
+	switch s.Type {
+	case "ldap":
+		v.ldap(p, s)
+	case "okta":
+		v.okta(p, s)
+	case "csv":
+		v.csv(p, s)
+	}
+}
+
+func (v *validator) ldap(p string, s *Source) {
+	at := func(key string) string { return p + "." + key }
+	if len(s.URL) == 0 {
+		v.add(at("url"), "required for an ldap source: one URL or a list, such as ldaps://dc1.example.com:636")
+	}
+	mode := s.TLS.Mode
+	modeOK := v.oneOf(at("tls.mode"), mode, "ldaps", "starttls", "none")
+	modeNote := ""
+	if !v.given(at("tls.mode")) {
+		modeNote = " (the default)"
+	}
+	for j, raw := range s.URL {
+		up := index(at("url"), j)
+		u, err := url.Parse(raw)
+		switch {
+		case strings.TrimSpace(raw) == "":
+			v.add(up, "must not be empty")
+		case err != nil || u.Host == "":
+			v.add(up, "%q is not a URL such as ldaps://dc1.example.com:636", raw)
+		case u.Scheme != "ldap" && u.Scheme != "ldaps":
+			v.add(up, "%q: the scheme must be ldap or ldaps", raw)
+		case modeOK && mode == "ldaps" && u.Scheme != "ldaps":
+			v.add(up, "%q is a plain ldap:// URL but tls.mode is ldaps%s; write ldaps://, or set tls.mode: starttls", raw, modeNote)
+		case modeOK && mode != "ldaps" && u.Scheme == "ldaps":
+			v.add(up, "%q is an ldaps:// URL but tls.mode is %s; ldaps:// needs tls.mode: ldaps", raw, mode)
+		}
+	}
+	if strings.TrimSpace(s.BaseDN) == "" {
+		v.add(at("base_dn"), "required for an ldap source")
+	}
+	v.oneOf(at("flavor"), s.Flavor, "active_directory", "openldap", "generic")
+	hasPassword := v.secret(at("bind_password"), s.BindPassword)
+	if modeOK && mode == "none" && hasPassword && !s.TLS.AllowInsecure {
+		v.add(at("tls.mode"), "none would send bind_password unencrypted; use ldaps or starttls, or set tls.allow_insecure: true")
+	}
+	switch {
+	case hasPassword && s.BindDN == "":
+		v.add(at("bind_password"), "needs bind_dn")
+	case s.BindDN != "" && !hasPassword:
+		v.add(at("bind_dn"), "needs bind_password (or bind_password_file)")
+	}
+	if s.PageSize < 1 || s.PageSize > 1000 {
+		v.add(at("page_size"), "%d is not between 1 and 1000", s.PageSize)
+	}
+	v.positive(at("timeout"), s.Timeout)
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (v *validator) okta(p string, s *Source) {
+	at := func(key string) string { return p + "." + key }
+	if strings.TrimSpace(s.OrgURL) == "" {
+		v.add(at("org_url"), "required for an okta source, such as https://example.okta.com")
+	} else {
+		u, err := url.Parse(s.OrgURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			v.add(at("org_url"), "%q is not a URL such as https://example.okta.com", s.OrgURL)
+		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+			v.add(at("org_url"), "%q must use https (http is only accepted for localhost, for tests)", s.OrgURL)
+		}
+	}
+	if v.oneOf(at("auth"), s.Auth, "token", "private_key") {
+		switch s.Auth {
+		case "token":
+			if !v.secret(at("token"), s.Token) {
+				v.add(at("token"), "required when auth is token (or token_file)")
+			}
+		case "private_key":
+			if strings.TrimSpace(s.ClientID) == "" {
+				v.add(at("client_id"), "required when auth is private_key")
+			}
+			if strings.TrimSpace(s.PrivateKeyFile) == "" {
+				v.add(at("private_key_file"), "required when auth is private_key")
+			}
+			if v.secret(at("token"), s.Token) {
+				v.add(at("token"), "not used when auth is private_key")
+			}
+		}
+	}
+	if s.Auth == "private_key" && len(s.Scopes) == 0 {
+		v.add(at("scopes"), "at least one scope is required with auth: private_key")
+	}
+	for j, sc := range s.Scopes {
+		v.notEmpty(index(at("scopes"), j), sc)
+	}
+	v.positive(at("timeout"), s.Timeout)
+}
+
+func (v *validator) csv(p string, s *Source) {
+	at := func(key string) string { return p + "." + key }
+	if strings.TrimSpace(s.Path) == "" {
+		v.add(at("path"), "required for a csv source")
+	}
+	d := s.Delimiter
+	r, size := utf8.DecodeRuneInString(d)
+	switch {
+	case utf8.RuneCountInString(d) != 1 || r == utf8.RuneError && size <= 1:
+		v.add(at("delimiter"), "%q is not one character", d)
+	case r == '"' || r == '\n' || r == '\r':
+		v.add(at("delimiter"), "%q cannot be the delimiter", d)
+	}
+}
+
+func (v *validator) address(path, a string) {
+	if !v.notEmpty(path, a) {
+		return
+	}
+	if _, err := mail.ParseAddress(a); err != nil {
+		v.add(path, "%q is not an email address", a)
+	}
+}
+
+func (v *validator) notify() {
+	n := v.c.Notify
+	if n.WarnAtPercent < 1 || n.WarnAtPercent > 100 {
+		v.add("notify.warn_at_percent", "%d is not between 1 and 100", n.WarnAtPercent)
+	}
+	if e := n.Email; e != nil {
+		if len(e.To) == 0 {
+			v.add("notify.email.to", "at least one address is required")
+		}
+		for j, a := range e.To {
+			v.address(index("notify.email.to", j), a)
+		}
+		if strings.TrimSpace(e.From) == "" {
+			v.add("notify.email.from", "required")
+		} else {
+			v.address("notify.email.from", e.From)
+		}
+		if strings.TrimSpace(e.SMTP.Host) == "" {
+			v.add("notify.email.smtp.host", "required")
+		}
+		if e.SMTP.Port < 1 || e.SMTP.Port > 65535 {
+			v.add("notify.email.smtp.port", "%d is not a port (1 to 65535)", e.SMTP.Port)
+		}
+		v.oneOf("notify.email.smtp.tls", e.SMTP.TLS, "starttls", "tls", "none")
+		if v.secret("notify.email.smtp.password", e.SMTP.Password) && e.SMTP.Username == "" {
+			v.add("notify.email.smtp.password", "needs username")
+		}
+	}
+	for j, w := range n.Webhooks {
+		wp := index("notify.webhooks", j)
+		// A webhook URL often carries a token (Slack's do), so messages
+		// never quote it.
+		if strings.TrimSpace(w.URL) == "" {
+			v.add(wp+".url", "required")
+		} else if u, err := url.Parse(w.URL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			v.add(wp+".url", "is not an http:// or https:// URL")
+		}
+		v.oneOf(wp+".format", w.Format, "slack", "json")
+		v.positive(wp+".timeout", w.Timeout)
+	}
+}
+
+func (v *validator) server() {
+	s := v.c.Server
+	host, port, err := net.SplitHostPort(s.Listen)
+	if err != nil {
+		v.add("server.listen", "%q is not host:port, such as 127.0.0.1:8080", s.Listen)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.add("server.listen", "%q: the port must be a number from 1 to 65535", s.Listen)
+		return
+	}
+	if !v.secret("server.token", s.Token) && !isLoopbackHost(host) {
+		v.add("server.listen", "%q is not a loopback address and server.token is not set; set a token (or token_file), or listen on 127.0.0.1", s.Listen)
+	}
+}
