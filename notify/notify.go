@@ -1,0 +1,77 @@
+// Package notify tells people what a run did (SPEC section 8). The runner
+// hands every run's events to a Notifier; senders (email, webhooks) and
+// episode tracking plug in behind that interface.
+package notify
+
+import (
+	"context"
+
+	"go.uber.org/zap"
+)
+
+// Kind is a notification event kind.
+type Kind string
+
+const (
+	SeatsLow       Kind = "seats_low"
+	SeatsExhausted Kind = "seats_exhausted"
+	SeatsAvailable Kind = "seats_available"
+	Overage        Kind = "overage"
+	RunFailed      Kind = "run_failed"
+	GuardTripped   Kind = "guard_tripped"
+)
+
+// Event is one thing worth telling an admin about.
+type Event struct {
+	Kind  Kind   `json:"kind"`
+	RunID string `json:"run_id"`
+	// Pool is the pool concerned ("" for run-level events).
+	Pool string `json:"pool,omitempty"`
+	// Limit, Used, Remaining and Queued are the pool's numbers after the run.
+	Limit     int  `json:"limit,omitempty"`
+	Unlimited bool `json:"unlimited,omitempty"`
+	Used      int  `json:"used,omitempty"`
+	Remaining int  `json:"remaining,omitempty"`
+	Queued    int  `json:"queued,omitempty"`
+	// People are the usernames affected.
+	People []string `json:"people,omitempty"`
+	// Message says what happened and what to do, in a sentence or two.
+	Message string `json:"message"`
+}
+
+// Notifier receives the events of every run. It must not fail or block a
+// run: implementations log and retry on their own.
+type Notifier interface {
+	Notify(ctx context.Context, events []Event)
+}
+
+// Log is the Notifier used when no sender is configured: it writes each
+// event to the log, so the operator still sees it.
+type Log struct{ Logger *zap.Logger }
+
+// Notify logs every event at warn level (info for seats_available).
+func (l Log) Notify(_ context.Context, events []Event) {
+	for _, e := range events {
+		fields := []zap.Field{zap.String("event", string(e.Kind)), zap.String("run_id", e.RunID)}
+		if e.Pool != "" {
+			fields = append(fields, zap.String("pool", e.Pool), zap.Int("used", e.Used), zap.Int("limit", e.Limit),
+				zap.Int("remaining", e.Remaining), zap.Int("queued", e.Queued))
+		}
+		if len(e.People) > 0 {
+			fields = append(fields, zap.Strings("people", Cap(e.People, 50)), zap.Int("people_count", len(e.People)))
+		}
+		if e.Kind == SeatsAvailable {
+			l.Logger.Info(e.Message, fields...)
+		} else {
+			l.Logger.Warn(e.Message, fields...)
+		}
+	}
+}
+
+// Cap returns at most n of people; a message adds "and N more".
+func Cap(people []string, n int) []string {
+	if len(people) <= n {
+		return people
+	}
+	return people[:n]
+}
