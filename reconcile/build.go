@@ -1,0 +1,252 @@
+package reconcile
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/seatsync/seatsync/licensing"
+	"github.com/seatsync/seatsync/model"
+)
+
+// actionRank orders changes in a report: the order a reader expects.
+var actionRank = map[Action]int{
+	ActionCreate: 0, ActionUpdate: 1, ActionMove: 2, ActionActivate: 3, ActionBlock: 4, ActionDelete: 5,
+}
+
+// build turns the decided targets into changes, queue positions, the
+// summary and the per-source counts.
+func (c *calc) build() {
+	pol := c.in.Policy
+	queues := c.queues()
+	for ti := range c.targets {
+		t := &c.targets[ti]
+		var before *model.Profile
+		if t.prof >= 0 {
+			before = &c.in.Profiles[t.prof]
+			if !t.del && profileEqual(before, &t.after) {
+				if t.entry >= 0 {
+					c.plan.Summary.Unchanged++
+				}
+				continue
+			}
+		}
+		ch := Change{
+			Username:   t.after.Username,
+			Source:     t.after.Source,
+			ExternalID: t.after.ExternalID,
+			Area:       t.after.Area,
+			Pool:       pol.PoolName(t.after.Area),
+			State:      t.after.State,
+			Before:     before,
+		}
+		if !t.del {
+			after := t.after
+			ch.After = &after
+		}
+		ch.Action, ch.Reason = classify(before, t)
+		ch.Deprovision = t.deprov
+		ch.TakesSeat = !t.del && pol.HoldsSeat(&t.after) &&
+			(before == nil || !pol.HoldsSeat(before) || pol.PoolIndex(before.Area) != pol.PoolIndex(t.after.Area))
+		if ch.State == model.Blocked && t.after.BlockReason == model.ReasonLicense {
+			ch.QueuePosition = queues.get(t.after.Username)
+		}
+		ch.Fields = fieldChanges(before, ch.After)
+		c.plan.Changes = append(c.plan.Changes, ch)
+		c.plan.Summary.add(ch.Action)
+	}
+	slices.SortFunc(c.plan.Changes, func(a, b Change) int {
+		if x := cmp.Compare(actionRank[a.Action], actionRank[b.Action]); x != 0 {
+			return x
+		}
+		return cmp.Compare(a.Username, b.Username)
+	})
+	for pi := range c.plan.Pools {
+		c.plan.Pools[pi].QueuedAfter = len(queues.pool[pi])
+	}
+	counts := make([]SourceResult, len(c.in.Pulls))
+	for si, p := range c.in.Pulls {
+		counts[si] = SourceResult{Name: p.Rules.Name, Type: p.Rules.Type, Identities: len(p.Identities), Full: true}
+	}
+	for _, s := range c.plan.Skipped {
+		if si, ok := c.covered[s.Source]; ok {
+			counts[si].Skipped++
+		}
+	}
+	c.plan.Sources = counts
+	c.plan.Summary.Skipped = len(c.plan.Skipped)
+}
+
+// classify names a change by its most telling action, and its reason.
+func classify(before *model.Profile, t *target) (Action, string) {
+	after := &t.after
+	switch {
+	case t.del:
+		return ActionDelete, string(before.BlockReason)
+	case before == nil:
+		return ActionCreate, string(after.BlockReason)
+	case before.Area != after.Area:
+		if after.State == model.Blocked {
+			return ActionMove, string(after.BlockReason)
+		}
+		return ActionMove, t.actReason
+	case after.State == model.Blocked && (before.State != model.Blocked || before.BlockReason != after.BlockReason):
+		return ActionBlock, string(after.BlockReason)
+	case after.State == model.Active && before.State != model.Active:
+		return ActionActivate, t.actReason
+	}
+	return ActionUpdate, string(after.BlockReason)
+}
+
+// queueIndex holds each pool's licence queue after the plan, in order,
+// and each queued username's 1-based position.
+type queueIndex struct {
+	pool [][]licensing.Request
+	pos  map[string]int
+}
+
+func (c *calc) queues() queueIndex {
+	pol := c.in.Policy
+	q := queueIndex{pool: make([][]licensing.Request, len(pol.Pools)), pos: make(map[string]int)}
+	add := func(p *model.Profile) {
+		pi := pol.PoolIndex(p.Area)
+		if p.State != model.Blocked || p.BlockReason != model.ReasonLicense || pi < 0 {
+			return
+		}
+		q.pool[pi] = append(q.pool[pi], licensing.Request{Weight: pol.Weight(p.Groups), QueuedAt: p.QueuedAt, Username: p.Username})
+	}
+	for i := range c.in.Profiles {
+		if ti, ok := c.targetOf[i]; ok {
+			if !c.targets[ti].del {
+				add(&c.targets[ti].after)
+			}
+			continue
+		}
+		add(&c.in.Profiles[i])
+	}
+	for ti := range c.targets {
+		if c.targets[ti].prof < 0 {
+			add(&c.targets[ti].after)
+		}
+	}
+	for _, reqs := range q.pool {
+		licensing.Order(reqs)
+		for i, r := range reqs {
+			q.pos[r.Username] = i + 1
+		}
+	}
+	return q
+}
+
+func (q queueIndex) get(username string) int { return q.pos[username] }
+
+// fieldChanges lists the data fields that differ. On create, Old is nil.
+func fieldChanges(before, after *model.Profile) map[string]FieldChange {
+	if after == nil {
+		return nil
+	}
+	out := make(map[string]FieldChange)
+	str := func(name, old, new string) {
+		if before == nil {
+			if new != "" {
+				out[name] = FieldChange{Old: nil, New: new}
+			}
+			return
+		}
+		if old != new {
+			out[name] = FieldChange{Old: old, New: new}
+		}
+	}
+	var b model.Profile
+	if before != nil {
+		b = *before
+	}
+	if before != nil {
+		str("username", b.Username, after.Username)
+		str("source", b.Source, after.Source)
+		str("external_id", b.ExternalID, after.ExternalID)
+	}
+	str("email", b.Email, after.Email)
+	str("given_name", b.GivenName, after.GivenName)
+	str("family_name", b.FamilyName, after.FamilyName)
+	str("display_name", b.DisplayName, after.DisplayName)
+	str("title", b.Title, after.Title)
+	str("department", b.Department, after.Department)
+	if !slices.Equal(b.Groups, after.Groups) && (before != nil || len(after.Groups) > 0) {
+		var old any
+		if before != nil {
+			old = b.Groups
+		}
+		out["groups"] = FieldChange{Old: old, New: after.Groups}
+	}
+	if !maps.Equal(b.Attributes, after.Attributes) {
+		for _, k := range slices.Sorted(maps.Keys(after.Attributes)) {
+			ov, had := b.Attributes[k]
+			if nv := after.Attributes[k]; !had || ov != nv {
+				var old any
+				if had {
+					old = ov
+				}
+				out["attributes."+k] = FieldChange{Old: old, New: nv}
+			}
+		}
+		for k, ov := range b.Attributes {
+			if _, ok := after.Attributes[k]; !ok {
+				out["attributes."+k] = FieldChange{Old: ov, New: nil}
+			}
+		}
+	}
+	if before != nil && b.Area != after.Area {
+		out["area"] = FieldChange{Old: b.Area, New: after.Area}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// guard applies SPEC section 5: the deprovision limit per source and the
+// zero-identities rule.
+func (c *calc) guard() {
+	owned := make([]int, len(c.in.Pulls))
+	live := make([]int, len(c.in.Pulls))
+	for i := range c.in.Profiles {
+		p := &c.in.Profiles[i]
+		if si, ok := c.covered[p.Source]; ok && p.Owned() {
+			owned[si]++
+			if p.State == model.Active || p.BlockReason != model.ReasonLeftSource {
+				live[si]++
+			}
+		}
+	}
+	dep := make([]int, len(c.in.Pulls))
+	for _, ch := range c.plan.Changes {
+		if ch.Deprovision {
+			dep[c.covered[ch.Before.Source]]++
+		}
+	}
+	g := &c.plan.Guard
+	for si, p := range c.in.Pulls {
+		sg := SourceGuard{Name: p.Rules.Name, Owned: owned[si], Deprovisions: dep[si], Limit: owned[si]}
+		if c.in.MaxDeprovision != nil {
+			sg.Limit = c.in.MaxDeprovision(owned[si])
+		}
+		switch {
+		case len(p.Identities) == 0 && live[si] > 0:
+			sg.Tripped = true
+			sg.Why = fmt.Sprintf("source %s returned no identities but owns %d profiles", p.Rules.Name, live[si])
+		case sg.Deprovisions > sg.Limit:
+			sg.Tripped = true
+			sg.Why = fmt.Sprintf("source %s would deprovision %d of its %d profiles, more than the limit of %d (safety.max_deprovision)",
+				p.Rules.Name, sg.Deprovisions, sg.Owned, sg.Limit)
+		}
+		g.Deprovisions += sg.Deprovisions
+		g.Limit += sg.Limit
+		g.Tripped = g.Tripped || sg.Tripped
+		g.Sources = append(g.Sources, sg)
+	}
+	if g.Tripped && c.in.AllowDeprovision {
+		g.Tripped, g.Overridden = false, true
+	}
+}

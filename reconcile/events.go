@@ -1,0 +1,73 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/notify"
+)
+
+// notify hands the run's events to the notifier. Plans notify nothing:
+// they are previews.
+func (r *Runner) notify(ctx context.Context, rep *Report) {
+	if r.Notifier == nil || rep.Mode != ModeSync {
+		return
+	}
+	if events := Events(rep, r.Config.Notify.WarnAtPercent); len(events) > 0 {
+		r.Notifier.Notify(ctx, events)
+	}
+}
+
+// Events derives the notification events of a finished sync (SPEC section
+// 8). Deciding whether an event starts a new episode is the notifier's job.
+func Events(rep *Report, warnAtPercent int) []notify.Event {
+	var out []notify.Event
+	switch rep.Result {
+	case ResultFailed:
+		return []notify.Event{{Kind: notify.RunFailed, RunID: rep.RunID,
+			Message: "seatsync run failed, nothing was changed by the failed step: " + rep.Error}}
+	case ResultGuardTripped:
+		return []notify.Event{{Kind: notify.GuardTripped, RunID: rep.RunID,
+			Message: guardWhy(rep.Guard) + ". Nothing was written. If this is intended, run `seatsync sync --allow-deprovision` once."}}
+	}
+	blocked := map[string][]string{}
+	activated := map[string][]string{}
+	for _, ch := range rep.Changes {
+		if ch.Result != ResultApplied && ch.Result != ResultNoSeat {
+			continue
+		}
+		switch {
+		case ch.State == model.Blocked && ch.Reason == string(model.ReasonLicense):
+			blocked[ch.Pool] = append(blocked[ch.Pool], ch.Username)
+		case ch.Action == ActionActivate && ch.Reason == ReasonSeatFreed:
+			activated[ch.Pool] = append(activated[ch.Pool], ch.Username)
+		}
+	}
+	for _, p := range rep.Pools {
+		ev := func(kind notify.Kind, people []string, msg string) notify.Event {
+			return notify.Event{Kind: kind, RunID: rep.RunID, Pool: p.Name, Limit: p.Limit, Unlimited: p.Unlimited,
+				Used: p.UsedAfter, Remaining: p.RemainingAfter, Queued: p.QueuedAfter, People: people, Message: msg}
+		}
+		if people := blocked[p.Name]; len(people) > 0 {
+			out = append(out, ev(notify.SeatsExhausted, people, fmt.Sprintf(
+				"Pool %s is full (%d of %d seats used, %d queued): %d people were blocked for license. Free seats by blocking or deleting profiles, or buy more seats.",
+				p.Name, p.UsedAfter, p.Limit, p.QueuedAfter, len(people))))
+		}
+		if people := activated[p.Name]; len(people) > 0 {
+			out = append(out, ev(notify.SeatsAvailable, people, fmt.Sprintf(
+				"Pool %s had free seats: %d queued people were activated (%d of %d seats used, %d still queued).",
+				p.Name, len(people), p.UsedAfter, p.Limit, p.QueuedAfter)))
+		}
+		if p.Overage > 0 {
+			out = append(out, ev(notify.Overage, nil, fmt.Sprintf(
+				"Pool %s is over its limit: %d active for %d seats. Block or delete %d profiles, or buy more seats.",
+				p.Name, p.UsedAfter, p.Limit, p.Overage)))
+		}
+		if !p.Unlimited && p.Limit > 0 && warnAtPercent > 0 && p.UsedAfter*100 >= warnAtPercent*p.Limit && p.Overage == 0 {
+			out = append(out, ev(notify.SeatsLow, nil, fmt.Sprintf(
+				"Pool %s is at %d%% (%d of %d seats used, %d remaining).", p.Name, p.UsedAfter*100/p.Limit, p.UsedAfter, p.Limit, p.RemainingAfter)))
+		}
+	}
+	return out
+}

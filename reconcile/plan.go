@@ -1,0 +1,160 @@
+// Package reconcile turns what the sources report into a plan of profile
+// changes (Calculate, which is pure), checks it against the safety guards,
+// and applies it to a store (Runner).
+package reconcile
+
+import (
+	"time"
+
+	"github.com/seatsync/seatsync/model"
+)
+
+// Action is what a change does to a profile.
+type Action string
+
+const (
+	ActionCreate   Action = "create"
+	ActionUpdate   Action = "update"
+	ActionMove     Action = "move"
+	ActionActivate Action = "activate"
+	ActionBlock    Action = "block"
+	ActionDelete   Action = "delete"
+)
+
+// Activation reasons, reported in Change.Reason.
+const (
+	ReasonSeatFreed     = "seat_freed"
+	ReasonSourceEnabled = "source_enabled"
+)
+
+// Plan is the result of Calculate: plain data that can be counted, capped
+// and printed before anything is written.
+type Plan struct {
+	Now     time.Time
+	Sources []SourceResult
+	Changes []Change
+	Skipped []Skipped
+	Pools   []PoolResult
+	Guard   Guard
+	Summary Summary
+}
+
+// SourceResult is what one source gave this run.
+type SourceResult struct {
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	Identities int    `json:"identities"`
+	Skipped    int    `json:"skipped"`
+	Full       bool   `json:"full"`
+}
+
+// Change is one profile change.
+type Change struct {
+	Action        Action                 `json:"action"`
+	Username      string                 `json:"username"`
+	Source        string                 `json:"source"`
+	ExternalID    string                 `json:"external_id"`
+	Area          string                 `json:"area"`
+	Pool          string                 `json:"pool,omitempty"`
+	State         model.State            `json:"state"`
+	Reason        string                 `json:"reason,omitempty"`
+	QueuePosition int                    `json:"queue_position,omitempty"`
+	Fields        map[string]FieldChange `json:"fields,omitempty"`
+	// Result is filled in by the apply: "" in a plan, then "applied",
+	// "no_seat" (the seat re-check in the transaction found the pool full,
+	// so the profile was written blocked for license instead) or
+	// "conflict" (the profile changed since the plan; the next run redoes
+	// it).
+	Result string `json:"result,omitempty"`
+
+	// Before is the stored profile (nil for a create); After is the profile
+	// to write (nil for a delete).
+	Before *model.Profile `json:"-"`
+	After  *model.Profile `json:"-"`
+	// TakesSeat is set when the change makes the profile hold a seat in a
+	// pool it did not hold one in before; the apply re-checks it.
+	TakesSeat bool `json:"-"`
+	// Deprovision is set for blocks for left_source and deletes, which the
+	// guard counts.
+	Deprovision bool `json:"-"`
+}
+
+// FieldChange is one changed field; Old is nil on create.
+type FieldChange struct {
+	Old any `json:"old"`
+	New any `json:"new"`
+}
+
+// Skipped is one identity the run could not map.
+type Skipped struct {
+	Source     string `json:"source"`
+	ExternalID string `json:"external_id"`
+	Where      string `json:"where,omitempty"`
+	Reason     string `json:"reason"`
+}
+
+// PoolResult is a pool's seats before and after the plan.
+type PoolResult struct {
+	Name           string `json:"name"`
+	Limit          int    `json:"limit"`
+	Unlimited      bool   `json:"unlimited"`
+	Reserve        int    `json:"reserve"`
+	UsedBefore     int    `json:"used_before"`
+	UsedAfter      int    `json:"used_after"`
+	RemainingAfter int    `json:"remaining_after"`
+	QueuedAfter    int    `json:"queued_after"`
+	Overage        int    `json:"overage"`
+}
+
+// Guard is the deprovision guard's verdict.
+type Guard struct {
+	Tripped      bool          `json:"tripped"`
+	Overridden   bool          `json:"overridden,omitempty"`
+	Deprovisions int           `json:"deprovisions"`
+	Limit        int           `json:"limit"`
+	Sources      []SourceGuard `json:"sources,omitempty"`
+}
+
+// SourceGuard is the guard's verdict for one source.
+type SourceGuard struct {
+	Name         string `json:"name"`
+	Owned        int    `json:"owned"`
+	Deprovisions int    `json:"deprovisions"`
+	Limit        int    `json:"limit"`
+	Tripped      bool   `json:"tripped"`
+	Why          string `json:"why,omitempty"`
+}
+
+// Summary counts changes by action.
+type Summary struct {
+	Create    int `json:"create"`
+	Update    int `json:"update"`
+	Move      int `json:"move"`
+	Activate  int `json:"activate"`
+	Block     int `json:"block"`
+	Delete    int `json:"delete"`
+	Unchanged int `json:"unchanged"`
+	Skipped   int `json:"skipped"`
+}
+
+// Total is the number of changes.
+func (s Summary) Total() int {
+	return s.Create + s.Update + s.Move + s.Activate + s.Block + s.Delete
+}
+
+func (s *Summary) add(a Action) {
+	switch a {
+	case ActionCreate:
+		s.Create++
+	case ActionUpdate:
+		s.Update++
+	case ActionMove:
+		s.Move++
+	case ActionActivate:
+		s.Activate++
+	case ActionBlock:
+		s.Block++
+	case ActionDelete:
+		s.Delete++
+	}
+}

@@ -1,0 +1,263 @@
+package reconcile
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what plan and sync print (SPEC section 9). Its JSON form is
+// the contract; more fields may be added.
+type Report struct {
+	RunID      string         `json:"run_id"`
+	Mode       string         `json:"mode"` // plan | sync
+	Result     string         `json:"result"`
+	Error      string         `json:"error,omitempty"`
+	StartedAt  time.Time      `json:"started_at"`
+	FinishedAt time.Time      `json:"finished_at"`
+	Sources    []SourceResult `json:"sources"`
+	Summary    Summary        `json:"summary"`
+	Pools      []PoolResult   `json:"pools"`
+	Changes    []Change       `json:"changes"`
+	Skipped    []Skipped      `json:"skipped"`
+	Guard      Guard          `json:"guard"`
+}
+
+// Run results.
+const (
+	ResultOK           = "ok"
+	ResultFailed       = "failed"
+	ResultGuardTripped = "guard_tripped"
+	ResultChanges      = "changes" // a plan that found changes to make
+	ResultNoChanges    = "no_changes"
+)
+
+// Formats the report can be written in.
+var Formats = []string{"text", "json", "csv", "markdown"}
+
+// Write renders the report in one of Formats.
+func (r *Report) Write(w io.Writer, format string) error {
+	switch format {
+	case "", "text":
+		return r.writeText(w)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "csv":
+		return r.writeCSV(w)
+	case "markdown", "md":
+		return r.writeMarkdown(w)
+	}
+	return fmt.Errorf("unknown report format %q (one of %s)", format, strings.Join(Formats, ", "))
+}
+
+func (r *Report) verb() string {
+	if r.Mode == "plan" {
+		return "would"
+	}
+	return "did"
+}
+
+func (r *Report) headline() string {
+	s := r.Summary
+	var b strings.Builder
+	if r.Mode == "plan" {
+		b.WriteString("Plan (dry run, nothing written): ")
+	} else {
+		b.WriteString("Sync: ")
+	}
+	fmt.Fprintf(&b, "%d create, %d update, %d move, %d activate, %d block, %d delete; %d unchanged, %d skipped",
+		s.Create, s.Update, s.Move, s.Activate, s.Block, s.Delete, s.Unchanged, s.Skipped)
+	return b.String()
+}
+
+func (r *Report) writeText(w io.Writer) error {
+	fmt.Fprintf(w, "%s\n", r.headline())
+	fmt.Fprintf(w, "run %s  result %s  %s\n", r.RunID, r.Result, r.StartedAt.Format(time.RFC3339))
+	if r.Error != "" {
+		fmt.Fprintf(w, "error: %s\n", r.Error)
+	}
+	if r.Guard.Tripped || r.Guard.Overridden {
+		for _, g := range r.Guard.Sources {
+			if g.Tripped {
+				state := "REFUSED, nothing written (run again with --allow-deprovision if this is intended)"
+				if r.Guard.Overridden {
+					state = "overridden by --allow-deprovision"
+				}
+				fmt.Fprintf(w, "safety guard: %s: %s\n", g.Why, state)
+			}
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "SOURCE\tTYPE\tIDENTITIES\tSKIPPED")
+	for _, s := range r.Sources {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", s.Name, s.Type, s.Identities, s.Skipped)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "POOL\tLIMIT\tRESERVE\tUSED BEFORE\tUSED AFTER\tREMAINING\tQUEUED\tOVERAGE")
+	for _, p := range r.Pools {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\n", p.Name, limitText(p.Limit, p.Unlimited), p.Reserve,
+			p.UsedBefore, p.UsedAfter, remainingText(p.RemainingAfter, p.Unlimited), p.QueuedAfter, p.Overage)
+	}
+	tw.Flush()
+	if len(r.Changes) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(tw, "ACTION\tUSERNAME\tSOURCE\tAREA\tSTATE\tREASON\tQUEUE\tCHANGED")
+		for _, c := range r.Changes {
+			q := ""
+			if c.QueuePosition > 0 {
+				q = "#" + strconv.Itoa(c.QueuePosition)
+			}
+			action := string(c.Action)
+			if c.Result != "" && c.Result != "applied" {
+				action += " (" + c.Result + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", action, c.Username, c.Source, c.Area, c.State, c.Reason, q, fieldList(c))
+		}
+		tw.Flush()
+	}
+	if len(r.Skipped) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(tw, "SKIPPED SOURCE\tEXTERNAL ID\tWHERE\tWHY")
+		for _, s := range r.Skipped {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Source, s.ExternalID, s.Where, s.Reason)
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+func limitText(limit int, unlimited bool) string {
+	if unlimited {
+		return "unlimited"
+	}
+	return strconv.Itoa(limit)
+}
+
+func remainingText(n int, unlimited bool) string {
+	if unlimited {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+// fieldList names the changed fields of a change, with old -> new for the
+// short ones.
+func fieldList(c Change) string {
+	if c.Action == ActionCreate || c.Action == ActionDelete {
+		return ""
+	}
+	names := make([]string, 0, len(c.Fields))
+	for k := range c.Fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		f := c.Fields[k]
+		if k == "groups" {
+			parts = append(parts, k)
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %v -> %v", k, show(f.Old), show(f.New)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func show(v any) string {
+	if v == nil {
+		return "(none)"
+	}
+	if s, ok := v.(string); ok && s == "" {
+		return `""`
+	}
+	return fmt.Sprint(v)
+}
+
+// csvHeader is the header of the csv report: one row per change.
+var csvHeader = []string{"run_id", "mode", "action", "username", "source", "external_id", "area", "pool", "state", "reason", "queue_position", "result", "fields"}
+
+func (r *Report) writeCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(csvHeader); err != nil {
+		return err
+	}
+	for _, c := range r.Changes {
+		q := ""
+		if c.QueuePosition > 0 {
+			q = strconv.Itoa(c.QueuePosition)
+		}
+		fields := ""
+		if len(c.Fields) > 0 {
+			b, err := json.Marshal(c.Fields)
+			if err != nil {
+				return err
+			}
+			fields = string(b)
+		}
+		rec := []string{r.RunID, r.Mode, string(c.Action), c.Username, c.Source, c.ExternalID, c.Area, c.Pool,
+			string(c.State), c.Reason, q, c.Result, fields}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func (r *Report) writeMarkdown(w io.Writer) error {
+	fmt.Fprintf(w, "# seatsync %s %s\n\n", r.Mode, r.RunID)
+	fmt.Fprintf(w, "%s.\n\nResult: **%s**, started %s.\n\n", r.headline(), r.Result, r.StartedAt.Format(time.RFC3339))
+	if r.Error != "" {
+		fmt.Fprintf(w, "Error: %s\n\n", mdEscape(r.Error))
+	}
+	for _, g := range r.Guard.Sources {
+		if g.Tripped {
+			fmt.Fprintf(w, "> **Safety guard:** %s\n\n", mdEscape(g.Why))
+		}
+	}
+	fmt.Fprintf(w, "## Pools\n\n| pool | limit | reserve | used before | used after | remaining | queued | overage |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, p := range r.Pools {
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %d | %s | %d | %d |\n", mdEscape(p.Name), limitText(p.Limit, p.Unlimited), p.Reserve,
+			p.UsedBefore, p.UsedAfter, remainingText(p.RemainingAfter, p.Unlimited), p.QueuedAfter, p.Overage)
+	}
+	fmt.Fprintf(w, "\n## Sources\n\n| source | type | identities | skipped |\n|---|---|---:|---:|\n")
+	for _, s := range r.Sources {
+		fmt.Fprintf(w, "| %s | %s | %d | %d |\n", mdEscape(s.Name), s.Type, s.Identities, s.Skipped)
+	}
+	if len(r.Changes) > 0 {
+		fmt.Fprintf(w, "\n## Changes\n\n| action | username | source | area | state | reason | queue | changed |\n|---|---|---|---|---|---|---:|---|\n")
+		for _, c := range r.Changes {
+			q := ""
+			if c.QueuePosition > 0 {
+				q = strconv.Itoa(c.QueuePosition)
+			}
+			action := string(c.Action)
+			if c.Result != "" && c.Result != "applied" {
+				action += " (" + c.Result + ")"
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", action, mdEscape(c.Username), mdEscape(c.Source),
+				mdEscape(c.Area), c.State, c.Reason, q, mdEscape(fieldList(c)))
+		}
+	}
+	if len(r.Skipped) > 0 {
+		fmt.Fprintf(w, "\n## Skipped\n\n| source | external id | where | why |\n|---|---|---|---|\n")
+		for _, s := range r.Skipped {
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", mdEscape(s.Source), mdEscape(s.ExternalID), mdEscape(s.Where), mdEscape(s.Reason))
+		}
+	}
+	return nil
+}
+
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
+}

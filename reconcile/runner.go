@@ -1,0 +1,328 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"go.uber.org/zap"
+
+	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/connector"
+	"github.com/seatsync/seatsync/licensing"
+	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/notify"
+	"github.com/seatsync/seatsync/store"
+)
+
+var (
+	// ErrGuardTripped is returned when a safety guard refused the run;
+	// nothing was written.
+	ErrGuardTripped = errors.New("refused by a safety guard, nothing written")
+	// ErrPull wraps every failure to pull a source in full.
+	ErrPull = errors.New("pull failed")
+)
+
+// Modes of a run.
+const (
+	ModePlan = "plan"
+	ModeSync = "sync"
+)
+
+// Options select what one run does.
+type Options struct {
+	Mode             string   // plan | sync
+	Sources          []string // names; empty means every source
+	AllowDeprovision bool
+}
+
+// Runner pulls, plans and (in sync mode) applies. It is the one place that
+// knows about dry runs: connectors and stores never do.
+type Runner struct {
+	Config     *config.Config
+	Store      store.Store
+	Connectors connector.Registry
+	Notifier   notify.Notifier
+	Log        *zap.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// BatchSize is the number of writes per store transaction (default 1000).
+	BatchSize int
+	// LockTTL is how long the run lock lasts between renewals (default 2m).
+	LockTTL time.Duration
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Run does one run and returns its report. The error is nil on success,
+// wraps ErrGuardTripped when a guard refused it, and is anything else when
+// the run failed; the report is filled in as far as the run got.
+func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
+	rep := &Report{
+		RunID:     ulid.MustNew(ulid.Timestamp(r.now()), rand.Reader).String(),
+		Mode:      opt.Mode,
+		StartedAt: r.now(),
+		Changes:   []Change{},
+		Skipped:   []Skipped{},
+	}
+	log := r.Log.With(zap.String("run_id", rep.RunID), zap.String("mode", opt.Mode))
+	err := r.run(ctx, log, opt, rep)
+	rep.FinishedAt = r.now()
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrGuardTripped):
+		rep.Result = ResultGuardTripped
+	default:
+		rep.Result = ResultFailed
+		rep.Error = err.Error()
+	}
+	if opt.Mode == ModeSync {
+		// The run's record survives a cancelled context: it says what happened.
+		if serr := r.saveRun(context.WithoutCancel(ctx), rep); serr != nil {
+			log.Error("record run", zap.Error(serr))
+			if err == nil {
+				err = serr
+			}
+		}
+	}
+	r.notify(ctx, rep)
+	log.Info("run finished", zap.String("result", rep.Result), zap.Duration("duration", rep.FinishedAt.Sub(rep.StartedAt)),
+		zap.Int("create", rep.Summary.Create), zap.Int("update", rep.Summary.Update), zap.Int("move", rep.Summary.Move),
+		zap.Int("activate", rep.Summary.Activate), zap.Int("block", rep.Summary.Block), zap.Int("delete", rep.Summary.Delete),
+		zap.Int("unchanged", rep.Summary.Unchanged), zap.Int("skipped", rep.Summary.Skipped))
+	return rep, err
+}
+
+func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Report) error {
+	sources, err := r.selectSources(opt.Sources)
+	if err != nil {
+		return err
+	}
+	pulls, err := r.pullAll(ctx, log, sources)
+	if err != nil {
+		for _, s := range sources {
+			rep.Sources = append(rep.Sources, SourceResult{Name: s.Name, Type: s.Type})
+		}
+		return err
+	}
+	if opt.Mode == ModeSync {
+		holder := fmt.Sprintf("%s@%s/%d", rep.RunID, hostname(), os.Getpid())
+		unlock, err := r.lock(ctx, log, holder)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	profiles, err := r.Store.Profiles(ctx)
+	if err != nil {
+		return fmt.Errorf("read profiles: %w", err)
+	}
+	policy := licensing.FromConfig(r.Config.Licensing)
+	plan := Calculate(Input{
+		Now:              rep.StartedAt,
+		Pulls:            pulls,
+		Profiles:         profiles,
+		Policy:           policy,
+		MaxDeprovision:   r.Config.Safety.MaxDeprovision.Of,
+		AllowDeprovision: opt.AllowDeprovision,
+	})
+	rep.fill(plan)
+	if plan.Guard.Tripped {
+		return fmt.Errorf("%w: %s", ErrGuardTripped, guardWhy(plan.Guard))
+	}
+	if opt.Mode != ModeSync {
+		rep.Result = ResultNoChanges
+		if len(plan.Changes) > 0 {
+			rep.Result = ResultChanges
+		}
+		return nil
+	}
+	if err := r.apply(ctx, log, rep, policy, plan.Now); err != nil {
+		return err
+	}
+	rep.Result = ResultOK
+	return nil
+}
+
+func (rep *Report) fill(plan *Plan) {
+	rep.Sources = plan.Sources
+	rep.Summary = plan.Summary
+	rep.Pools = plan.Pools
+	rep.Changes = plan.Changes
+	if rep.Changes == nil {
+		rep.Changes = []Change{}
+	}
+	rep.Skipped = plan.Skipped
+	if rep.Skipped == nil {
+		rep.Skipped = []Skipped{}
+	}
+	rep.Guard = plan.Guard
+}
+
+func guardWhy(g Guard) string {
+	for _, s := range g.Sources {
+		if s.Tripped {
+			return s.Why
+		}
+	}
+	return ""
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "unknown-host"
+	}
+	return h
+}
+
+// selectSources returns the configured sources a run covers.
+func (r *Runner) selectSources(names []string) ([]config.Source, error) {
+	if len(names) == 0 {
+		return r.Config.Sources, nil
+	}
+	var out []config.Source
+	for _, s := range r.Config.Sources {
+		if slices.Contains(names, s.Name) {
+			out = append(out, s)
+		}
+	}
+	for _, n := range names {
+		if r.Config.Source(n) == nil {
+			return nil, fmt.Errorf("%w: no source named %q in the configuration", ErrUsage, n)
+		}
+	}
+	return out, nil
+}
+
+// ErrUsage marks errors in how seatsync was called.
+var ErrUsage = errors.New("usage")
+
+// pullAll pulls every source in full, concurrently. If any pull fails the
+// run stops: a partial read must never look like people leaving.
+func (r *Runner) pullAll(ctx context.Context, log *zap.Logger, sources []config.Source) ([]Pull, error) {
+	pulls := make([]Pull, len(sources))
+	errs := make([]error, len(sources))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, sc := range sources {
+		pulls[i].Rules = RulesOf(sc)
+		src, err := r.Connectors.Open(sc, log.With(zap.String("source", sc.Name)))
+		if err != nil {
+			errs[i] = fmt.Errorf("%w: %s: %w", ErrPull, sc.Name, err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			started := time.Now()
+			p := &pulls[i]
+			err := src.Pull(ctx, func(id model.Identity) error {
+				p.Identities = append(p.Identities, id)
+				return nil
+			}, func(s connector.Skip) {
+				p.Skipped = append(p.Skipped, Skipped{Source: sc.Name, ExternalID: s.ExternalID, Where: s.Where, Reason: s.Reason})
+			})
+			if err != nil {
+				errs[i] = fmt.Errorf("%w: %s: %w", ErrPull, sc.Name, err)
+				cancel()
+				return
+			}
+			log.Info("pulled source", zap.String("source", sc.Name), zap.Int("identities", len(p.Identities)),
+				zap.Int("skipped", len(p.Skipped)), zap.Duration("duration", time.Since(started)))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return pulls, nil
+}
+
+// RulesOf converts a source's configuration into the planner's rules.
+func RulesOf(sc config.Source) SourceRules {
+	rules := SourceRules{
+		Name:         sc.Name,
+		Type:         sc.Type,
+		UsernameCase: sc.UsernameCase,
+		Area:         sc.Area,
+		OnLeave:      sc.OnLeave,
+		DeleteAfter:  sc.DeleteAfter.Duration,
+		Adopt:        sc.Adopt,
+	}
+	for _, ar := range sc.AreaRules {
+		rule := AreaRule{Group: ar.Group, Area: ar.Area}
+		if ar.Attribute != nil {
+			rule.Attribute, rule.Equals = ar.Attribute.Name, ar.Attribute.Equals
+		}
+		rules.AreaRules = append(rules.AreaRules, rule)
+	}
+	return rules
+}
+
+// lock takes the store's run lock and keeps renewing it until unlock.
+func (r *Runner) lock(ctx context.Context, log *zap.Logger, holder string) (unlock func(), err error) {
+	ttl := r.LockTTL
+	if ttl <= 0 {
+		ttl = 2 * time.Minute
+	}
+	if err := r.Store.AcquireLock(ctx, holder, ttl); err != nil {
+		return nil, fmt.Errorf("take the run lock: %w", err)
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := r.Store.AcquireLock(context.WithoutCancel(ctx), holder, ttl); err != nil {
+					log.Error("renew the run lock", zap.Error(err))
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		if err := r.Store.ReleaseLock(context.WithoutCancel(ctx), holder); err != nil {
+			log.Error("release the run lock", zap.Error(err))
+		}
+	}, nil
+}
+
+func (r *Runner) saveRun(ctx context.Context, rep *Report) error {
+	summary, err := jsonRaw(rep.Summary)
+	if err != nil {
+		return err
+	}
+	report, err := jsonRaw(rep)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, s := range rep.Sources {
+		names = append(names, s.Name)
+	}
+	return r.Store.SaveRun(ctx, store.Run{
+		ID: rep.RunID, Mode: rep.Mode, Result: rep.Result, Error: rep.Error,
+		StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt, Sources: names,
+		Summary: summary, Report: report,
+	})
+}
