@@ -34,13 +34,16 @@ var (
 
 // Store is the profile store.
 type Store interface {
-	// Profiles returns every profile, ordered by username.
+	// Profiles returns every profile, ordered by username compared
+	// case-insensitively (the byte order of model.FoldUsername), so the
+	// order does not depend on a database's collation.
 	Profiles(ctx context.Context) ([]model.Profile, error)
 	// Profile returns one profile by username (case insensitive).
 	Profile(ctx context.Context, username string) (model.Profile, error)
 	// Queue returns the blocked-for-license profiles of the given areas in
-	// queue order: QueuedAt, then username. Priority weights come from the
-	// configuration and are applied by the licensing package on top.
+	// queue order: QueuedAt (a zero QueuedAt first), then username as in
+	// Profiles. Priority weights come from the configuration and are
+	// applied by the licensing package on top.
 	Queue(ctx context.Context, areas []string) ([]model.Profile, error)
 
 	// WithTx runs fn in one write transaction. Write transactions are

@@ -1,0 +1,164 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// A migration brings the schema from version-1 to version. Migrations run
+// in order on Open, each in its own write transaction, and are never
+// edited once released: a schema change is a new migration at the end.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations is the schema history this binary knows.
+func migrations() []migration {
+	return []migration{
+		{version: 1, name: "profiles, run lock, audit log and runs", sql: schemaV1},
+	}
+}
+
+// Times are INTEGER unix nanoseconds (UTC), NULL for the zero time.
+// groups and attributes are JSON text, NULL for nil. Profile IDs are
+// AUTOINCREMENT so that a deleted profile's ID is never given to a new
+// one (a stale plan could otherwise update the wrong profile); audit
+// entries are never deleted from the end, so a plain rowid keeps them in
+// order without that cost.
+const schemaV1 = `
+CREATE TABLE profiles (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	version       INTEGER NOT NULL,
+	username      TEXT    NOT NULL CHECK (username <> ''),
+	username_fold TEXT    NOT NULL,
+	email         TEXT    NOT NULL DEFAULT '',
+	given_name    TEXT    NOT NULL DEFAULT '',
+	family_name   TEXT    NOT NULL DEFAULT '',
+	display_name  TEXT    NOT NULL DEFAULT '',
+	title         TEXT    NOT NULL DEFAULT '',
+	department    TEXT    NOT NULL DEFAULT '',
+	groups        TEXT,
+	attributes    TEXT,
+	area          TEXT    NOT NULL,
+	state         TEXT    NOT NULL CHECK (state IN ('active', 'blocked')),
+	block_reason  TEXT    NOT NULL DEFAULT '',
+	source        TEXT    NOT NULL DEFAULT '',
+	external_id   TEXT    NOT NULL DEFAULT '',
+	queued_at     INTEGER,
+	activated_at  INTEGER,
+	blocked_at    INTEGER,
+	created_at    INTEGER,
+	updated_at    INTEGER
+);
+CREATE UNIQUE INDEX profiles_username_fold ON profiles (username_fold);
+CREATE UNIQUE INDEX profiles_source_external_id ON profiles (source, external_id) WHERE source <> '';
+CREATE INDEX profiles_queue ON profiles (area, state, block_reason, queued_at);
+
+CREATE TABLE run_lock (
+	id         INTEGER PRIMARY KEY CHECK (id = 1),
+	holder     TEXT    NOT NULL,
+	expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE audit (
+	seq      INTEGER PRIMARY KEY,
+	run_id   TEXT    NOT NULL,
+	at       INTEGER,
+	actor    TEXT    NOT NULL,
+	action   TEXT    NOT NULL,
+	username TEXT    NOT NULL,
+	reason   TEXT    NOT NULL DEFAULT '',
+	before   TEXT,
+	after    TEXT
+);
+CREATE INDEX audit_run_id ON audit (run_id, seq);
+
+CREATE TABLE runs (
+	id          TEXT PRIMARY KEY,
+	mode        TEXT NOT NULL,
+	result      TEXT NOT NULL,
+	error       TEXT NOT NULL DEFAULT '',
+	started_at  INTEGER,
+	finished_at INTEGER,
+	sources     TEXT,
+	summary     TEXT,
+	report      TEXT
+);
+CREATE INDEX runs_started_at ON runs (started_at);
+`
+
+const createMigrationsTable = `
+CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	name       TEXT NOT NULL,
+	applied_at TEXT NOT NULL
+)`
+
+func schemaVersion(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int, error) {
+	var v int
+	err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// migrate brings the database up to the last of ms. It refuses a database
+// whose schema is newer than ms knows. Two processes opening one database
+// at once are fine: each migration re-reads the version inside its own
+// write transaction.
+func migrate(ctx context.Context, db *sql.DB, ms []migration) error {
+	if _, err := db.ExecContext(ctx, createMigrationsTable); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	latest := 0
+	if len(ms) > 0 {
+		latest = ms[len(ms)-1].version
+	}
+	current, err := schemaVersion(ctx, db)
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > latest {
+		return fmt.Errorf("the database schema is version %d, newer than this seatsync knows (%d): upgrade seatsync, or restore a backup made for this version", current, latest)
+	}
+	for _, m := range ms {
+		if m.version <= current {
+			continue
+		}
+		if err := applyMigration(ctx, db, m); err != nil {
+			return fmt.Errorf("migrate schema to version %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	current, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if current >= m.version {
+		return nil // another process got here first
+	}
+	if current != m.version-1 {
+		return fmt.Errorf("schema is at version %d, expected %d", current, m.version-1)
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

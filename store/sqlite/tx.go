@@ -1,0 +1,378 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/store"
+
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// write runs fn in one write transaction (BEGIN IMMEDIATE), commits if fn
+// returns nil and rolls back otherwise, also when fn panics (the panic
+// then goes on). fn's error is returned as it is.
+//
+// fn must not start another write transaction on the same Store: it would
+// wait for itself.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite: begin: %w", ctx.Err())
+	}
+	defer func() { <-s.writer }()
+
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) && err != nil {
+			err = errors.Join(err, fmt.Errorf("sqlite: rollback: %w", rbErr))
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	done = true
+	if err := tx.Commit(); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// database/sql rolled back when ctx ended; say why.
+			return fmt.Errorf("sqlite: commit: %w: %w", ctxErr, err)
+		}
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
+}
+
+// WithTx runs fn in one write transaction. Write transactions are
+// serialised across goroutines, Store handles and processes, so a count
+// read inside fn stays true until fn returns. fn must not call WithTx (or
+// another writing method of the Store) itself.
+func (s *Store) WithTx(ctx context.Context, fn func(store.Tx) error) error {
+	return s.write(ctx, func(sqlTx *sql.Tx) error {
+		return fn(&tx{tx: sqlTx})
+	})
+}
+
+// The statements a tx prepares once and reuses for every call.
+type stmtKind int
+
+const (
+	stmtInsert stmtKind = iota
+	stmtUpdate
+	stmtDelete
+	stmtGet
+	stmtCount
+	stmtAudit
+	numStmts
+)
+
+const (
+	insertSQL = `INSERT INTO profiles (version, username, username_fold, email, given_name,
+		family_name, display_name, title, department, groups, attributes, area, state,
+		block_reason, source, external_id, queued_at, activated_at, blocked_at, created_at,
+		updated_at)
+		VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	updateSQL = `UPDATE profiles SET version = version + 1, username = ?, username_fold = ?,
+		email = ?, given_name = ?, family_name = ?, display_name = ?, title = ?, department = ?,
+		groups = ?, attributes = ?, area = ?, state = ?, block_reason = ?, source = ?,
+		external_id = ?, queued_at = ?, activated_at = ?, blocked_at = ?, created_at = ?,
+		updated_at = ?
+		WHERE id = ? AND version = ?`
+	deleteSQL = `DELETE FROM profiles WHERE id = ? AND version = ?`
+	getSQL    = `SELECT ` + profileRecord + ` FROM profiles WHERE id = ?`
+	countSQL  = `SELECT count(*) FROM profiles
+		WHERE state = 'active' AND area IN (SELECT value FROM json_each(?))
+		AND username_fold NOT IN (SELECT value FROM json_each(?))`
+	auditSQL = `INSERT INTO audit (run_id, at, actor, action, username, reason, before, after)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// tx is a store.Tx on one *sql.Tx.
+type tx struct {
+	tx *sql.Tx
+
+	// mu serialises the methods, which share the prepared statements and
+	// the scratch space below. (The connection runs one statement at a
+	// time anyway.)
+	mu    sync.Mutex
+	stmts [numStmts]*sql.Stmt
+	args  []any  // argument list of the last Insert or Update
+	buf   []byte // JSON being encoded
+}
+
+// lock takes t.mu and returns the context to run statements with: ctx
+// without its cancellation, once ctx has been checked. modernc.org/sqlite
+// starts a goroutine to watch every statement's cancellable context, which
+// would double the cost of the many tiny statements of a large apply.
+// Nothing is lost: the statements are short, and database/sql rolls the
+// whole transaction back as soon as WithTx's context ends.
+func (t *tx) lock(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	return context.WithoutCancel(ctx), nil
+}
+
+// stmt returns the transaction's prepared statement of kind k, preparing
+// query on first use. Statements close with the transaction. t.mu must be
+// held.
+func (t *tx) stmt(ctx context.Context, k stmtKind, query string) (*sql.Stmt, error) {
+	if st := t.stmts[k]; st != nil {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[k] = st
+	return st, nil
+}
+
+// json returns the JSON t.buf holds after encode, as a string.
+func (t *tx) json(encode func([]byte) []byte) string {
+	t.buf = encode(t.buf[:0])
+	return string(t.buf)
+}
+
+// profileArgs lists p's columns in the order insertSQL and updateSQL name
+// them (from username to updated_at), in t.args. t.mu must be held.
+func (t *tx) profileArgs(p *model.Profile) ([]any, error) {
+	if p.Username == "" {
+		return nil, errors.New("empty username")
+	}
+	for _, f := range [...]struct{ name, value string }{
+		{"username", p.Username}, {"email", p.Email}, {"given_name", p.GivenName},
+		{"family_name", p.FamilyName}, {"display_name", p.DisplayName}, {"title", p.Title},
+		{"department", p.Department}, {"area", p.Area}, {"state", string(p.State)},
+		{"block_reason", string(p.BlockReason)}, {"source", p.Source}, {"external_id", p.ExternalID},
+	} {
+		if strings.IndexByte(f.value, 0) >= 0 {
+			return nil, fmt.Errorf("%s %q contains a NUL byte", f.name, f.value)
+		}
+	}
+	if p.State != model.Active && p.State != model.Blocked {
+		return nil, fmt.Errorf("state %q is neither %s nor %s", p.State, model.Active, model.Blocked)
+	}
+	for _, t := range [...]struct {
+		name string
+		t    time.Time
+	}{
+		{"queued_at", p.QueuedAt}, {"activated_at", p.ActivatedAt}, {"blocked_at", p.BlockedAt},
+		{"created_at", p.CreatedAt}, {"updated_at", p.UpdatedAt},
+	} {
+		if err := checkTime(t.name, t.t); err != nil {
+			return nil, err
+		}
+	}
+	var groups, attrs any // NULL for nil
+	if p.Groups != nil {
+		groups = t.json(func(b []byte) []byte { return appendJSONStrings(b, p.Groups) })
+	}
+	if p.Attributes != nil {
+		attrs = t.json(func(b []byte) []byte { return appendJSONObject(b, p.Attributes) })
+	}
+	t.args = append(t.args[:0],
+		p.Username, model.FoldUsername(p.Username), p.Email, p.GivenName, p.FamilyName,
+		p.DisplayName, p.Title, p.Department, groups, attrs, p.Area, string(p.State),
+		string(p.BlockReason), p.Source, p.ExternalID, timeArg(p.QueuedAt),
+		timeArg(p.ActivatedAt), timeArg(p.BlockedAt), timeArg(p.CreatedAt), timeArg(p.UpdatedAt))
+	return t.args, nil
+}
+
+// duplicate turns a UNIQUE violation into store.ErrDuplicate, saying which
+// of the profile's keys is taken. Other errors come back as they are.
+func duplicate(err error, p *model.Profile) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) || (se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE && se.Code() != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+		return err
+	}
+	if strings.Contains(se.Error(), "username_fold") {
+		return fmt.Errorf("%w: another profile has the username %s (compared case-insensitively)",
+			store.ErrDuplicate, p.Username)
+	}
+	if strings.Contains(se.Error(), "external_id") {
+		return fmt.Errorf("%w: another profile has source %s external id %s",
+			store.ErrDuplicate, p.Source, p.ExternalID)
+	}
+	return fmt.Errorf("%w: %w", store.ErrDuplicate, err)
+}
+
+// CountActive counts the active profiles of areas whose username is not in
+// exempt (compared case-insensitively).
+func (t *tx) CountActive(ctx context.Context, areas []string, exempt []string) (int, error) {
+	ctx, err := t.lock(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: count active profiles: %w", err)
+	}
+	defer t.mu.Unlock()
+	st, err := t.stmt(ctx, stmtCount, countSQL)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: count active profiles: %w", err)
+	}
+	folded := make([]string, len(exempt))
+	for i, u := range exempt {
+		folded[i] = model.FoldUsername(u)
+	}
+	var n int
+	if err := st.QueryRowContext(ctx, jsonList(areas), jsonList(folded)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count active profiles: %w", err)
+	}
+	return n, nil
+}
+
+// Get reads the profile with id.
+func (t *tx) Get(ctx context.Context, id int64) (model.Profile, error) {
+	ctx, err := t.lock(ctx)
+	if err != nil {
+		return model.Profile{}, fmt.Errorf("sqlite: get profile %d: %w", id, err)
+	}
+	defer t.mu.Unlock()
+	st, err := t.stmt(ctx, stmtGet, getSQL)
+	if err != nil {
+		return model.Profile{}, fmt.Errorf("sqlite: get profile %d: %w", id, err)
+	}
+	p, err := scanProfile(st.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return model.Profile{}, fmt.Errorf("sqlite: get profile %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return model.Profile{}, fmt.Errorf("sqlite: get profile %d: %w", id, err)
+	}
+	return p, nil
+}
+
+// Insert stores p as a new profile and sets p.ID and p.Version (1). Every
+// other field, timestamps included, is stored as given.
+func (t *tx) Insert(ctx context.Context, p *model.Profile) error {
+	wrap := func(err error) error { return fmt.Errorf("sqlite: insert profile %s: %w", p.Username, err) }
+	ctx, err := t.lock(ctx)
+	if err != nil {
+		return wrap(err)
+	}
+	defer t.mu.Unlock()
+	args, err := t.profileArgs(p)
+	if err != nil {
+		return wrap(err)
+	}
+	st, err := t.stmt(ctx, stmtInsert, insertSQL)
+	if err != nil {
+		return wrap(err)
+	}
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return wrap(duplicate(err, p))
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return wrap(err)
+	}
+	p.ID, p.Version = id, 1
+	return nil
+}
+
+// Update writes p over the stored profile with p.ID if that still has
+// p.Version, and bumps p.Version; store.ErrConflict otherwise.
+func (t *tx) Update(ctx context.Context, p *model.Profile) error {
+	wrap := func(err error) error { return fmt.Errorf("sqlite: update profile %s: %w", p.Username, err) }
+	ctx, err := t.lock(ctx)
+	if err != nil {
+		return wrap(err)
+	}
+	defer t.mu.Unlock()
+	args, err := t.profileArgs(p)
+	if err != nil {
+		return wrap(err)
+	}
+	st, err := t.stmt(ctx, stmtUpdate, updateSQL)
+	if err != nil {
+		return wrap(err)
+	}
+	t.args = append(args, p.ID, p.Version)
+	res, err := st.ExecContext(ctx, t.args...)
+	if err != nil {
+		return wrap(duplicate(err, p))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return wrap(err)
+	}
+	if n == 0 {
+		return wrap(fmt.Errorf("%w (id %d, version %d)", store.ErrConflict, p.ID, p.Version))
+	}
+	p.Version++
+	return nil
+}
+
+// Delete removes the profile with p.ID if it still has p.Version;
+// store.ErrConflict otherwise (also when it is gone already).
+func (t *tx) Delete(ctx context.Context, p model.Profile) error {
+	wrap := func(err error) error { return fmt.Errorf("sqlite: delete profile %s: %w", p.Username, err) }
+	ctx, err := t.lock(ctx)
+	if err != nil {
+		return wrap(err)
+	}
+	defer t.mu.Unlock()
+	st, err := t.stmt(ctx, stmtDelete, deleteSQL)
+	if err != nil {
+		return wrap(err)
+	}
+	res, err := st.ExecContext(ctx, p.ID, p.Version)
+	if err != nil {
+		return wrap(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return wrap(err)
+	}
+	if n == 0 {
+		return wrap(fmt.Errorf("%w (id %d, version %d)", store.ErrConflict, p.ID, p.Version))
+	}
+	return nil
+}
+
+// Audit appends e to the audit log; e.Seq is ignored (the store numbers
+// entries).
+func (t *tx) Audit(ctx context.Context, e store.AuditEntry) error {
+	wrap := func(err error) error {
+		return fmt.Errorf("sqlite: audit %s %s: %w", e.Action, e.Username, err)
+	}
+	if err := checkTime("at", e.At); err != nil {
+		return wrap(err)
+	}
+	ctx, err := t.lock(ctx)
+	if err != nil {
+		return wrap(err)
+	}
+	defer t.mu.Unlock()
+	st, err := t.stmt(ctx, stmtAudit, auditSQL)
+	if err != nil {
+		return wrap(err)
+	}
+	var before, after any // NULL for nil
+	if e.Before != nil {
+		before = t.json(func(b []byte) []byte { return appendProfileJSON(b, e.Before) })
+	}
+	if e.After != nil {
+		after = t.json(func(b []byte) []byte { return appendProfileJSON(b, e.After) })
+	}
+	if _, err := st.ExecContext(ctx, e.RunID, timeArg(e.At), e.Actor, e.Action, e.Username,
+		e.Reason, before, after); err != nil {
+		return wrap(err)
+	}
+	return nil
+}

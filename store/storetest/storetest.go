@@ -1,0 +1,901 @@
+// Package storetest is the conformance suite every store.Store
+// implementation runs unchanged:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) func() store.Store {
+//			path := filepath.Join(t.TempDir(), "seatsync.db")
+//			return func() store.Store {
+//				s, err := sqlite.Open(t.Context(), path)
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				return s
+//			}
+//		})
+//	}
+//
+// What it pins down beyond the doc comments of package store:
+//
+//   - every profile field reads back exactly as written: nil and empty
+//     Groups and Attributes stay apart, non-zero times come back in UTC
+//     (with at least microsecond precision), zero times stay zero;
+//   - Profiles and Queue order usernames case-insensitively, by the byte
+//     order of model.FoldUsername;
+//   - Queue puts a zero QueuedAt first; Queue and CountActive with no areas
+//     find nothing;
+//   - a deleted profile's ID is never given to a new profile;
+//   - the ErrDuplicate error names the username being written, and the
+//     ErrLocked error names the lock's holder;
+//   - Runs returns Summary but not Report; JSON is compared by value, so a
+//     store may re-encode it.
+//
+// A test fn that gets an error from a Tx method returns it at once, as a
+// PostgreSQL transaction cannot go on after an error.
+package storetest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/store"
+)
+
+// Run runs the suite. For each subtest open prepares a fresh, empty
+// database and returns a function that opens a new handle on it each time
+// it is called, as another process or replica would. The suite closes the
+// handles it opens (t.Cleanup).
+func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, newHandle func() store.Store)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"Handles", testHandles},
+		{"Update", testUpdate},
+		{"Delete", testDelete},
+		{"Duplicates", testDuplicates},
+		{"TxRollback", testTxRollback},
+		{"TxPanic", testTxPanic},
+		{"SeatCheckSerialised", testSeatCheckSerialised},
+		{"CountActive", testCountActive},
+		{"Queue", testQueue},
+		{"RunLock", testRunLock},
+		{"Runs", testRuns},
+		{"Audit", testAudit},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+// handle opens a new handle and closes it when the test ends.
+func handle(t *testing.T, newHandle func() store.Store) store.Store {
+	t.Helper()
+	s := newHandle()
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return s
+}
+
+// at is the suite's clock: d after a fixed time with microsecond
+// precision, which every store keeps.
+func at(d time.Duration) time.Time {
+	return time.Date(2026, 3, 2, 9, 30, 0, 123456000, time.UTC).Add(d)
+}
+
+// jsonByValue compares JSON by value, so a store may re-encode it.
+func jsonByValue() cmp.Option {
+	return cmp.Comparer(func(a, b json.RawMessage) bool {
+		if a == nil || b == nil {
+			return a == nil && b == nil
+		}
+		var x, y any
+		if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+			return string(a) == string(b)
+		}
+		return reflect.DeepEqual(x, y)
+	})
+}
+
+func active(username, area string) model.Profile {
+	return model.Profile{
+		Username:    username,
+		Email:       strings.ToLower(username) + "@example.com",
+		Area:        area,
+		State:       model.Active,
+		ActivatedAt: at(time.Minute),
+		CreatedAt:   at(time.Minute),
+		UpdatedAt:   at(time.Minute),
+	}
+}
+
+func blocked(username, area string, reason model.Reason, queuedAt time.Time) model.Profile {
+	p := active(username, area)
+	p.State, p.BlockReason = model.Blocked, reason
+	p.ActivatedAt, p.BlockedAt, p.QueuedAt = time.Time{}, at(2*time.Minute), queuedAt
+	return p
+}
+
+// insert stores ps in one transaction and sets their IDs and versions.
+func insert(t *testing.T, s store.Store, ps ...*model.Profile) {
+	t.Helper()
+	err := s.WithTx(t.Context(), func(tx store.Tx) error {
+		for _, p := range ps {
+			if err := tx.Insert(t.Context(), p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+}
+
+func usernames(ps []model.Profile) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Username
+	}
+	return out
+}
+
+func checkUTC(t *testing.T, what string, ts ...time.Time) {
+	t.Helper()
+	for i, x := range ts {
+		if !x.IsZero() && x.Location() != time.UTC {
+			t.Errorf("%s: time %d (%s) is in %s, want UTC", what, i, x, x.Location())
+		}
+	}
+}
+
+func checkProfileUTC(t *testing.T, p model.Profile) {
+	t.Helper()
+	checkUTC(t, p.Username, p.QueuedAt, p.ActivatedAt, p.BlockedAt, p.CreatedAt, p.UpdatedAt)
+}
+
+func testRoundTrip(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+
+	full := model.Profile{
+		Username:    "Bob",
+		Email:       "bob@example.com",
+		GivenName:   "Bob",
+		FamilyName:  "Müller-Öztürk",
+		DisplayName: `Bob "Bobby" Müller`,
+		Title:       "R&D <lead>",
+		Department:  "Research & Development",
+		Groups: []string{
+			"CN=App Users,OU=Groups,DC=corp,DC=example",
+			`CN=R&D \, Labs,OU=Groups,DC=corp,DC=example`,
+			"Équipe \"été\"",
+			"",
+		},
+		Attributes:  map[string]string{"company": "Acme", "costCenter": "4711", "note": "line1\nline2\t\u2028", "empty": ""},
+		Area:        "partners",
+		State:       model.Blocked,
+		BlockReason: model.ReasonLicense,
+		Source:      "corp-ad",
+		ExternalID:  "6f1c-4a2b",
+		QueuedAt:    at(1 * time.Hour),
+		ActivatedAt: at(2 * time.Hour),
+		BlockedAt:   at(3 * time.Hour),
+		// A time in another zone is stored as its instant and read back in UTC.
+		CreatedAt: at(4*time.Hour + time.Microsecond).In(time.FixedZone("CET", 3600)),
+		UpdatedAt: at(5*time.Hour + 999999*time.Microsecond),
+	}
+	minimal := model.Profile{Username: "alice", Area: "primary", State: model.Active}
+	empty := model.Profile{
+		Username:   "carol",
+		Area:       "primary",
+		State:      model.Active,
+		Groups:     []string{},
+		Attributes: map[string]string{},
+		CreatedAt:  at(0),
+	}
+	insert(t, s, &full, &minimal, &empty)
+
+	ids := map[int64]bool{}
+	for _, p := range []model.Profile{full, minimal, empty} {
+		if p.ID == 0 || p.Version != 1 {
+			t.Errorf("after Insert %s: ID %d Version %d, want a non-zero ID and Version 1", p.Username, p.ID, p.Version)
+		}
+		ids[p.ID] = true
+	}
+	if len(ids) != 3 {
+		t.Errorf("Insert gave IDs %v, want 3 different ones", ids)
+	}
+
+	got, err := s.Profiles(ctx)
+	if err != nil {
+		t.Fatalf("Profiles: %v", err)
+	}
+	want := []model.Profile{minimal, full, empty} // alice, Bob, carol: case-insensitive order
+	if diff := cmp.Diff(want, got, jsonByValue()); diff != "" {
+		t.Errorf("Profiles (-want +got):\n%s", diff)
+	}
+	for _, p := range got {
+		checkProfileUTC(t, p)
+	}
+
+	for _, name := range []string{"bob", "BOB", "Bob"} {
+		p, err := s.Profile(ctx, name)
+		if err != nil {
+			t.Fatalf("Profile(%q): %v", name, err)
+		}
+		if diff := cmp.Diff(full, p, jsonByValue()); diff != "" {
+			t.Errorf("Profile(%q) (-want +got):\n%s", name, diff)
+		}
+		checkProfileUTC(t, p)
+	}
+	if _, err := s.Profile(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Profile(nobody) = %v, want ErrNotFound", err)
+	}
+
+	err = s.WithTx(ctx, func(tx store.Tx) error {
+		for _, want := range []model.Profile{full, minimal, empty} {
+			p, err := tx.Get(ctx, want.ID)
+			if err != nil {
+				return err
+			}
+			if diff := cmp.Diff(want, p, jsonByValue()); diff != "" {
+				t.Errorf("Get(%d) (-want +got):\n%s", want.ID, diff)
+			}
+		}
+		if _, err := tx.Get(ctx, full.ID+minimal.ID+empty.ID+1000); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get(missing) = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("WithTx: %v", err)
+	}
+}
+
+func testHandles(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s1, s2 := handle(t, newHandle), handle(t, newHandle)
+	p := active("jdoe", "primary")
+	insert(t, s1, &p)
+	got, err := s2.Profile(ctx, "jdoe")
+	if err != nil {
+		t.Fatalf("Profile through a second handle: %v", err)
+	}
+	if diff := cmp.Diff(p, got, jsonByValue()); diff != "" {
+		t.Errorf("second handle (-want +got):\n%s", diff)
+	}
+
+	// A third handle opened later sees it too: the data is in the store,
+	// not in a handle.
+	s3 := handle(t, newHandle)
+	if all, err := s3.Profiles(ctx); err != nil || len(all) != 1 {
+		t.Errorf("Profiles through a new handle = %d profiles, %v; want 1", len(all), err)
+	}
+}
+
+func testUpdate(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	p := active("jdoe", "primary")
+	p.Source, p.ExternalID = "hr", "E1"
+	insert(t, s, &p)
+	stale := p.Clone()
+
+	// Change every field; the case-only rename must not collide with itself.
+	p.Username = "JDoe"
+	p.Email, p.GivenName, p.FamilyName = "john.doe@example.com", "John", "Doe"
+	p.DisplayName, p.Title, p.Department = "John Doe", "Engineer", "IT"
+	p.Groups = []string{"Staff"}
+	p.Attributes = map[string]string{"company": "Acme"}
+	p.Area = "partners"
+	p.State, p.BlockReason = model.Blocked, model.ReasonAdmin
+	p.Source, p.ExternalID = "okta", "00u1"
+	p.QueuedAt, p.ActivatedAt, p.BlockedAt = at(time.Hour), time.Time{}, at(2*time.Hour)
+	p.CreatedAt, p.UpdatedAt = at(-time.Hour), at(3*time.Hour)
+	err := s.WithTx(ctx, func(tx store.Tx) error { return tx.Update(ctx, &p) })
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if p.Version != 2 {
+		t.Errorf("after Update Version = %d, want 2", p.Version)
+	}
+	got, err := s.Profile(ctx, "jdoe")
+	if err != nil {
+		t.Fatalf("Profile: %v", err)
+	}
+	if diff := cmp.Diff(p, got, jsonByValue()); diff != "" {
+		t.Errorf("after Update (-want +got):\n%s", diff)
+	}
+
+	// Back to nil groups and attributes.
+	p.Groups, p.Attributes = nil, nil
+	if err := s.WithTx(ctx, func(tx store.Tx) error { return tx.Update(ctx, &p) }); err != nil {
+		t.Fatalf("second Update: %v", err)
+	}
+	if p.Version != 3 {
+		t.Errorf("after second Update Version = %d, want 3", p.Version)
+	}
+	if got, err := s.Profile(ctx, "jdoe"); err != nil {
+		t.Fatalf("Profile: %v", err)
+	} else if diff := cmp.Diff(p, got, jsonByValue()); diff != "" {
+		t.Errorf("after second Update (-want +got):\n%s", diff)
+	}
+
+	// A write from a stale read is refused and changes nothing.
+	stale.Email = "stale@example.com"
+	err = s.WithTx(ctx, func(tx store.Tx) error { return tx.Update(ctx, &stale) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("Update with stale Version = %v, want ErrConflict", err)
+	}
+	if stale.Version != 1 {
+		t.Errorf("a refused Update changed Version to %d", stale.Version)
+	}
+	if got, err := s.Profile(ctx, "jdoe"); err != nil || got.Email != p.Email || got.Version != 3 {
+		t.Errorf("after a refused Update: %s version %d, %v; want %s version 3", got.Email, got.Version, err, p.Email)
+	}
+
+	// An Update of a profile that is gone is a conflict too.
+	gone := active("ghost", "primary")
+	gone.ID, gone.Version = p.ID+1000, 1
+	err = s.WithTx(ctx, func(tx store.Tx) error { return tx.Update(ctx, &gone) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("Update of a missing profile = %v, want ErrConflict", err)
+	}
+}
+
+func testDelete(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	p, other := active("jdoe", "primary"), active("other", "primary")
+	insert(t, s, &p, &other)
+	stale := p
+	if err := s.WithTx(ctx, func(tx store.Tx) error { return tx.Update(ctx, &p) }); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+
+	err := s.WithTx(ctx, func(tx store.Tx) error { return tx.Delete(ctx, stale) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("Delete with stale Version = %v, want ErrConflict", err)
+	}
+	if _, err := s.Profile(ctx, "jdoe"); err != nil {
+		t.Errorf("after a refused Delete: %v", err)
+	}
+
+	if err := s.WithTx(ctx, func(tx store.Tx) error { return tx.Delete(ctx, p) }); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := s.Profile(ctx, "jdoe"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Profile after Delete = %v, want ErrNotFound", err)
+	}
+	if all, err := s.Profiles(ctx); err != nil || !reflect.DeepEqual(usernames(all), []string{"other"}) {
+		t.Errorf("Profiles after Delete = %v, %v; want [other]", usernames(all), err)
+	}
+
+	err = s.WithTx(ctx, func(tx store.Tx) error { return tx.Delete(ctx, p) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("Delete of a missing profile = %v, want ErrConflict", err)
+	}
+
+	// The username is free again, and the new profile gets a new ID: a
+	// plan made before the delete cannot write over it.
+	again := active("JDOE", "primary")
+	insert(t, s, &again)
+	if again.ID == p.ID {
+		t.Errorf("a new profile reused the deleted profile's ID %d", p.ID)
+	}
+	p.Version = again.Version
+	err = s.WithTx(ctx, func(tx store.Tx) error { return tx.Update(ctx, &p) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("Update of the deleted profile = %v, want ErrConflict", err)
+	}
+}
+
+func testDuplicates(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	jdoe := active("jdoe", "primary")
+	jdoe.Source, jdoe.ExternalID = "hr", "E1"
+	admin1, admin2 := active("admin", "primary"), active("support", "primary") // unowned
+	okta := active("jd", "primary")
+	okta.Source, okta.ExternalID = "okta", "E1" // same external ID, other source
+	insert(t, s, &jdoe, &admin1, &admin2, &okta)
+
+	tryInsert := func(p model.Profile) error {
+		return s.WithTx(ctx, func(tx store.Tx) error { return tx.Insert(ctx, &p) })
+	}
+	tryUpdate := func(p model.Profile) error {
+		return s.WithTx(ctx, func(tx store.Tx) error { return tx.Update(ctx, &p) })
+	}
+
+	caseOnly := active("JDOE", "partners")
+	caseOnly.Source, caseOnly.ExternalID = "hr", "E2"
+	err := tryInsert(caseOnly)
+	if !errors.Is(err, store.ErrDuplicate) {
+		t.Errorf("Insert of a username differing only in case = %v, want ErrDuplicate", err)
+	} else if !strings.Contains(err.Error(), "JDOE") {
+		t.Errorf("duplicate username error %q does not name the username JDOE", err)
+	}
+
+	sameKey := active("john", "primary")
+	sameKey.Source, sameKey.ExternalID = "hr", "E1"
+	err = tryInsert(sameKey)
+	if !errors.Is(err, store.ErrDuplicate) {
+		t.Errorf("Insert of a taken (source, external_id) = %v, want ErrDuplicate", err)
+	} else if !strings.Contains(err.Error(), "john") {
+		t.Errorf("duplicate external id error %q does not name the username john", err)
+	}
+
+	renamed := okta
+	renamed.Username = "JDoe"
+	if err := tryUpdate(renamed); !errors.Is(err, store.ErrDuplicate) {
+		t.Errorf("Update to a taken username = %v, want ErrDuplicate", err)
+	}
+	rekeyed := okta
+	rekeyed.Source = "hr"
+	if err := tryUpdate(rekeyed); !errors.Is(err, store.ErrDuplicate) {
+		t.Errorf("Update to a taken (source, external_id) = %v, want ErrDuplicate", err)
+	}
+
+	all, err := s.Profiles(ctx)
+	if err != nil {
+		t.Fatalf("Profiles: %v", err)
+	}
+	want := []model.Profile{admin1, okta, jdoe, admin2}
+	if diff := cmp.Diff(want, all, jsonByValue()); diff != "" {
+		t.Errorf("refused writes changed the store (-want +got):\n%s", diff)
+	}
+}
+
+func testTxRollback(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	kept := active("kept", "primary")
+	insert(t, s, &kept)
+
+	boom := errors.New("boom")
+	err := s.WithTx(ctx, func(tx store.Tx) error {
+		p := active("new", "primary")
+		if err := tx.Insert(ctx, &p); err != nil {
+			return err
+		}
+		k := kept
+		k.Email = "changed@example.com"
+		if err := tx.Update(ctx, &k); err != nil {
+			return err
+		}
+		if err := tx.Audit(ctx, store.AuditEntry{RunID: "rolled-back", At: at(0), Actor: "sync", Action: "create", Username: "new", After: &p}); err != nil {
+			return err
+		}
+		return fmt.Errorf("apply: %w", boom)
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("WithTx = %v, want fn's error", err)
+	}
+	all, err := s.Profiles(ctx)
+	if err != nil {
+		t.Fatalf("Profiles: %v", err)
+	}
+	if diff := cmp.Diff([]model.Profile{kept}, all, jsonByValue()); diff != "" {
+		t.Errorf("after a failed transaction (-want +got):\n%s", diff)
+	}
+	if es, err := s.Audit(ctx, "rolled-back", 0); err != nil || len(es) != 0 {
+		t.Errorf("audit of a rolled-back transaction = %d entries, %v; want none", len(es), err)
+	}
+
+	// The store takes writes again.
+	p := active("after", "primary")
+	insert(t, s, &p)
+}
+
+func testTxPanic(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	recovered := func() (r any) {
+		defer func() { r = recover() }()
+		_ = s.WithTx(ctx, func(tx store.Tx) error {
+			p := active("new", "primary")
+			if err := tx.Insert(ctx, &p); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+		return nil
+	}()
+	if recovered != "boom" {
+		t.Fatalf("WithTx recovered %v, want the panic to go on", recovered)
+	}
+	if _, err := s.Profile(ctx, "new"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Profile written before a panic = %v, want ErrNotFound", err)
+	}
+	// Neither the transaction nor any lock is left behind.
+	p := active("after", "primary")
+	insert(t, s, &p)
+	other := handle(t, newHandle)
+	q := active("other", "primary")
+	insert(t, other, &q)
+}
+
+func testSeatCheckSerialised(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	const limit, perHandle = 5, 8
+	handles := []store.Store{handle(t, newHandle), handle(t, newHandle)}
+	// Some profiles that do not count: blocked, or in another area.
+	b := blocked("queued", "primary", model.ReasonLicense, at(0))
+	o := active("partner", "partners")
+	insert(t, handles[0], &b, &o)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(handles)*perHandle)
+	for h, s := range handles {
+		for i := range perHandle {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- s.WithTx(ctx, func(tx store.Tx) error {
+					n, err := tx.CountActive(ctx, []string{"primary"}, nil)
+					if err != nil {
+						return err
+					}
+					if n >= limit {
+						return nil // no seat: nothing to do
+					}
+					// Widen the window a racy store would lose in.
+					time.Sleep(time.Millisecond)
+					p := active(fmt.Sprintf("user-%d-%d", h, i), "primary")
+					return tx.Insert(ctx, &p)
+				})
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("seat transaction: %v", err)
+		}
+	}
+
+	var n int
+	err := handles[1].WithTx(ctx, func(tx store.Tx) (err error) {
+		n, err = tx.CountActive(ctx, []string{"primary"}, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("CountActive: %v", err)
+	}
+	if n != limit {
+		t.Errorf("%d active profiles after %d racing seat checks, want exactly the limit %d", n, len(handles)*perHandle, limit)
+	}
+	all, err := handles[0].Profiles(ctx)
+	if err != nil {
+		t.Fatalf("Profiles: %v", err)
+	}
+	if len(all) != limit+2 {
+		t.Errorf("%d profiles, want %d", len(all), limit+2)
+	}
+}
+
+func testCountActive(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	ps := []model.Profile{
+		active("alice", "primary"),
+		active("Bob", "primary"),
+		active("Admin", "primary"),
+		blocked("carol", "primary", model.ReasonLicense, at(0)),
+		blocked("dave", "primary", model.ReasonAdmin, time.Time{}),
+		blocked("eve", "primary", model.ReasonSourceDisabled, time.Time{}),
+		blocked("fred", "primary", model.ReasonLeftSource, time.Time{}),
+		active("erin", "partners"),
+		active("frank", "suppliers"),
+	}
+	ptrs := make([]*model.Profile, len(ps))
+	for i := range ps {
+		ptrs[i] = &ps[i]
+	}
+	insert(t, s, ptrs...)
+
+	tests := []struct {
+		areas, exempt []string
+		want          int
+	}{
+		{[]string{"primary"}, nil, 3},
+		{[]string{"primary"}, []string{"admin"}, 2},
+		{[]string{"primary"}, []string{"ADMIN", "support"}, 2},
+		{[]string{"primary"}, []string{"admin", "bob"}, 1},
+		{[]string{"primary", "partners"}, []string{"Admin"}, 3},
+		{[]string{"partners", "suppliers"}, nil, 2},
+		{[]string{"Primary"}, nil, 0}, // areas are exact names
+		{[]string{"nowhere"}, nil, 0},
+		{nil, nil, 0},
+	}
+	err := s.WithTx(ctx, func(tx store.Tx) error {
+		for _, tc := range tests {
+			got, err := tx.CountActive(ctx, tc.areas, tc.exempt)
+			if err != nil {
+				return err
+			}
+			if got != tc.want {
+				t.Errorf("CountActive(%q, %q) = %d, want %d", tc.areas, tc.exempt, got, tc.want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("CountActive: %v", err)
+	}
+}
+
+func testQueue(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	ps := []model.Profile{
+		blocked("third", "primary", model.ReasonLicense, at(3*time.Hour)),
+		blocked("first", "primary", model.ReasonLicense, at(1*time.Hour)),
+		blocked("zed", "primary", model.ReasonLicense, at(2*time.Hour)),
+		blocked("Amy", "primary", model.ReasonLicense, at(2*time.Hour)), // same time: by username
+		blocked("nodate", "primary", model.ReasonLicense, time.Time{}),  // zero time first
+		blocked("partner", "partners", model.ReasonLicense, at(90*time.Minute)),
+		blocked("admin-blocked", "primary", model.ReasonAdmin, at(0)),
+		blocked("disabled", "primary", model.ReasonSourceDisabled, at(0)),
+		blocked("left", "primary", model.ReasonLeftSource, at(0)),
+		active("active", "primary"),
+	}
+	ptrs := make([]*model.Profile, len(ps))
+	for i := range ps {
+		ptrs[i] = &ps[i]
+	}
+	insert(t, s, ptrs...)
+
+	tests := []struct {
+		areas []string
+		want  []string
+	}{
+		{[]string{"primary"}, []string{"nodate", "first", "Amy", "zed", "third"}},
+		{[]string{"primary", "partners"}, []string{"nodate", "first", "partner", "Amy", "zed", "third"}},
+		{[]string{"partners"}, []string{"partner"}},
+		{[]string{"suppliers"}, nil},
+		{nil, nil},
+	}
+	for _, tc := range tests {
+		got, err := s.Queue(ctx, tc.areas)
+		if err != nil {
+			t.Fatalf("Queue(%q): %v", tc.areas, err)
+		}
+		if diff := cmp.Diff(tc.want, usernames(got), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("Queue(%q) (-want +got):\n%s", tc.areas, diff)
+		}
+	}
+	got, err := s.Queue(ctx, []string{"partners"})
+	if err != nil {
+		t.Fatalf("Queue: %v", err)
+	}
+	if len(got) == 1 {
+		if diff := cmp.Diff(ps[5], got[0], jsonByValue()); diff != "" {
+			t.Errorf("Queue profile (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func testRunLock(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s1, s2 := handle(t, newHandle), handle(t, newHandle)
+	mustAcquire := func(s store.Store, holder string, ttl time.Duration) {
+		t.Helper()
+		if err := s.AcquireLock(ctx, holder, ttl); err != nil {
+			t.Fatalf("AcquireLock(%s): %v", holder, err)
+		}
+	}
+	refused := func(s store.Store, holder, by string) {
+		t.Helper()
+		err := s.AcquireLock(ctx, holder, time.Minute)
+		if !errors.Is(err, store.ErrLocked) {
+			t.Fatalf("AcquireLock(%s) while %s holds the lock = %v, want ErrLocked", holder, by, err)
+		}
+		if !strings.Contains(err.Error(), by) {
+			t.Errorf("ErrLocked error %q does not name the holder %s", err, by)
+		}
+	}
+	release := func(s store.Store, holder string) {
+		t.Helper()
+		if err := s.ReleaseLock(ctx, holder); err != nil {
+			t.Fatalf("ReleaseLock(%s): %v", holder, err)
+		}
+	}
+
+	mustAcquire(s1, "replica-a", time.Minute)
+	refused(s2, "replica-b", "replica-a")
+	refused(s1, "replica-b", "replica-a")
+	mustAcquire(s1, "replica-a", time.Minute) // renew
+	mustAcquire(s2, "replica-a", time.Minute) // the holder is a name, not a handle
+
+	release(s2, "replica-b") // not the holder: harmless
+	refused(s2, "replica-b", "replica-a")
+
+	release(s1, "replica-a")
+	release(s1, "replica-a") // again: harmless
+	const ttl = 300 * time.Millisecond
+	mustAcquire(s2, "replica-b", ttl)
+	refused(s1, "replica-a", "replica-b")
+
+	time.Sleep(ttl + 200*time.Millisecond) // replica-b died without releasing
+	mustAcquire(s1, "replica-a", time.Minute)
+	refused(s2, "replica-b", "replica-a")
+	release(s1, "replica-a")
+	mustAcquire(s2, "replica-b", time.Minute)
+	release(s2, "replica-b")
+}
+
+func testRuns(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	save := func(r store.Run) {
+		t.Helper()
+		if err := s.SaveRun(ctx, r); err != nil {
+			t.Fatalf("SaveRun(%s): %v", r.ID, err)
+		}
+	}
+	first := store.Run{ID: "01A", Mode: "sync", Result: "running", StartedAt: at(0), Sources: []string{"hr", "corp-ad"}}
+	second := store.Run{
+		ID: "01B", Mode: "plan", Result: "failed", Error: "pull corp-ad: bind: invalid credentials",
+		StartedAt: at(time.Hour), FinishedAt: at(time.Hour + time.Second), Sources: []string{"corp-ad"},
+	}
+	third := store.Run{
+		ID: "01C", Mode: "sync", Result: "ok", StartedAt: at(2 * time.Hour), FinishedAt: at(2*time.Hour + 3*time.Second),
+		Sources: []string{}, Summary: json.RawMessage(`{"create": 0}`), Report: json.RawMessage(`{"run_id": "01C", "changes": []}`),
+	}
+	save(first)
+	save(third)
+	save(second)
+
+	// The first run finishes: SaveRun replaces it.
+	first.Result, first.FinishedAt = "ok", at(time.Minute)
+	first.Summary = json.RawMessage(`{"create":12,"update":3}`)
+	first.Report = json.RawMessage(`{"run_id":"01A","summary":{"create":12,"update":3},"changes":[{"action":"create","username":"jdoe"}]}`)
+	save(first)
+
+	noReport := func(rs ...store.Run) []store.Run {
+		out := make([]store.Run, len(rs))
+		for i, r := range rs {
+			r.Report = nil
+			out[i] = r
+		}
+		return out
+	}
+	runs, err := s.Runs(ctx, 10)
+	if err != nil {
+		t.Fatalf("Runs: %v", err)
+	}
+	if diff := cmp.Diff(noReport(third, second, first), runs, jsonByValue()); diff != "" {
+		t.Errorf("Runs(10) (-want +got):\n%s", diff)
+	}
+	for _, r := range runs {
+		checkUTC(t, r.ID, r.StartedAt, r.FinishedAt)
+	}
+	runs, err = s.Runs(ctx, 2)
+	if err != nil {
+		t.Fatalf("Runs: %v", err)
+	}
+	if diff := cmp.Diff(noReport(third, second), runs, jsonByValue()); diff != "" {
+		t.Errorf("Runs(2) (-want +got):\n%s", diff)
+	}
+
+	for _, want := range []store.Run{first, second, third} {
+		got, err := s.Run(ctx, want.ID)
+		if err != nil {
+			t.Fatalf("Run(%s): %v", want.ID, err)
+		}
+		if diff := cmp.Diff(want, got, jsonByValue()); diff != "" {
+			t.Errorf("Run(%s) (-want +got):\n%s", want.ID, diff)
+		}
+	}
+	if _, err := s.Run(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Run(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+func testAudit(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+
+	var want []store.AuditEntry
+	err := s.WithTx(ctx, func(tx store.Tx) error {
+		p := active("jdoe", "primary")
+		p.Source, p.ExternalID = "hr", "E1"
+		p.Groups = []string{"Staff", "R&D"}
+		p.Attributes = map[string]string{}
+		if err := tx.Insert(ctx, &p); err != nil {
+			return err
+		}
+		created := p.Clone()
+		before := p.Clone()
+		p.State, p.BlockReason, p.BlockedAt, p.ActivatedAt = model.Blocked, model.ReasonSourceDisabled, at(time.Hour), time.Time{}
+		if err := tx.Update(ctx, &p); err != nil {
+			return err
+		}
+		blockedP := p.Clone()
+		if err := tx.Delete(ctx, p); err != nil {
+			return err
+		}
+		want = []store.AuditEntry{
+			{RunID: "run-1", At: at(time.Second), Actor: "sync", Action: "create", Username: "jdoe", After: &created},
+			{RunID: "run-1", At: at(2 * time.Second), Actor: "sync", Action: "block", Username: "jdoe", Reason: "source_disabled", Before: &before, After: &blockedP},
+			{RunID: "run-1", At: at(3 * time.Second), Actor: "admin", Action: "delete", Username: "jdoe", Before: &blockedP},
+		}
+		for _, e := range want {
+			e.Seq = 999 // ignored: the store numbers entries
+			if err := tx.Audit(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("WithTx: %v", err)
+	}
+	other := active("other", "primary")
+	if err := s.WithTx(ctx, func(tx store.Tx) error {
+		return tx.Audit(ctx, store.AuditEntry{RunID: "run-2", At: at(time.Minute), Actor: "admin", Action: "block", Username: "other", Reason: "admin", Before: &other, After: &other})
+	}); err != nil {
+		t.Fatalf("WithTx: %v", err)
+	}
+	boom := errors.New("boom")
+	if err := s.WithTx(ctx, func(tx store.Tx) error {
+		if err := tx.Audit(ctx, store.AuditEntry{RunID: "run-1", At: at(time.Hour), Actor: "sync", Action: "create", Username: "lost"}); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("WithTx = %v, want boom", err)
+	}
+
+	got, err := s.Audit(ctx, "run-1", 0)
+	if err != nil {
+		t.Fatalf("Audit(run-1): %v", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Audit(run-1) = %d entries, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range got {
+		if i > 0 && got[i].Seq <= got[i-1].Seq {
+			t.Errorf("entry %d has Seq %d after %d, want increasing", i, got[i].Seq, got[i-1].Seq)
+		}
+		want[i].Seq = got[i].Seq
+		checkUTC(t, "audit", got[i].At)
+		for _, p := range []*model.Profile{got[i].Before, got[i].After} {
+			if p != nil {
+				checkProfileUTC(t, *p)
+			}
+		}
+	}
+	if diff := cmp.Diff(want, got, jsonByValue()); diff != "" {
+		t.Errorf("Audit(run-1) (-want +got):\n%s", diff)
+	}
+
+	recent, err := s.Audit(ctx, "", 2)
+	if err != nil {
+		t.Fatalf("Audit(\"\", 2): %v", err)
+	}
+	if len(recent) != 2 || recent[0].RunID != "run-2" || recent[1].Seq != want[2].Seq {
+		t.Errorf("Audit(\"\", 2) = %+v, want the run-2 entry then run-1's delete", recent)
+	}
+	if none, err := s.Audit(ctx, "run-unknown", 0); err != nil || len(none) != 0 {
+		t.Errorf("Audit(run-unknown) = %v, %v; want no entries", none, err)
+	}
+}
