@@ -23,11 +23,12 @@ const (
 )
 
 // apply writes the plan's changes in batches of store transactions.
-// Changes that free seats or take none go first; changes that take a seat
-// follow in queue order, and each is re-checked inside its transaction, so
-// nothing that happened since the plan can push a pool over its limit. A
-// failure rolls back the batch in flight; committed batches stay, and the
-// next run finishes the job.
+// Changes that free seats or take none go first; then moves to another
+// pool (they free a seat in the pool they leave); then the other changes
+// that take a seat, in queue order. Every seat taken is re-checked inside
+// its transaction, so nothing that happened since the plan can push a pool
+// over its limit. A failure rolls back the batch in flight; committed
+// batches stay, and the next run finishes the job.
 func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *licensing.Policy, now time.Time) error {
 	order := applyOrder(rep.Changes, pol, now)
 	size := r.BatchSize
@@ -38,15 +39,18 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 	for start := 0; start < len(order); start += size {
 		batch := order[start:min(start+size, len(order))]
 		err := r.Store.WithTx(ctx, func(tx store.Tx) error {
-			seats := seatCheck{tx: tx, pol: pol, exempt: exempt, used: map[int]int{}}
+			seats := newSeatCheck(tx, pol, exempt)
+			if err := seats.prepare(ctx, rep.Changes, batch); err != nil {
+				return err
+			}
 			for _, ci := range batch {
 				ch := &rep.Changes[ci]
 				ch.Result = ""
-				if err := applyOne(ctx, tx, &seats, rep.RunID, ch, now); err != nil {
+				if err := applyOne(ctx, tx, seats, rep.RunID, ch, now); err != nil {
 					return fmt.Errorf("apply %s %s: %w", ch.Action, ch.Username, err)
 				}
 			}
-			return nil
+			return seats.verify(ctx)
 		})
 		if err != nil {
 			for _, ci := range batch {
@@ -69,14 +73,18 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 }
 
 // applyOrder returns change indexes: first those that take no seat, then
-// the seat-takers in queue order.
+// moves that take a seat in another pool, then the other seat-takers, each
+// group in queue order.
 func applyOrder(changes []Change, pol *licensing.Policy, now time.Time) []int {
-	var free, takers []int
+	var free, moves, takers []int
 	for i := range changes {
-		if changes[i].TakesSeat {
-			takers = append(takers, i)
-		} else {
+		switch ch := &changes[i]; {
+		case !ch.TakesSeat:
 			free = append(free, i)
+		case ch.Before != nil && pol.HoldsSeat(ch.Before):
+			moves = append(moves, i)
+		default:
+			takers = append(takers, i)
 		}
 	}
 	req := func(i int) licensing.Request {
@@ -87,39 +95,97 @@ func applyOrder(changes []Change, pol *licensing.Policy, now time.Time) []int {
 		}
 		return licensing.Request{Weight: pol.Weight(ch.After.Groups), QueuedAt: q, Username: ch.Username}
 	}
-	slices.SortStableFunc(takers, func(a, b int) int { return licensing.Compare(req(a), req(b)) })
-	return append(free, takers...)
+	byQueue := func(a, b int) int { return licensing.Compare(req(a), req(b)) }
+	slices.SortStableFunc(moves, byQueue)
+	slices.SortStableFunc(takers, byQueue)
+	return append(append(free, moves...), takers...)
 }
 
-// seatCheck re-counts a pool's seats inside the transaction, once per pool
-// per transaction, and keeps the count as seats are taken.
+// seatCheck re-counts pools inside one transaction. A pool is counted once
+// per transaction; seats the same transaction frees (a move out, a block)
+// count as free, because the transaction commits whole or not at all.
+// verify counts again before commit, in case a freeing write was skipped
+// as a conflict.
 type seatCheck struct {
-	tx     store.Tx
-	pol    *licensing.Policy
-	exempt []string
-	used   map[int]int
+	tx       store.Tx
+	pol      *licensing.Policy
+	exempt   []string
+	counted  map[int]int // pool -> active at the start of the transaction
+	taken    map[int]int
+	releases map[int]int
+}
+
+func newSeatCheck(tx store.Tx, pol *licensing.Policy, exempt []string) *seatCheck {
+	return &seatCheck{tx: tx, pol: pol, exempt: exempt, counted: map[int]int{}, taken: map[int]int{}, releases: map[int]int{}}
+}
+
+// prepare counts, before the transaction writes anything, the pools its
+// changes take seats in, and notes the seats its changes free.
+func (s *seatCheck) prepare(ctx context.Context, changes []Change, batch []int) error {
+	for _, ci := range batch {
+		ch := &changes[ci]
+		if ch.TakesSeat {
+			if _, err := s.count(ctx, s.pol.PoolIndex(ch.After.Area)); err != nil {
+				return err
+			}
+		}
+		if ch.Before == nil || !s.pol.HoldsSeat(ch.Before) {
+			continue
+		}
+		pi := s.pol.PoolIndex(ch.Before.Area)
+		if ch.After == nil || !s.pol.HoldsSeat(ch.After) || s.pol.PoolIndex(ch.After.Area) != pi {
+			s.releases[pi]++
+		}
+	}
+	return nil
+}
+
+func (s *seatCheck) count(ctx context.Context, pi int) (int, error) {
+	if n, ok := s.counted[pi]; ok {
+		return n, nil
+	}
+	pool := &s.pol.Pools[pi]
+	n, err := s.tx.CountActive(ctx, pool.Areas, s.exempt)
+	if err != nil {
+		return 0, fmt.Errorf("count seats of pool %s: %w", pool.Name, err)
+	}
+	s.counted[pi] = n
+	return n, nil
 }
 
 func (s *seatCheck) take(ctx context.Context, area string) (bool, error) {
 	pi := s.pol.PoolIndex(area)
-	pool := &s.pol.Pools[pi]
-	if pool.Unlimited {
+	if s.pol.Pools[pi].Unlimited {
 		return true, nil
 	}
-	used, ok := s.used[pi]
-	if !ok {
-		n, err := s.tx.CountActive(ctx, pool.Areas, s.exempt)
-		if err != nil {
-			return false, fmt.Errorf("count seats of pool %s: %w", pool.Name, err)
-		}
-		used = n
+	used, err := s.count(ctx, pi)
+	if err != nil {
+		return false, err
 	}
-	if !pool.HasRoom(used) {
-		s.used[pi] = used
+	if !s.pol.Pools[pi].HasRoom(used + s.taken[pi] - s.releases[pi]) {
 		return false, nil
 	}
-	s.used[pi] = used + 1
+	s.taken[pi]++
 	return true, nil
+}
+
+// verify makes sure no pool this transaction gave seats in ends over its
+// capacity by its doing.
+func (s *seatCheck) verify(ctx context.Context) error {
+	for pi, n := range s.taken {
+		if n == 0 {
+			continue
+		}
+		pool := &s.pol.Pools[pi]
+		used, err := s.tx.CountActive(ctx, pool.Areas, s.exempt)
+		if err != nil {
+			return fmt.Errorf("count seats of pool %s: %w", pool.Name, err)
+		}
+		if !pool.HasRoom(used-1) && used > s.counted[pi] {
+			return fmt.Errorf("pool %s would end the transaction with %d seats used of %d: rolled back", pool.Name, used, pool.Capacity())
+		}
+	}
+	return nil
 }
 
 // applyOne writes one change and its audit entry. A profile that changed
@@ -141,13 +207,9 @@ func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, runID string, 
 			result = ResultNoSeat
 			demote(after, ch.Before, now)
 			ch.State, ch.Reason, ch.QueuePosition = after.State, string(after.BlockReason), 0
-			if ch.Before != nil && ch.Before.State == model.Blocked && ch.Before.BlockReason == model.ReasonLicense &&
-				ch.Before.Area == after.Area {
-				// Still queued: nothing to write but the other fields.
-				if ch.Action == ActionActivate {
-					ch.Result = result
-					return nil
-				}
+			if ch.Before != nil && profileEqual(ch.Before, after) {
+				ch.Result = result // still queued, nothing else changed
+				return nil
 			}
 		}
 	}

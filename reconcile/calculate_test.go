@@ -39,7 +39,7 @@ func person(id, user string, mods ...func(*model.Identity)) model.Identity {
 	return p
 }
 
-func disabled(i *model.Identity)              { i.Enabled = false }
+func disabled(i *model.Identity)               { i.Enabled = false }
 func groups(g ...string) func(*model.Identity) { return func(i *model.Identity) { i.Groups = g } }
 
 func active(id, user, area string) model.Profile {
@@ -195,10 +195,14 @@ func TestCalculate(t *testing.T) {
 			},
 		},
 		{
-			name:     "area rule by attribute; the new pool is full so the move blocks for license",
-			policy:   pools(5, 1),
+			name:   "area rule by attribute; the new pool is full so the move blocks for license",
+			policy: pools(5, 1),
 			profiles: []model.Profile{active("1", "alice", "primary"),
-				func() model.Profile { p := active("9", "zoe", "suppliers"); p.Attributes = map[string]string{"company": "Acme"}; return p }()},
+				func() model.Profile {
+					p := active("9", "zoe", "suppliers")
+					p.Attributes = map[string]string{"company": "Acme"}
+					return p
+				}()},
 			pull: hr(person("1", "alice", func(i *model.Identity) { i.Attributes = map[string]string{"company": "Acme"} }),
 				person("9", "zoe", func(i *model.Identity) { i.Attributes = map[string]string{"company": "Acme"} })),
 			want: []brief{{ActionMove, "alice", model.Blocked, "license", 1}},
@@ -263,10 +267,14 @@ func TestCalculate(t *testing.T) {
 			skipped:  []string{`email "broken" is not a valid address`},
 		},
 		{
-			name:     "the queue of an unowned profile queued by an admin is served too",
-			policy:   pools(1, 10),
-			profiles: []model.Profile{func() model.Profile { p := unowned("kiosk", "primary"); p.State, p.BlockReason, p.QueuedAt = model.Blocked, model.ReasonLicense, t0; return p }()},
-			pull:     hr(person("1", "alice")),
+			name:   "the queue of an unowned profile queued by an admin is served too",
+			policy: pools(1, 10),
+			profiles: []model.Profile{func() model.Profile {
+				p := unowned("kiosk", "primary")
+				p.State, p.BlockReason, p.QueuedAt = model.Blocked, model.ReasonLicense, t0
+				return p
+			}()},
+			pull: hr(person("1", "alice")),
 			want: []brief{
 				{ActionCreate, "alice", model.Blocked, "license", 1},
 				{ActionActivate, "kiosk", model.Active, ReasonSeatFreed, 0},
@@ -291,7 +299,7 @@ func TestCalculate(t *testing.T) {
 			pull:     hr(person("1", "a"), person("2", "b")),
 		},
 		{
-			name: "lowered limit with on_overage block_newest blocks the most recently activated",
+			name:   "lowered limit with on_overage block_newest blocks the most recently activated",
 			policy: licensing.NewPolicy([]licensing.Pool{{Name: "primary", Limit: 1, Areas: []string{"primary"}}}, nil, nil, "block_newest"),
 			profiles: []model.Profile{active("1", "a", "primary"),
 				func() model.Profile { p := active("2", "b", "primary"); p.ActivatedAt = t0.Add(time.Hour); return p }()},

@@ -77,6 +77,9 @@ func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
 		Skipped:   []Skipped{},
 	}
 	log := r.Log.With(zap.String("run_id", rep.RunID), zap.String("mode", opt.Mode))
+	if _, err := r.selectSources(opt.Sources); err != nil {
+		return rep, err // a wrong --source is not a run: nothing to record
+	}
 	err := r.run(ctx, log, opt, rep)
 	rep.FinishedAt = r.now()
 	switch {

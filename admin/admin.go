@@ -1,0 +1,174 @@
+// Package admin holds what an admin does by hand: block, unblock (which
+// takes a seat) and delete profiles, and list profiles and seats. Every
+// write is one store transaction with its audit entry, and an unblock
+// re-checks the pool inside that transaction, like a sync does.
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/seatsync/seatsync/licensing"
+	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/store"
+)
+
+// ErrNoSeat is returned by Unblock when the profile's pool is full.
+var ErrNoSeat = errors.New("no free seat")
+
+// Admin performs admin actions on a store.
+type Admin struct {
+	Store  store.Store
+	Policy *licensing.Policy
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Outcome says what one action did to one profile.
+type Outcome struct {
+	Username string        `json:"username"`
+	Action   string        `json:"action"` // block | unblock | queue | delete | none
+	State    model.State   `json:"state"`
+	Reason   model.Reason  `json:"block_reason"`
+	Message  string        `json:"message"`
+	Profile  model.Profile `json:"-"`
+}
+
+func (a *Admin) now() time.Time {
+	if a.Now != nil {
+		return a.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Block blocks a profile with reason admin. A sync never clears it.
+func (a *Admin) Block(ctx context.Context, username string) (Outcome, error) {
+	return a.change(ctx, username, "block", func(tx store.Tx, p *model.Profile, now time.Time) (string, error) {
+		if p.State == model.Blocked && p.BlockReason == model.ReasonAdmin {
+			return "", nil
+		}
+		p.State, p.BlockReason = model.Blocked, model.ReasonAdmin
+		p.QueuedAt, p.BlockedAt = time.Time{}, now
+		return "blocked by an admin; a sync will not unblock it", nil
+	})
+}
+
+// Unblock activates a blocked profile, taking a seat in its pool. When the
+// pool is full it fails with ErrNoSeat, unless queue is set: then the
+// profile joins the licence queue (blocked, reason license) and a later
+// run activates it in queue order.
+func (a *Admin) Unblock(ctx context.Context, username string, queue bool) (Outcome, error) {
+	action := "unblock"
+	out, err := a.change(ctx, username, action, func(tx store.Tx, p *model.Profile, now time.Time) (string, error) {
+		if p.State == model.Active {
+			return "", nil
+		}
+		pi := a.Policy.PoolIndex(p.Area)
+		if pi >= 0 && !a.Policy.IsExempt(p.Username) {
+			pool := &a.Policy.Pools[pi]
+			used, err := tx.CountActive(ctx, pool.Areas, a.Policy.Exempt())
+			if err != nil {
+				return "", fmt.Errorf("count seats of pool %s: %w", pool.Name, err)
+			}
+			if !pool.HasRoom(used) {
+				if !queue {
+					return "", fmt.Errorf("%w in pool %s (%d of %d seats used, %d reserved): block or delete another profile first, buy more seats, or use --queue to put %s in the licence queue",
+						ErrNoSeat, pool.Name, used, pool.Limit, pool.Reserve, p.Username)
+				}
+				if p.BlockReason == model.ReasonLicense {
+					return "", nil
+				}
+				action = "queue"
+				p.BlockReason, p.BlockedAt, p.QueuedAt = model.ReasonLicense, now, now
+				return fmt.Sprintf("pool %s is full: queued for a seat; a later sync activates it in queue order", pool.Name), nil
+			}
+		}
+		msg := "activated"
+		if p.BlockReason == model.ReasonSourceDisabled || p.BlockReason == model.ReasonLeftSource {
+			msg = fmt.Sprintf("activated; note that its source still reports it as %s, so the next sync blocks it again", p.BlockReason)
+		}
+		p.State, p.BlockReason = model.Active, model.ReasonNone
+		p.QueuedAt, p.BlockedAt, p.ActivatedAt = time.Time{}, time.Time{}, now
+		return msg, nil
+	})
+	if out.Action != "none" {
+		out.Action = action
+	}
+	return out, err
+}
+
+// Delete deletes a profile. Deletion is permanent; its audit entry keeps
+// the last state.
+func (a *Admin) Delete(ctx context.Context, username string) (Outcome, error) {
+	now := a.now()
+	var out Outcome
+	err := a.Store.WithTx(ctx, func(tx store.Tx) error {
+		p, err := a.find(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(ctx, p); err != nil {
+			return err
+		}
+		out = Outcome{Username: p.Username, Action: "delete", State: p.State, Reason: p.BlockReason, Message: "deleted", Profile: p}
+		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: "admin", Action: "delete", Username: p.Username, Before: &p})
+	})
+	return out, err
+}
+
+func (a *Admin) find(ctx context.Context, tx store.Tx, username string) (model.Profile, error) {
+	p, err := a.Store.Profile(ctx, username)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, fmt.Errorf("no profile with username %q", username)
+	}
+	if err != nil {
+		return p, err
+	}
+	// Re-read inside the transaction so the version is current.
+	return tx.Get(ctx, p.ID)
+}
+
+func (a *Admin) change(ctx context.Context, username, action string, fn func(store.Tx, *model.Profile, time.Time) (string, error)) (Outcome, error) {
+	now := a.now()
+	var out Outcome
+	err := a.Store.WithTx(ctx, func(tx store.Tx) error {
+		before, err := a.find(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		after := before.Clone()
+		msg, err := fn(tx, &after, now)
+		if err != nil {
+			return err
+		}
+		out = Outcome{Username: before.Username, Action: action, State: after.State, Reason: after.BlockReason, Message: msg, Profile: after}
+		if msg == "" {
+			out.Action, out.Message = "none", "nothing to do: already "+describeState(&before)
+			return nil
+		}
+		after.UpdatedAt = now
+		if err := tx.Update(ctx, &after); err != nil {
+			return err
+		}
+		out.Profile = after
+		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: "admin", Action: action,
+			Username: after.Username, Reason: string(after.BlockReason), Before: &before, After: &after})
+	})
+	return out, err
+}
+
+func describeState(p *model.Profile) string {
+	if p.State == model.Active {
+		return "active"
+	}
+	return fmt.Sprintf("blocked (%s)", p.BlockReason)
+}
+
+func newID(now time.Time) string {
+	return "admin-" + ulid.MustNew(ulid.Timestamp(now), rand.Reader).String()
+}

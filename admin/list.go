@@ -1,0 +1,235 @@
+package admin
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/seatsync/seatsync/licensing"
+	"github.com/seatsync/seatsync/model"
+)
+
+// Fields are the names `profiles list --fields` takes; they are also the
+// csv header and the json keys (SPEC section 6).
+var Fields = []string{
+	"username", "email", "given_name", "family_name", "display_name", "title", "department", "groups",
+	"area", "pool", "state", "block_reason", "exempt", "source", "external_id",
+	"queued_at", "activated_at", "blocked_at", "updated_at",
+}
+
+// DefaultFields is the default selection of `profiles list`.
+var DefaultFields = []string{"username", "email", "given_name", "family_name", "area", "state", "block_reason"}
+
+// Filter selects profiles to list; empty fields match everything.
+type Filter struct {
+	State  model.State
+	Reason model.Reason
+	Area   string
+}
+
+// Match reports whether a profile passes the filter.
+func (f Filter) Match(p *model.Profile) bool {
+	return (f.State == "" || p.State == f.State) &&
+		(f.Reason == "" || p.BlockReason == f.Reason) &&
+		(f.Area == "" || p.Area == f.Area)
+}
+
+// ParseFields checks a comma-separated field list.
+func ParseFields(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return DefaultFields, nil
+	}
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if !contains(Fields, f) {
+			return nil, fmt.Errorf("unknown field %q (one of %s)", f, strings.Join(Fields, ", "))
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// value renders one field of a profile as text; json keeps some typed.
+func value(p *model.Profile, pol *licensing.Policy, field string) any {
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	switch field {
+	case "username":
+		return p.Username
+	case "email":
+		return p.Email
+	case "given_name":
+		return p.GivenName
+	case "family_name":
+		return p.FamilyName
+	case "display_name":
+		return p.DisplayName
+	case "title":
+		return p.Title
+	case "department":
+		return p.Department
+	case "groups":
+		if p.Groups == nil {
+			return []string{}
+		}
+		return p.Groups
+	case "area":
+		return p.Area
+	case "pool":
+		return pol.PoolName(p.Area)
+	case "state":
+		return string(p.State)
+	case "block_reason":
+		return string(p.BlockReason)
+	case "exempt":
+		return pol.IsExempt(p.Username)
+	case "source":
+		return p.Source
+	case "external_id":
+		return p.ExternalID
+	case "queued_at":
+		return ts(p.QueuedAt)
+	case "activated_at":
+		return ts(p.ActivatedAt)
+	case "blocked_at":
+		return ts(p.BlockedAt)
+	case "updated_at":
+		return ts(p.UpdatedAt)
+	}
+	return ""
+}
+
+func text(v any) string {
+	switch v := v.(type) {
+	case []string:
+		return strings.Join(v, "|")
+	case bool:
+		return strconv.FormatBool(v)
+	case string:
+		return v
+	}
+	return fmt.Sprint(v)
+}
+
+// ListOptions control how profiles are written.
+type ListOptions struct {
+	Format    string // text | json | csv
+	Fields    []string
+	Delimiter rune // csv only
+}
+
+// WriteProfiles writes profiles in the chosen format.
+func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy, opt ListOptions) error {
+	fields := opt.Fields
+	if len(fields) == 0 {
+		fields = DefaultFields
+	}
+	switch opt.Format {
+	case "", "text":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "%d profiles\n", len(profiles))
+		fmt.Fprintln(tw, strings.ToUpper(strings.Join(fields, "\t")))
+		for i := range profiles {
+			row := make([]string, len(fields))
+			for j, f := range fields {
+				row[j] = text(value(&profiles[i], pol, f))
+			}
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+		}
+		return tw.Flush()
+	case "json":
+		rows := make([]map[string]any, len(profiles))
+		for i := range profiles {
+			row := make(map[string]any, len(fields))
+			for _, f := range fields {
+				row[f] = value(&profiles[i], pol, f)
+			}
+			rows[i] = row
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	case "csv":
+		cw := csv.NewWriter(w)
+		if opt.Delimiter != 0 {
+			cw.Comma = opt.Delimiter
+		}
+		if err := cw.Write(fields); err != nil {
+			return err
+		}
+		row := make([]string, len(fields))
+		for i := range profiles {
+			for j, f := range fields {
+				row[j] = text(value(&profiles[i], pol, f))
+			}
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	return fmt.Errorf("unknown format %q (one of text, json, csv)", opt.Format)
+}
+
+// ParseDelimiter checks a csv delimiter: one character, not a quote or
+// line break.
+func ParseDelimiter(s string) (rune, error) {
+	if s == `\t` || s == "tab" {
+		return '\t', nil
+	}
+	r, size := utf8.DecodeRuneInString(s)
+	if s == "" || size != len(s) || r == '"' || r == '\r' || r == '\n' || r == utf8.RuneError {
+		return 0, fmt.Errorf("delimiter must be one character other than a quote or line break, got %q", s)
+	}
+	return r, nil
+}
+
+// WriteSeats writes what an admin's licence panel shows for each pool.
+func WriteSeats(w io.Writer, seats []licensing.Status, format string) error {
+	switch format {
+	case "", "text":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "POOL\tLIMIT\tRESERVE\tACTIVE\tREMAINING\tQUEUED\tBLOCKED\tEXEMPT\tOVERAGE")
+		for _, s := range seats {
+			limit, remaining := strconv.Itoa(s.Limit), strconv.Itoa(s.Remaining)
+			if s.Unlimited {
+				limit, remaining = "unlimited", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\n", s.Name, limit, s.Reserve, s.Active, remaining, s.Queued, s.Blocked, s.Exempt, s.Overage)
+		}
+		return tw.Flush()
+	case "json":
+		out := make([]licensing.Status, len(seats))
+		copy(out, seats)
+		for i := range out {
+			if out[i].Unlimited {
+				out[i].Remaining = 0
+			}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"pools": out})
+	}
+	return fmt.Errorf("unknown format %q (one of text, json)", format)
+}

@@ -1,0 +1,458 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/seatsync/seatsync/admin"
+	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/connector"
+	csvsource "github.com/seatsync/seatsync/connector/csv"
+	"github.com/seatsync/seatsync/licensing"
+	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/notify"
+	"github.com/seatsync/seatsync/reconcile"
+	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/store/sqlite"
+)
+
+// app carries what every command shares.
+type app struct {
+	stdout, stderr io.Writer
+	configPath     string
+}
+
+// registry lists the connectors built into this binary.
+func registry() connector.Registry {
+	return connector.Registry{
+		"csv": csvsource.Open,
+	}
+}
+
+func (a *app) configFlag(c *cobra.Command) {
+	c.Flags().StringVarP(&a.configPath, "config", "c", "", "configuration file (YAML), required")
+}
+
+// loadConfig loads the configuration; a file that cannot be read is a
+// configuration problem (exit 2), like one that does not validate.
+func (a *app) loadConfig() (*config.Config, error) {
+	if a.configPath == "" {
+		return nil, usageError{errors.New("missing -c FILE: the configuration file is required")}
+	}
+	cfg, err := config.Load(a.configPath)
+	var problems config.Problems
+	if err != nil && !errors.As(err, &problems) {
+		return cfg, usageError{err}
+	}
+	return cfg, err
+}
+
+func newLogger(cfg config.Log, w io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.Level)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("log.level: %w", err)}
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	var encoder zapcore.Encoder
+	if cfg.Format == "console" {
+		enc.EncodeLevel = zapcore.CapitalLevelEncoder
+		encoder = zapcore.NewConsoleEncoder(enc)
+	} else {
+		encoder = zapcore.NewJSONEncoder(enc)
+	}
+	return zap.New(zapcore.NewCore(encoder, zapcore.AddSync(w), level)), nil
+}
+
+func openStore(ctx context.Context, cfg config.Store) (store.Store, error) {
+	switch cfg.Driver {
+	case "", "sqlite":
+		s, err := sqlite.Open(ctx, cfg.Path)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return s, nil
+	case "postgres":
+		return nil, usageError{fmt.Errorf("store.driver postgres: the PostgreSQL store is not built in this version of seatsync; use sqlite")}
+	}
+	return nil, usageError{fmt.Errorf("store.driver %q is not one of sqlite, postgres", cfg.Driver)}
+}
+
+// env is a loaded configuration with its logger and open store.
+type env struct {
+	cfg   *config.Config
+	log   *zap.Logger
+	store store.Store
+}
+
+func (e *env) close() {
+	_ = e.store.Close()
+	_ = e.log.Sync()
+}
+
+func (a *app) open(ctx context.Context) (*env, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	log, err := newLogger(cfg.Log, a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	return &env{cfg: cfg, log: log, store: st}, nil
+}
+
+func (e *env) runner() *reconcile.Runner {
+	return &reconcile.Runner{
+		Config:     e.cfg,
+		Store:      e.store,
+		Connectors: registry(),
+		Notifier:   notify.Log{Logger: e.log},
+		Log:        e.log,
+	}
+}
+
+// reportFlags are the flags plan and sync share.
+type reportFlags struct {
+	sources []string
+	format  string
+	output  string
+}
+
+func (f *reportFlags) add(c *cobra.Command) {
+	c.Flags().StringSliceVar(&f.sources, "source", nil, "only pull this source (repeatable); seats still span the whole store")
+	c.Flags().StringVar(&f.format, "format", "text", "report format: "+strings.Join(reconcile.Formats, "|"))
+	c.Flags().StringVarP(&f.output, "output", "o", "", "write the report to this file instead of standard output")
+}
+
+func (f *reportFlags) check() error {
+	if !slices.Contains(reconcile.Formats, f.format) {
+		return usageError{fmt.Errorf("--format %q is not one of %s", f.format, strings.Join(reconcile.Formats, ", "))}
+	}
+	return nil
+}
+
+func (a *app) writeReport(rep *reconcile.Report, f *reportFlags) error {
+	w := a.stdout
+	if f.output != "" {
+		file, err := os.Create(f.output)
+		if err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		defer file.Close()
+		w = file
+	}
+	if err := rep.Write(w, f.format); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+func (a *app) runCmd(mode string) *cobra.Command {
+	var f reportFlags
+	var check, allow bool
+	c := &cobra.Command{Args: cobra.NoArgs}
+	switch mode {
+	case reconcile.ModePlan:
+		c.Use, c.Short = "plan", "Dry run: pull, plan and report what a sync would change; writes nothing"
+		c.Flags().BoolVar(&check, "check", false, "exit 4 when there are changes to make")
+	default:
+		c.Use, c.Short = "sync", "Pull, plan and apply once"
+		c.Flags().BoolVar(&allow, "allow-deprovision", false, "let this one run go over safety.max_deprovision")
+	}
+	a.configFlag(c)
+	f.add(c)
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		if err := f.check(); err != nil {
+			return err
+		}
+		e, err := a.open(c.Context())
+		if err != nil {
+			return err
+		}
+		defer e.close()
+		rep, runErr := e.runner().Run(c.Context(), reconcile.Options{Mode: mode, Sources: f.sources, AllowDeprovision: allow})
+		if err := a.writeReport(rep, &f); err != nil {
+			return err
+		}
+		if runErr != nil {
+			return runErr
+		}
+		if check && len(rep.Changes) > 0 {
+			return errChanges
+		}
+		return nil
+	}
+	return c
+}
+
+func (a *app) planCmd() *cobra.Command { return a.runCmd(reconcile.ModePlan) }
+func (a *app) syncCmd() *cobra.Command { return a.runCmd(reconcile.ModeSync) }
+
+func (a *app) serveCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the scheduler and the HTTP server (not built in this version)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return usageError{fmt.Errorf("serve is not built in this version of seatsync: run `seatsync sync` from a timer (systemd, cron, a Kubernetes CronJob) instead")}
+		},
+	}
+	a.configFlag(c)
+	return c
+}
+
+func (a *app) validateCmd() *cobra.Command {
+	var connect bool
+	c := &cobra.Command{
+		Use:   "validate",
+		Short: "Check the configuration file; with --connect also reach every source and the store",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig()
+			var problems config.Problems
+			if err != nil && !errors.As(err, &problems) {
+				return err
+			}
+			// cfg is the partial decode when there are problems, so the
+			// connectors' verdicts join the list and everything shows at once.
+			reg := registry()
+			problems = append(problems, notBuilt(cfg, reg)...)
+			if len(problems) > 0 {
+				fmt.Fprintln(a.stdout, problems.Error())
+				return usageError{fmt.Errorf("%d problems in %s", len(problems), a.configPath)}
+			}
+			for _, note := range notBuiltNotes(cfg) {
+				fmt.Fprintln(a.stderr, "note: "+note)
+			}
+			if connect {
+				if err := a.connect(c.Context(), cfg, reg); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintln(a.stdout, "ok")
+			return nil
+		},
+	}
+	a.configFlag(c)
+	c.Flags().BoolVar(&connect, "connect", false, "also open the store and reach every source, counting the people in scope")
+	return c
+}
+
+// notBuilt reports configured source types and store drivers whose code
+// is not part of this build.
+func notBuilt(cfg *config.Config, reg connector.Registry) config.Problems {
+	if cfg == nil {
+		return nil
+	}
+	var out config.Problems
+	for i, s := range cfg.Sources {
+		if _, ok := reg[s.Type]; !ok && slices.Contains(connector.Known, s.Type) {
+			path := fmt.Sprintf("sources[%d].type", i)
+			out = append(out, config.Problem{Path: path, Line: cfg.Line(path),
+				Message: fmt.Sprintf("source %s: type %s: %v", s.Name, s.Type, connector.ErrNotBuilt)})
+		}
+	}
+	if cfg.Store.Driver == "postgres" {
+		out = append(out, config.Problem{Path: "store.driver", Line: cfg.Line("store.driver"),
+			Message: "the PostgreSQL store is not built in this version of seatsync"})
+	}
+	return out
+}
+
+// notBuiltNotes names configured features that this version accepts but
+// does not act on yet, so nobody believes they are on.
+func notBuiltNotes(cfg *config.Config) []string {
+	var out []string
+	if cfg.Notify.Email != nil {
+		out = append(out, "notify.email is valid, but sending mail is not built in this version; notification events are written to the log")
+	}
+	if len(cfg.Notify.Webhooks) > 0 {
+		out = append(out, "notify.webhooks are valid, but sending webhooks is not built in this version; notification events are written to the log")
+	}
+	return out
+}
+
+func (a *app) connect(ctx context.Context, cfg *config.Config, reg connector.Registry) error {
+	log, err := newLogger(cfg.Log, a.stderr)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.Profiles(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	fmt.Fprintf(a.stdout, "store %s: ok\n", cfg.Store.Driver)
+	for _, sc := range cfg.Sources {
+		src, err := reg.Open(sc, log.With(zap.String("source", sc.Name)))
+		if err != nil {
+			return err
+		}
+		checker, ok := src.(connector.Checker)
+		if !ok {
+			fmt.Fprintf(a.stdout, "source %s: cannot be checked without a full pull\n", sc.Name)
+			continue
+		}
+		n, err := checker.Check(ctx)
+		if err != nil {
+			return fmt.Errorf("source %s: %w", sc.Name, err)
+		}
+		fmt.Fprintf(a.stdout, "source %s: ok, %d people in scope\n", sc.Name, n)
+	}
+	return nil
+}
+
+func (a *app) seatsCmd() *cobra.Command {
+	var format string
+	c := &cobra.Command{
+		Use:   "seats",
+		Short: "Show each pool's seats: limit, active, remaining, queued, blocked, exempt",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if format != "text" && format != "json" {
+				return usageError{fmt.Errorf("--format %q is not one of text, json", format)}
+			}
+			e, err := a.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			profiles, err := e.store.Profiles(c.Context())
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			return admin.WriteSeats(a.stdout, licensing.FromConfig(e.cfg.Licensing).Count(profiles), format)
+		},
+	}
+	a.configFlag(c)
+	c.Flags().StringVar(&format, "format", "text", "text|json")
+	return c
+}
+
+func (a *app) profilesCmd() *cobra.Command {
+	c := &cobra.Command{Use: "profiles", Short: "List, block, unblock and delete profiles"}
+	c.AddCommand(a.profilesListCmd(), a.profilesActionCmd("block"), a.profilesActionCmd("unblock"), a.profilesActionCmd("delete"))
+	return c
+}
+
+func (a *app) profilesListCmd() *cobra.Command {
+	var state, reason, area, format, fields, delimiter string
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List profiles (csv for spreadsheets, json for machines)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			f := admin.Filter{State: model.State(state), Reason: model.Reason(reason), Area: area}
+			if state != "" && f.State != model.Active && f.State != model.Blocked {
+				return usageError{fmt.Errorf("--state %q is not one of active, blocked", state)}
+			}
+			if reason != "" && !f.Reason.Valid() {
+				return usageError{fmt.Errorf("--reason %q is not one of license, admin, source_disabled, left_source", reason)}
+			}
+			if !slices.Contains([]string{"text", "json", "csv"}, format) {
+				return usageError{fmt.Errorf("--format %q is not one of text, json, csv", format)}
+			}
+			fl, err := admin.ParseFields(fields)
+			if err != nil {
+				return usageError{fmt.Errorf("--fields: %w", err)}
+			}
+			delim, err := admin.ParseDelimiter(delimiter)
+			if err != nil {
+				return usageError{fmt.Errorf("--delimiter: %w", err)}
+			}
+			e, err := a.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			all, err := e.store.Profiles(c.Context())
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			var list []model.Profile
+			for i := range all {
+				if f.Match(&all[i]) {
+					list = append(list, all[i])
+				}
+			}
+			return admin.WriteProfiles(a.stdout, list, licensing.FromConfig(e.cfg.Licensing),
+				admin.ListOptions{Format: format, Fields: fl, Delimiter: delim})
+		},
+	}
+	a.configFlag(c)
+	c.Flags().StringVar(&state, "state", "", "active|blocked")
+	c.Flags().StringVar(&reason, "reason", "", "block reason: license|admin|source_disabled|left_source")
+	c.Flags().StringVar(&area, "area", "", "only this area")
+	c.Flags().StringVar(&format, "format", "text", "text|json|csv")
+	c.Flags().StringVar(&fields, "fields", strings.Join(admin.DefaultFields, ","), "comma-separated fields: "+strings.Join(admin.Fields, ","))
+	c.Flags().StringVar(&delimiter, "delimiter", ",", "csv delimiter")
+	return c
+}
+
+func (a *app) profilesActionCmd(action string) *cobra.Command {
+	var queue bool
+	short := map[string]string{
+		"block":   "Block profiles (reason admin; a sync never clears it)",
+		"unblock": "Unblock profiles; each takes a seat, or with --queue joins the licence queue when none is free",
+		"delete":  "Delete profiles permanently",
+	}[action]
+	c := &cobra.Command{
+		Use:   action + " USERNAME...",
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(c *cobra.Command, usernames []string) error {
+			e, err := a.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			ad := &admin.Admin{Store: e.store, Policy: licensing.FromConfig(e.cfg.Licensing)}
+			failed := 0
+			for _, u := range usernames {
+				var out admin.Outcome
+				switch action {
+				case "block":
+					out, err = ad.Block(c.Context(), u)
+				case "unblock":
+					out, err = ad.Unblock(c.Context(), u, queue)
+				default:
+					out, err = ad.Delete(c.Context(), u)
+				}
+				if err != nil {
+					failed++
+					fmt.Fprintf(a.stderr, "%s %s: %v\n", action, u, err)
+					continue
+				}
+				e.log.Info("admin action", zap.String("action", out.Action), zap.String("username", out.Username),
+					zap.String("state", string(out.State)), zap.String("reason", string(out.Reason)))
+				fmt.Fprintf(a.stdout, "%s: %s\n", out.Username, out.Message)
+			}
+			if failed > 0 {
+				return fmt.Errorf("%s failed for %d of %d profiles", action, failed, len(usernames))
+			}
+			return nil
+		},
+	}
+	a.configFlag(c)
+	if action == "unblock" {
+		c.Flags().BoolVar(&queue, "queue", false, "when the pool is full, put the profile into the licence queue instead of failing")
+	}
+	return c
+}

@@ -1,0 +1,109 @@
+// Command seatsync keeps an application's user profiles in step with
+// directories and HR exports without ever going over a licence.
+// This file holds only flags and wiring; the work happens in the packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/reconcile"
+)
+
+// Exit codes (SPEC section 6).
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitGuard   = 3
+	exitChanges = 4
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// errChanges is returned by plan --check when the plan is not empty.
+var errChanges = errors.New("plan --check: there are changes to make")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	// Cobra checks the command, its flags and its arguments before the
+	// persistent pre-run; an error before it is a usage error.
+	started := false
+	root.PersistentPreRun = func(*cobra.Command, []string) { started = true }
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	if !started {
+		err = usageError{fmt.Errorf("%w (see seatsync --help)", err)}
+	}
+	code := exitCode(err)
+	if code != exitChanges {
+		fmt.Fprintf(stderr, "seatsync: %v\n", err)
+	}
+	return code
+}
+
+// usageError marks a bad command line.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	var problems config.Problems
+	var usage usageError
+	switch {
+	case errors.Is(err, errChanges):
+		return exitChanges
+	case errors.Is(err, reconcile.ErrGuardTripped):
+		return exitGuard
+	case errors.As(err, &problems), errors.As(err, &usage), errors.Is(err, reconcile.ErrUsage):
+		return exitUsage
+	}
+	return exitFailed
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "seatsync",
+		Short:         "Sync people from directories into seat-licensed application profiles",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	app := &app{stdout: stdout, stderr: stderr}
+	root.AddCommand(
+		app.planCmd(), app.syncCmd(), app.serveCmd(), app.validateCmd(), app.seatsCmd(),
+		app.profilesCmd(), versionCmd(stdout),
+	)
+	return root
+}
+
+func versionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(*cobra.Command, []string) {
+			fmt.Fprintf(stdout, "seatsync %s\n", version)
+		},
+	}
+}
