@@ -21,7 +21,7 @@ func (c *calc) build() {
 	pol := c.in.Policy
 	queues := c.queues()
 	for ti := range c.targets {
-		t := &c.targets[ti]
+		t := c.targets[ti]
 		var before *model.Profile
 		if t.prof >= 0 {
 			before = &c.in.Profiles[t.prof]
@@ -142,11 +142,11 @@ func (c *calc) queues() queueIndex {
 func (q queueIndex) get(username string) int { return q.pos[username] }
 
 // fieldChanges lists the data fields that differ. On create, Old is nil.
-func fieldChanges(before, after *model.Profile) map[string]FieldChange {
+func fieldChanges(before, after *model.Profile) Fields {
 	if after == nil {
 		return nil
 	}
-	out := make(map[string]FieldChange)
+	out := make(Fields)
 	str := func(name, old, new string) {
 		if before == nil {
 			if new != "" {

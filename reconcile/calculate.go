@@ -89,12 +89,12 @@ type target struct {
 type calc struct {
 	in       Input
 	plan     *Plan
-	covered  map[string]int // source name -> pull index
-	byKey    map[model.Key]int
-	byName   map[string]int // folded username -> profile index
-	seen     []bool         // profile index -> an identity of its owner was seen
+	covered  map[string]int   // source name -> pull index
+	byExtID  []map[string]int // per pull: external id -> profile index
+	names    nameIndex
+	seen     []bool // profile index -> an identity of its owner was seen
 	entries  []entry
-	targets  []target
+	targets  []*target
 	targetOf map[int]int // profile index -> target index
 }
 
@@ -106,21 +106,29 @@ func Calculate(in Input) *Plan {
 		in:       in,
 		plan:     &Plan{Now: in.Now},
 		covered:  make(map[string]int, len(in.Pulls)),
-		byKey:    make(map[model.Key]int, len(in.Profiles)),
-		byName:   make(map[string]int, len(in.Profiles)),
+		byExtID:  make([]map[string]int, len(in.Pulls)),
 		seen:     make([]bool, len(in.Profiles)),
 		targetOf: make(map[int]int),
 	}
+	owned := make([]int, len(in.Pulls))
 	for i, p := range in.Pulls {
 		c.covered[p.Rules.Name] = i
 	}
 	for i := range in.Profiles {
-		p := &in.Profiles[i]
-		if p.Owned() {
-			c.byKey[p.Key()] = i
+		if si, ok := c.covered[in.Profiles[i].Source]; ok {
+			owned[si]++
 		}
-		c.byName[model.FoldUsername(p.Username)] = i
 	}
+	for si, n := range owned {
+		c.byExtID[si] = make(map[string]int, n)
+	}
+	for i := range in.Profiles {
+		p := &in.Profiles[i]
+		if si, ok := c.covered[p.Source]; ok && p.Owned() {
+			c.byExtID[si][p.ExternalID] = i
+		}
+	}
+	c.names = newNameIndex(in.Profiles)
 	c.mapIdentities()
 	c.leave()
 	c.claimUsernames()
@@ -162,7 +170,7 @@ func (c *calc) mapIdentities() {
 				continue
 			}
 			e := entry{src: si, id: id, prof: -1}
-			pi, known := c.byKey[model.Key{Source: rules.Name, ExternalID: id.ExternalID}]
+			pi, known := c.byExtID[si][id.ExternalID]
 			if (known && c.seen[pi]) || (!known && newcomers[id.ExternalID]) {
 				c.skip(si, id, "external id %s appears more than once in the source", id.ExternalID)
 				continue
@@ -287,7 +295,7 @@ func (c *calc) leave() {
 }
 
 func (c *calc) addTarget(t target) int {
-	c.targets = append(c.targets, t)
+	c.targets = append(c.targets, &t)
 	ti := len(c.targets) - 1
 	if t.prof >= 0 {
 		c.targetOf[t.prof] = ti
@@ -347,7 +355,7 @@ func (c *calc) claimUsernames() {
 		if h, ok := held[fold]; ok {
 			return h, true
 		}
-		if pi, ok := c.byName[fold]; ok && !deleted(pi) {
+		if pi, ok := c.names.find(fold); ok && !deleted(pi) {
 			return holder{prof: pi, entry: -1}, true
 		}
 		return holder{}, false
@@ -485,7 +493,7 @@ func profileEqual(a, b *model.Profile) bool {
 
 // seatRequest is a licensing request that refers to a target.
 func (c *calc) request(ti int) licensing.Request {
-	t := &c.targets[ti]
+	t := c.targets[ti]
 	groups := t.after.Groups
 	queued := c.in.Now
 	if t.prof >= 0 {
@@ -522,7 +530,7 @@ func (c *calc) allocate() {
 	}
 	kept := slices.Clone(used)
 	for ti := range c.targets {
-		t := &c.targets[ti]
+		t := c.targets[ti]
 		if t.prof < 0 {
 			continue
 		}
@@ -541,7 +549,7 @@ func (c *calc) allocate() {
 	}
 	reqs := make([][]licensing.Request, len(pol.Pools))
 	for ti := range c.targets {
-		if t := &c.targets[ti]; t.need {
+		if t := c.targets[ti]; t.need {
 			pi := pol.PoolIndex(t.after.Area)
 			reqs[pi] = append(reqs[pi], c.request(ti))
 		}
@@ -551,7 +559,7 @@ func (c *calc) allocate() {
 		licensing.Order(reqs[pi])
 		free := pool.Remaining(kept[pi])
 		for _, r := range reqs[pi] {
-			t := &c.targets[r.Ref]
+			t := c.targets[r.Ref]
 			var before *model.Profile
 			if t.prof >= 0 {
 				before = &c.in.Profiles[t.prof]
@@ -613,9 +621,46 @@ func (c *calc) blockNewest(pi, n int) int {
 		if !ok {
 			ti = c.addTarget(target{prof: i, entry: -1, after: before.Clone()})
 		}
-		t := &c.targets[ti]
+		t := c.targets[ti]
 		t.after.QueuedAt = c.in.Now
 		c.block(&t.after, before, model.ReasonLicense)
 	}
 	return n
+}
+
+// nameIndex finds a profile by folded username. Stores return profiles
+// sorted by folded username, so most of the time a binary search over the
+// input does, without a million-entry map; any other order gets a map.
+type nameIndex struct {
+	sorted   []model.Profile
+	byFolded map[string]int
+}
+
+func newNameIndex(profiles []model.Profile) nameIndex {
+	sorted := true
+	for i := 1; i < len(profiles); i++ {
+		if model.FoldUsername(profiles[i-1].Username) >= model.FoldUsername(profiles[i].Username) {
+			sorted = false
+			break
+		}
+	}
+	if sorted {
+		return nameIndex{sorted: profiles}
+	}
+	m := make(map[string]int, len(profiles))
+	for i := range profiles {
+		m[model.FoldUsername(profiles[i].Username)] = i
+	}
+	return nameIndex{byFolded: m}
+}
+
+func (x nameIndex) find(fold string) (int, bool) {
+	if x.byFolded != nil {
+		i, ok := x.byFolded[fold]
+		return i, ok
+	}
+	i, ok := slices.BinarySearchFunc(x.sorted, fold, func(p model.Profile, f string) int {
+		return cmp.Compare(model.FoldUsername(p.Username), f)
+	})
+	return i, ok
 }

@@ -2,7 +2,9 @@ package reconcile
 
 import (
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/seatsync/seatsync/licensing"
@@ -43,6 +45,8 @@ func BenchmarkCalculate1M(b *testing.B) {
 			ids = append(ids, id)
 		}
 	}
+	// As a store returns them: ordered by folded username.
+	slices.SortFunc(profiles, func(a, b model.Profile) int { return strings.Compare(a.Username, b.Username) })
 	pull := Pull{Rules: SourceRules{Name: "hr", Type: "csv", Area: "primary", OnLeave: LeaveBlock,
 		AreaRules: []AreaRule{{Group: "cn=partners", Area: "partners"}}}, Identities: ids}
 	b.ReportAllocs()

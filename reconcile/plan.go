@@ -50,16 +50,16 @@ type SourceResult struct {
 
 // Change is one profile change.
 type Change struct {
-	Action        Action                 `json:"action"`
-	Username      string                 `json:"username"`
-	Source        string                 `json:"source"`
-	ExternalID    string                 `json:"external_id"`
-	Area          string                 `json:"area"`
-	Pool          string                 `json:"pool,omitempty"`
-	State         model.State            `json:"state"`
-	Reason        string                 `json:"reason,omitempty"`
-	QueuePosition int                    `json:"queue_position,omitempty"`
-	Fields        map[string]FieldChange `json:"fields,omitempty"`
+	Action        Action      `json:"action"`
+	Username      string      `json:"username"`
+	Source        string      `json:"source"`
+	ExternalID    string      `json:"external_id"`
+	Area          string      `json:"area"`
+	Pool          string      `json:"pool,omitempty"`
+	State         model.State `json:"state"`
+	Reason        string      `json:"reason,omitempty"`
+	QueuePosition int         `json:"queue_position,omitempty"`
+	Fields        Fields      `json:"fields,omitempty"`
 	// Result is filled in by the apply: "" in a plan, then "applied",
 	// "no_seat" (the seat re-check in the transaction found the pool full,
 	// so the profile was written blocked for license instead) or

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -47,9 +48,18 @@ func (r *Report) Write(w io.Writer, format string) error {
 	case "", "text":
 		return r.writeText(w)
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		b, err := r.EncodeJSON()
+		if err != nil {
+			return err
+		}
+		var out bytes.Buffer
+		out.Grow(len(b) + len(b)/4)
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return err
+		}
+		out.WriteByte('\n')
+		_, err = out.WriteTo(w)
+		return err
 	case "csv":
 		return r.writeCSV(w)
 	case "markdown", "md":
@@ -58,11 +68,47 @@ func (r *Report) Write(w io.Writer, format string) error {
 	return fmt.Errorf("unknown report format %q (one of %s)", format, strings.Join(Formats, ", "))
 }
 
-func (r *Report) verb() string {
-	if r.Mode == "plan" {
-		return "would"
+// reportFields is Report without its methods, for encoding/json.
+type reportFields Report
+
+// EncodeJSON encodes the report as compact JSON, the same document
+// json.Marshal would give. A first sync can report hundreds of thousands
+// of changes; they are encoded one by one into a buffer sized up front
+// instead of through one ever-growing encoder buffer.
+func (r *Report) EncodeJSON() ([]byte, error) {
+	shell := reportFields(*r)
+	shell.Changes = nil
+	head, err := json.Marshal(&shell)
+	if err != nil {
+		return nil, err
 	}
-	return "did"
+	// Inside JSON strings quotes are escaped, so this text can only be the
+	// key itself.
+	const hole = `"changes":null`
+	at := bytes.Index(head, []byte(hole))
+	if at < 0 {
+		return nil, fmt.Errorf("encode report: no changes field")
+	}
+	out := make([]byte, 0, len(head)+400*len(r.Changes))
+	out = append(out, head[:at]...)
+	out = append(out, `"changes":`...)
+	if r.Changes == nil {
+		out = append(out, "null"...)
+	} else {
+		out = append(out, '[')
+		for i := range r.Changes {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			b, err := json.Marshal(&r.Changes[i])
+			if err != nil {
+				return nil, fmt.Errorf("encode report: change %d: %w", i, err)
+			}
+			out = append(out, b...)
+		}
+		out = append(out, ']')
+	}
+	return append(out, head[at+len(hole):]...), nil
 }
 
 func (r *Report) headline() string {

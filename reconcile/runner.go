@@ -52,7 +52,7 @@ type Runner struct {
 	Log        *zap.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// BatchSize is the number of writes per store transaction (default 1000).
+	// BatchSize is the number of writes per store transaction (default 5000).
 	BatchSize int
 	// LockTTL is how long the run lock lasts between renewals (default 2m).
 	LockTTL time.Duration
@@ -315,7 +315,7 @@ func (r *Runner) saveRun(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	report, err := jsonRaw(rep)
+	report, err := rep.EncodeJSON()
 	if err != nil {
 		return err
 	}

@@ -94,9 +94,15 @@ const (
 		WHERE id = ? AND version = ?`
 	deleteSQL = `DELETE FROM profiles WHERE id = ? AND version = ?`
 	getSQL    = `SELECT ` + profileRecord + ` FROM profiles WHERE id = ?`
-	countSQL  = `SELECT count(*) FROM profiles
-		WHERE state = 'active' AND area IN (SELECT value FROM json_each(?))
-		AND username_fold NOT IN (SELECT value FROM json_each(?))`
+	// Counted as all active minus the active exempt ones: the first count
+	// reads only the (area, state, ...) index, the second looks up the few
+	// exempt usernames, so a seat check never scans the table.
+	countSQL = `SELECT
+		(SELECT count(*) FROM profiles
+			WHERE area IN (SELECT value FROM json_each(?1)) AND state = 'active')
+		- (SELECT count(*) FROM profiles
+			WHERE username_fold IN (SELECT value FROM json_each(?2))
+			AND area IN (SELECT value FROM json_each(?1)) AND state = 'active')`
 	auditSQL = `INSERT INTO audit (run_id, at, actor, action, username, reason, before, after)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 )

@@ -1,0 +1,63 @@
+package reconcile
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/seatsync/seatsync/model"
+)
+
+func sampleReport() *Report {
+	p := planFor(nil, pools(1, 10), hr(person("1", "alice"), person("2", "bob", disabled, func(i *model.Identity) { i.Title = "R&D <lead> \u2028" }), person("3", "carol")))
+	r := &Report{RunID: "01TEST", Mode: ModePlan, StartedAt: now, FinishedAt: now, Result: ResultChanges}
+	r.fill(p)
+	return r
+}
+
+// EncodeJSON must give exactly what encoding/json gives for the report.
+func TestEncodeJSONMatchesEncodingJSON(t *testing.T) {
+	for _, r := range []*Report{sampleReport(), {RunID: "empty", Changes: []Change{}}, {RunID: "nil"}} {
+		got, err := r.EncodeJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal((*reportFields)(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("report %s:\n got: %s\nwant: %s", r.RunID, got, want)
+		}
+	}
+}
+
+func TestReportFormats(t *testing.T) {
+	r := sampleReport()
+	for _, format := range Formats {
+		var b strings.Builder
+		if err := r.Write(&b, format); err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		out := b.String()
+		for _, want := range []string{"alice", "carol", "license"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s report lacks %q:\n%s", format, want, out)
+			}
+		}
+	}
+	var b strings.Builder
+	if err := r.Write(&b, "yaml"); err == nil {
+		t.Error("unknown format accepted")
+	}
+	var decoded Report
+	b.Reset()
+	_ = r.Write(&b, "json")
+	if err := json.Unmarshal([]byte(b.String()), &decoded); err != nil {
+		t.Fatal(err)
+	}
+	if len(decoded.Changes) != 3 || decoded.Changes[0].State != model.Active {
+		t.Errorf("decoded changes: %+v", decoded.Changes)
+	}
+}
