@@ -287,7 +287,7 @@ func (c *calc) leave() {
 			c.addTarget(target{prof: i, entry: -1, after: *p, del: true, deprov: true})
 		case rules.OnLeave == LeaveKeep:
 		case p.State == model.Active || p.BlockReason == model.ReasonLicense || p.BlockReason == model.ReasonSourceDisabled:
-			after := p.Clone()
+			after := *p
 			c.block(&after, p, model.ReasonLeftSource)
 			c.addTarget(target{prof: i, entry: -1, after: after, deprov: true})
 		}
@@ -338,7 +338,7 @@ func (c *calc) claimUsernames() {
 		prof  int // profile index, or -1
 		entry int // entry index, or -1
 	}
-	held := make(map[string]holder, len(c.entries))
+	held := make(map[string]holder) // only renames and newcomers claim
 	deleted := func(pi int) bool {
 		ti, ok := c.targetOf[pi]
 		return ok && c.targets[ti].del
@@ -433,7 +433,7 @@ func (c *calc) diff() {
 			c.plan.Summary.Unchanged++
 			continue
 		}
-		after := before.Clone()
+		after := *before // shallow: slices and maps are replaced, never changed in place
 		c.fill(&after, e)
 		t := target{prof: e.prof, entry: ei}
 		switch {
@@ -525,7 +525,7 @@ func (c *calc) allocate() {
 			if _, covered := c.covered[p.Source]; covered && p.Owned() {
 				continue // left the source: handled by leave()
 			}
-			c.addTarget(target{prof: i, entry: -1, after: p.Clone(), need: true, actReason: ReasonSeatFreed})
+			c.addTarget(target{prof: i, entry: -1, after: *p, need: true, actReason: ReasonSeatFreed})
 		}
 	}
 	kept := slices.Clone(used)
@@ -619,7 +619,7 @@ func (c *calc) blockNewest(pi, n int) int {
 		before := &c.in.Profiles[i]
 		ti, ok := c.targetOf[i]
 		if !ok {
-			ti = c.addTarget(target{prof: i, entry: -1, after: before.Clone()})
+			ti = c.addTarget(target{prof: i, entry: -1, after: *before})
 		}
 		t := c.targets[ti]
 		t.after.QueuedAt = c.in.Now
