@@ -199,7 +199,7 @@ func (s *seatCheck) verify(ctx context.Context) error {
 func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, runID string, ch *Change, now time.Time) error {
 	var after *model.Profile
 	if ch.After != nil {
-		a := ch.After.Clone()
+		a := *ch.After // the store never changes slices or maps in place
 		after = &a
 		after.UpdatedAt = now
 	}

@@ -42,8 +42,7 @@ func (c *calc) build() {
 			Before:     before,
 		}
 		if !t.del {
-			after := t.after
-			ch.After = &after
+			ch.After = &t.after
 		}
 		ch.Action, ch.Reason = classify(before, t)
 		ch.Deprovision = t.deprov

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -146,17 +147,23 @@ func (f *reportFlags) check() error {
 }
 
 func (a *app) writeReport(rep *reconcile.Report, f *reportFlags) error {
-	w := a.stdout
-	if f.output != "" {
-		file, err := os.Create(f.output)
-		if err != nil {
-			return fmt.Errorf("write report: %w", err)
-		}
-		defer file.Close()
-		w = file
+	if f.output == "" {
+		return rep.Write(a.stdout, f.format)
 	}
-	if err := rep.Write(w, f.format); err != nil {
+	file, err := os.Create(f.output)
+	if err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	w := bufio.NewWriter(file)
+	err = rep.Write(w, f.format)
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write report %s: %w", f.output, err)
 	}
 	return nil
 }
@@ -233,7 +240,7 @@ func (a *app) validateCmd() *cobra.Command {
 			problems = append(problems, notBuilt(cfg, reg)...)
 			if len(problems) > 0 {
 				fmt.Fprintln(a.stdout, problems.Error())
-				return usageError{fmt.Errorf("%d problems in %s", len(problems), a.configPath)}
+				return usageError{fmt.Errorf("%s in %s", plural(len(problems), "problem"), a.configPath)}
 			}
 			for _, note := range notBuiltNotes(cfg) {
 				fmt.Fprintln(a.stderr, "note: "+note)
@@ -455,4 +462,11 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 		c.Flags().BoolVar(&queue, "queue", false, "when the pool is full, put the profile into the licence queue instead of failing")
 	}
 	return c
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/connector"
 	"github.com/seatsync/seatsync/reconcile"
 )
 
@@ -36,7 +38,14 @@ var errChanges = errors.New("plan --check: there are changes to make")
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	// Reports can have hundreds of thousands of lines: buffer them.
+	stdout := bufio.NewWriterSize(os.Stdout, 1<<16)
+	code := run(ctx, os.Args[1:], stdout, os.Stderr)
+	if err := stdout.Flush(); err != nil {
+		fmt.Fprintf(os.Stderr, "seatsync: write output: %v\n", err)
+		code = max(code, exitFailed)
+	}
+	os.Exit(code)
 }
 
 // run executes the command line and returns the process exit code.
@@ -74,7 +83,8 @@ func exitCode(err error) int {
 		return exitChanges
 	case errors.Is(err, reconcile.ErrGuardTripped):
 		return exitGuard
-	case errors.As(err, &problems), errors.As(err, &usage), errors.Is(err, reconcile.ErrUsage):
+	case errors.As(err, &problems), errors.As(err, &usage), errors.Is(err, reconcile.ErrUsage),
+		errors.Is(err, connector.ErrNotBuilt):
 		return exitUsage
 	}
 	return exitFailed
