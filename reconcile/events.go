@@ -51,13 +51,13 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 		}
 		if people := blocked[p.Name]; len(people) > 0 {
 			out = append(out, ev(notify.SeatsExhausted, people, fmt.Sprintf(
-				"Pool %s is full (%d of %d seats used, %d queued): %d people were blocked for license. Free seats by blocking or deleting profiles, or buy more seats.",
-				p.Name, p.UsedAfter, p.Limit, p.QueuedAfter, len(people))))
+				"Pool %s is full (%d of %d seats used, %d queued): %s blocked for license. Free seats by blocking or deleting profiles, or buy more seats.",
+				p.Name, p.UsedAfter, p.Limit, p.QueuedAfter, peopleVerb(len(people), "was", "were"))))
 		}
 		if people := activated[p.Name]; len(people) > 0 {
 			out = append(out, ev(notify.SeatsAvailable, people, fmt.Sprintf(
-				"Pool %s had free seats: %d queued people were activated (%d of %d seats used, %d still queued).",
-				p.Name, len(people), p.UsedAfter, p.Limit, p.QueuedAfter)))
+				"Pool %s had free seats: %s from the queue (%d of %d seats used, %d still queued).",
+				p.Name, peopleVerb(len(people), "was activated", "were activated"), p.UsedAfter, p.Limit, p.QueuedAfter)))
 		}
 		if p.Overage > 0 {
 			out = append(out, ev(notify.Overage, nil, fmt.Sprintf(
@@ -70,4 +70,12 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 		}
 	}
 	return out
+}
+
+// peopleVerb says "1 person was" or "3 people were".
+func peopleVerb(n int, one, many string) string {
+	if n == 1 {
+		return "1 person " + one
+	}
+	return fmt.Sprintf("%d people %s", n, many)
 }
