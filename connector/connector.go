@@ -57,18 +57,18 @@ type Registry map[string]Opener
 var ErrNotBuilt = errors.New("connector not built in this version of seatsync")
 
 // Known lists every source type the configuration accepts, built or not.
-var Known = []string{"csv", "ldap", "okta"}
+func Known() []string { return []string{"csv", "ldap", "okta"} }
 
 // Open builds the configured source, or explains why it cannot.
 func (r Registry) Open(cfg config.Source, log *zap.Logger) (Source, error) {
 	open, ok := r[cfg.Type]
 	if !ok {
-		for _, k := range Known {
+		for _, k := range Known() {
 			if k == cfg.Type {
 				return nil, fmt.Errorf("source %s: type %s: %w", cfg.Name, cfg.Type, ErrNotBuilt)
 			}
 		}
-		return nil, fmt.Errorf("source %s: unknown type %q (one of %v)", cfg.Name, cfg.Type, Known)
+		return nil, fmt.Errorf("source %s: unknown type %q (one of %v)", cfg.Name, cfg.Type, Known())
 	}
 	return open(cfg, log)
 }

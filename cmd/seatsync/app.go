@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -90,17 +92,25 @@ func openStore(ctx context.Context, cfg config.Store) (store.Store, error) {
 
 // env is a loaded configuration with its logger and open store.
 type env struct {
-	cfg   *config.Config
-	log   *zap.Logger
-	store store.Store
+	cfg     *config.Config
+	log     *zap.Logger
+	store   store.Store
+	cleanup func()
 }
 
 func (e *env) close() {
 	_ = e.store.Close()
+	if e.cleanup != nil {
+		e.cleanup()
+	}
 	_ = e.log.Sync()
 }
 
-func (a *app) open(ctx context.Context) (*env, error) {
+// open loads the configuration and opens the store. Commands that only
+// read (plan, seats, profiles list) never create a store: when the SQLite
+// file does not exist yet they work on an empty throwaway store, so a dry
+// run on a new machine leaves nothing behind.
+func (a *app) open(ctx context.Context, readOnly bool) (*env, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
@@ -109,11 +119,26 @@ func (a *app) open(ctx context.Context) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg.Store)
+	e := &env{cfg: cfg, log: log}
+	sc := cfg.Store
+	if readOnly && sc.Driver == "sqlite" {
+		if _, err := os.Stat(sc.Path); errors.Is(err, fs.ErrNotExist) {
+			dir, err := os.MkdirTemp("", "seatsync-empty-")
+			if err != nil {
+				return nil, err
+			}
+			log.Info("the store does not exist yet: reading an empty one", zap.String("path", sc.Path))
+			sc.Path, e.cleanup = filepath.Join(dir, "empty.db"), func() { os.RemoveAll(dir) }
+		}
+	}
+	e.store, err = openStore(ctx, sc)
 	if err != nil {
+		if e.cleanup != nil {
+			e.cleanup()
+		}
 		return nil, err
 	}
-	return &env{cfg: cfg, log: log, store: st}, nil
+	return e, nil
 }
 
 func (e *env) runner() *reconcile.Runner {
@@ -186,7 +211,7 @@ func (a *app) runCmd(mode string) *cobra.Command {
 		if err := f.check(); err != nil {
 			return err
 		}
-		e, err := a.open(c.Context())
+		e, err := a.open(c.Context(), mode == reconcile.ModePlan)
 		if err != nil {
 			return err
 		}
@@ -267,7 +292,7 @@ func notBuilt(cfg *config.Config, reg connector.Registry) config.Problems {
 	}
 	var out config.Problems
 	for i, s := range cfg.Sources {
-		if _, ok := reg[s.Type]; !ok && slices.Contains(connector.Known, s.Type) {
+		if _, ok := reg[s.Type]; !ok && slices.Contains(connector.Known(), s.Type) {
 			path := fmt.Sprintf("sources[%d].type", i)
 			out = append(out, config.Problem{Path: path, Line: cfg.Line(path),
 				Message: fmt.Sprintf("source %s: type %s: %v", s.Name, s.Type, connector.ErrNotBuilt)})
@@ -336,7 +361,7 @@ func (a *app) seatsCmd() *cobra.Command {
 			if format != "text" && format != "json" {
 				return usageError{fmt.Errorf("--format %q is not one of text, json", format)}
 			}
-			e, err := a.open(c.Context())
+			e, err := a.open(c.Context(), true)
 			if err != nil {
 				return err
 			}
@@ -384,7 +409,7 @@ func (a *app) profilesListCmd() *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("--delimiter: %w", err)}
 			}
-			e, err := a.open(c.Context())
+			e, err := a.open(c.Context(), true)
 			if err != nil {
 				return err
 			}
@@ -425,7 +450,7 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, usernames []string) error {
-			e, err := a.open(c.Context())
+			e, err := a.open(c.Context(), false)
 			if err != nil {
 				return err
 			}

@@ -10,7 +10,9 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -344,6 +346,9 @@ func TestConvergence(t *testing.T) {
 	r := s.must(exitChanges, "plan", "--check", "-c", s.config)
 	if !strings.Contains(r.stdout, "alice") {
 		t.Errorf("plan --check prints no report:\n%s", r)
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "seatsync.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("plan on a new machine created the store file (stat: %v)", err)
 	}
 	if got := s.profiles(); len(got) != 0 {
 		t.Fatalf("plan wrote to the store: %v", got)
