@@ -305,7 +305,12 @@ func appliedSummary(rep *Report) Summary {
 }
 
 func logChange(log *zap.Logger, ch *Change) {
-	if ch.Result == "" {
+	msg, level := "applied change", zap.InfoLevel
+	if ch.Result == ResultConflict {
+		msg, level = "skipped change: profile changed since the plan, the next run redoes it", zap.WarnLevel
+	}
+	ce := log.Check(level, msg)
+	if ch.Result == "" || ce == nil {
 		return
 	}
 	fields := []zap.Field{
@@ -316,11 +321,7 @@ func logChange(log *zap.Logger, ch *Change) {
 	if ch.Reason != "" {
 		fields = append(fields, zap.String("reason", ch.Reason))
 	}
-	if ch.Result == ResultConflict {
-		log.Warn("skipped change: profile changed since the plan, the next run redoes it", fields...)
-		return
-	}
-	log.Info("applied change", fields...)
+	ce.Write(fields...)
 }
 
 func jsonRaw(v any) (json.RawMessage, error) {
