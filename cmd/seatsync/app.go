@@ -115,6 +115,10 @@ func (a *app) open(ctx context.Context, readOnly bool) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a.openEnv(ctx, cfg, readOnly)
+}
+
+func (a *app) openEnv(ctx context.Context, cfg *config.Config, readOnly bool) (*env, error) {
 	log, err := newLogger(cfg.Log, a.stderr)
 	if err != nil {
 		return nil, err
@@ -319,21 +323,25 @@ func notBuiltNotes(cfg *config.Config) []string {
 }
 
 func (a *app) connect(ctx context.Context, cfg *config.Config, reg connector.Registry) error {
-	log, err := newLogger(cfg.Log, a.stderr)
+	e, err := a.openEnv(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg.Store)
+	defer e.close()
+	profiles, err := e.store.Profiles(ctx)
 	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if _, err := st.Profiles(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	fmt.Fprintf(a.stdout, "store %s: ok\n", cfg.Store.Driver)
+	if e.cleanup != nil {
+		if dir := filepath.Dir(cfg.Store.Path); !isDir(dir) {
+			return fmt.Errorf("store: %s cannot be created: directory %s does not exist", cfg.Store.Path, dir)
+		}
+		fmt.Fprintf(a.stdout, "store %s: ok, %s does not exist yet; the first sync creates it\n", cfg.Store.Driver, cfg.Store.Path)
+	} else {
+		fmt.Fprintf(a.stdout, "store %s: ok, %d profiles\n", cfg.Store.Driver, len(profiles))
+	}
 	for _, sc := range cfg.Sources {
-		src, err := reg.Open(sc, log.With(zap.String("source", sc.Name)))
+		src, err := reg.Open(sc, e.log.With(zap.String("source", sc.Name)))
 		if err != nil {
 			return err
 		}
@@ -494,4 +502,9 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
