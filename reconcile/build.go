@@ -51,7 +51,6 @@ func (c *calc) build() {
 		if ch.State == model.Blocked && t.after.BlockReason == model.ReasonLicense {
 			ch.QueuePosition = queues.get(t.after.Username)
 		}
-		ch.Fields = fieldChanges(before, ch.After)
 		c.plan.Changes = append(c.plan.Changes, ch)
 		c.plan.Summary.add(ch.Action)
 	}

@@ -4,6 +4,7 @@
 package reconcile
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/seatsync/seatsync/model"
@@ -59,7 +60,6 @@ type Change struct {
 	State         model.State `json:"state"`
 	Reason        string      `json:"reason,omitempty"`
 	QueuePosition int         `json:"queue_position,omitempty"`
-	Fields        Fields      `json:"fields,omitempty"`
 	// Result is filled in by the apply: "" in a plan, then "applied",
 	// "no_seat" (the seat re-check in the transaction found the pool full,
 	// so the profile was written blocked for license instead) or
@@ -77,6 +77,22 @@ type Change struct {
 	// Deprovision is set for blocks for left_source and deletes, which the
 	// guard counts.
 	Deprovision bool `json:"-"`
+}
+
+// FieldChanges lists the data fields the change sets, derived from Before
+// and After (Old is nil on create); a delete has none.
+func (c *Change) FieldChanges() Fields { return fieldChanges(c.Before, c.After) }
+
+// changeFields is Change without its methods, for encoding/json.
+type changeFields Change
+
+// MarshalJSON writes the change with its "fields", which are not stored
+// but derived: a first sync reports every field of every new profile.
+func (c Change) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		changeFields
+		Fields Fields `json:"fields,omitempty"`
+	}{changeFields(c), c.FieldChanges()})
 }
 
 // FieldChange is one changed field; Old is nil on create.

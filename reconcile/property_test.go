@@ -891,7 +891,7 @@ func describeChanges(chs []reconcile.Change) string {
 	var b strings.Builder
 	for _, ch := range chs {
 		fmt.Fprintf(&b, "  %s %s (%s %s) -> %s %s %s, result %q, queue position %d, fields %v\n", ch.Action, ch.Username,
-			ch.Source, ch.ExternalID, ch.Area, ch.State, ch.Reason, ch.Result, ch.QueuePosition, ch.Fields)
+			ch.Source, ch.ExternalID, ch.Area, ch.State, ch.Reason, ch.Result, ch.QueuePosition, ch.FieldChanges())
 		if ch.Before != nil {
 			fmt.Fprintf(&b, "    before: %s %s %s queued %s blocked %s activated %s\n", ch.Before.Area, ch.Before.State,
 				ch.Before.BlockReason, clock(ch.Before.QueuedAt), clock(ch.Before.BlockedAt), clock(ch.Before.ActivatedAt))

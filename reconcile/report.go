@@ -167,7 +167,7 @@ func (r *Report) writeText(w io.Writer) error {
 			if c.Result != "" && c.Result != "applied" {
 				action += " (" + c.Result + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", action, c.Username, c.Source, c.Area, c.State, c.Reason, q, fieldList(c))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", action, c.Username, c.Source, c.Area, c.State, c.Reason, q, fieldList(&c))
 		}
 		tw.Flush()
 	}
@@ -198,18 +198,19 @@ func remainingText(n int, unlimited bool) string {
 
 // fieldList names the changed fields of a change, with old -> new for the
 // short ones.
-func fieldList(c Change) string {
+func fieldList(c *Change) string {
 	if c.Action == ActionCreate || c.Action == ActionDelete {
 		return ""
 	}
-	names := make([]string, 0, len(c.Fields))
-	for k := range c.Fields {
+	fields := c.FieldChanges()
+	names := make([]string, 0, len(fields))
+	for k := range fields {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	parts := make([]string, 0, len(names))
 	for _, k := range names {
-		f := c.Fields[k]
+		f := fields[k]
 		if k == "groups" {
 			parts = append(parts, k)
 			continue
@@ -243,8 +244,8 @@ func (r *Report) writeCSV(w io.Writer) error {
 			q = strconv.Itoa(c.QueuePosition)
 		}
 		fields := ""
-		if len(c.Fields) > 0 {
-			b, err := json.Marshal(c.Fields)
+		if f := c.FieldChanges(); len(f) > 0 {
+			b, err := json.Marshal(f)
 			if err != nil {
 				return err
 			}
@@ -292,7 +293,7 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 				action += " (" + c.Result + ")"
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", action, mdEscape(c.Username), mdEscape(c.Source),
-				mdEscape(c.Area), c.State, c.Reason, q, mdEscape(fieldList(c)))
+				mdEscape(c.Area), c.State, c.Reason, q, mdEscape(fieldList(&c)))
 		}
 	}
 	if len(r.Skipped) > 0 {
