@@ -20,6 +20,7 @@ import (
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/connector"
 	csvsource "github.com/seatsync/seatsync/connector/csv"
+	"github.com/seatsync/seatsync/connector/okta"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/notify"
@@ -37,7 +38,8 @@ type app struct {
 // registry lists the connectors built into this binary.
 func registry() connector.Registry {
 	return connector.Registry{
-		"csv": csvsource.Open,
+		"csv":  csvsource.Open,
+		"okta": okta.Open,
 	}
 }
 
