@@ -40,9 +40,21 @@ type Skip struct {
 }
 
 // Checker is an optional capability: a connector that can test its
-// connection and count the people in scope, for `validate --connect`.
+// connection and count the people in scope more cheaply or more helpfully
+// than a full pull, for `validate --connect`.
 type Checker interface {
 	Check(ctx context.Context) (count int, err error)
+}
+
+// Check tests a source for `validate --connect`: with its own Check when
+// it has one, else by pulling in full and counting the identities.
+func Check(ctx context.Context, src Source) (int, error) {
+	if c, ok := src.(Checker); ok {
+		return c.Check(ctx)
+	}
+	n := 0
+	err := src.Pull(ctx, func(model.Identity) error { n++; return nil }, func(Skip) {})
+	return n, err
 }
 
 // Opener builds a Source from its configuration. It checks the settings

@@ -347,12 +347,7 @@ func (a *app) connect(ctx context.Context, cfg *config.Config, reg connector.Reg
 		if err != nil {
 			return err
 		}
-		checker, ok := src.(connector.Checker)
-		if !ok {
-			fmt.Fprintf(a.stdout, "source %s: cannot be checked without a full pull\n", sc.Name)
-			continue
-		}
-		n, err := checker.Check(ctx)
+		n, err := connector.Check(ctx, src)
 		if err != nil {
 			return fmt.Errorf("source %s: %w", sc.Name, err)
 		}

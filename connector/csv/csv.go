@@ -77,10 +77,7 @@ type source struct {
 	log     *zap.Logger
 }
 
-var (
-	_ connector.Source  = (*source)(nil)
-	_ connector.Checker = (*source)(nil)
-)
+var _ connector.Source = (*source)(nil)
 
 // Open builds the csv source described by cfg (it matches connector.Opener).
 // It checks path, delimiter and mapping, reporting every problem at once,
@@ -152,16 +149,6 @@ func parseDelimiter(d string) (rune, string) {
 func (s *source) Pull(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) error {
 	_, err := s.run(ctx, emit, skip)
 	return err
-}
-
-// Check opens the file, reads its header and counts the rows that would
-// become identities, for `validate --connect`.
-func (s *source) Check(ctx context.Context) (int, error) {
-	st, err := s.run(ctx, func(model.Identity) error { return nil }, func(connector.Skip) {})
-	if err != nil {
-		return 0, err
-	}
-	return st.identities, nil
 }
 
 func (s *source) run(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {

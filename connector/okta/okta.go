@@ -114,10 +114,7 @@ type source struct {
 	log      *zap.Logger
 }
 
-var (
-	_ connector.Source  = (*source)(nil)
-	_ connector.Checker = (*source)(nil)
-)
+var _ connector.Source = (*source)(nil)
 
 // Open builds the okta source described by cfg (it matches
 // connector.Opener). It checks the settings and does no I/O.
@@ -223,16 +220,6 @@ func New(cfg config.Source, log *zap.Logger, opt Options) (connector.Source, err
 func (s *source) Pull(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) error {
 	_, err := s.run(ctx, emit, skip)
 	return err
-}
-
-// Check signs in and counts the users a pull would emit, for
-// `validate --connect`. It makes the same requests as a pull.
-func (s *source) Check(ctx context.Context) (int, error) {
-	st, err := s.run(ctx, func(model.Identity) error { return nil }, func(connector.Skip) {})
-	if err != nil {
-		return 0, err
-	}
-	return st.identities, nil
 }
 
 // stats counts what one pull saw, for the log and for Check.

@@ -400,14 +400,14 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := src.(connector.Checker).Check(context.Background())
+	n, err := connector.Check(context.Background(), src)
 	if err != nil || n != 321 {
 		t.Fatalf("Check = %d, %v; want 321", n, err)
 	}
 	cfg := o.source()
 	cfg.Token = config.NewSecret("wrong")
 	src, _ = okta.New(cfg, nil, o.options())
-	if _, err := src.(connector.Checker).Check(context.Background()); !errors.Is(err, okta.ErrUnauthorized) {
+	if _, err := connector.Check(context.Background(), src); !errors.Is(err, okta.ErrUnauthorized) {
 		t.Fatalf("Check with a bad token: %v", err)
 	}
 }
