@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test bench demo fuzz clean
+.PHONY: build test bench demo fuzz clean check-deploy
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/seatsync ./cmd/seatsync
@@ -12,6 +12,16 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# The packaging renders and verifies: the systemd unit (pointed at the binary
+# just built, since verify checks ExecStart exists) and the kustomize base.
+check-deploy: build
+	tmp=$$(mktemp -d) && \
+	sed "s|/usr/local/bin/seatsync|$(CURDIR)/bin/seatsync|" deploy/systemd/seatsync.service > $$tmp/seatsync.service && \
+	systemd-analyze verify $$tmp/seatsync.service && \
+	kubectl kustomize deploy/kubernetes > $$tmp/kubernetes.yaml && \
+	grep -q 'kind: Deployment' $$tmp/kubernetes.yaml && \
+	rm -rf $$tmp && echo "deploy: ok"
 
 # Benchmarks print their figures; they are never timing asserts in tests.
 bench:

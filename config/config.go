@@ -185,6 +185,13 @@ type Webhook struct {
 type Server struct {
 	Listen string `yaml:"listen"`
 	Token  Secret `yaml:"token"`
+	// RunOnStart says whether serve runs a sync as soon as it starts:
+	// auto (default: when the last successful run is older than one
+	// schedule period), always, or never (wait for the first tick).
+	RunOnStart string `yaml:"run_on_start"`
+	// ShutdownTimeout is how long serve lets a run in flight finish after
+	// SIGTERM or SIGINT before cancelling it (default 30s).
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
 
 // Log configures logging.

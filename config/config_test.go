@@ -136,7 +136,7 @@ func TestParseFull(t *testing.T) {
 			},
 			Webhooks: []Webhook{{URL: "https://hooks.example.com/T000/B000", Format: "slack", Timeout: Duration{10 * time.Second}}},
 		},
-		Server: Server{Listen: "127.0.0.1:8080", Token: NewSecret("api-secret")},
+		Server: Server{Listen: "127.0.0.1:8080", Token: NewSecret("api-secret"), RunOnStart: "auto", ShutdownTimeout: Duration{30 * time.Second}},
 		Log:    Log{Level: "info", Format: "json"},
 		Path:   "/etc/seatsync/seatsync.yaml",
 	}
@@ -185,7 +185,7 @@ notify:
 			},
 			Webhooks: []Webhook{{URL: "https://hooks.example.com/x", Format: "json", Timeout: Duration{10 * time.Second}}},
 		},
-		Server: Server{Listen: "127.0.0.1:8080"},
+		Server: Server{Listen: "127.0.0.1:8080", RunOnStart: "auto", ShutdownTimeout: Duration{30 * time.Second}},
 		Log:    Log{Level: "info", Format: "json"},
 		Path:   "/etc/seatsync/seatsync.yaml",
 	}
@@ -218,6 +218,18 @@ func TestExplicitZeroIsNotDefaulted(t *testing.T) {
 	got := mustParse(t, doc, "", nil).Safety.MaxDeprovision
 	if want := (Threshold{Value: 0, Set: true}); got != want {
 		t.Errorf("max_deprovision = %+v, want %+v", got, want)
+	}
+}
+
+func TestServeKeys(t *testing.T) {
+	doc := readTestdata(t, "minimal.yaml") + "server: {run_on_start: never, shutdown_timeout: 90s}\n"
+	got := mustParse(t, doc, "", nil).Server
+	if got.RunOnStart != "never" || got.ShutdownTimeout.Duration != 90*time.Second {
+		t.Errorf("server = %+v, want run_on_start never and shutdown_timeout 90s", got)
+	}
+	got = mustParse(t, readTestdata(t, "minimal.yaml"), "", nil).Server
+	if got.RunOnStart != DefaultRunOnStart || got.ShutdownTimeout.Duration != DefaultShutdownTimeout {
+		t.Errorf("defaults: server = %+v, want run_on_start auto and shutdown_timeout 30s", got)
 	}
 }
 

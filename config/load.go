@@ -42,6 +42,8 @@ const (
 	DefaultLogLevel           = "info"
 	DefaultLogFormat          = "json"
 	DefaultListen             = "127.0.0.1:8080"
+	DefaultRunOnStart         = "auto"
+	DefaultShutdownTimeout    = 30 * time.Second
 )
 
 // DefaultOktaScopes returns the OAuth scopes an okta source asks for when
@@ -316,6 +318,10 @@ func applyDefaults(c *Config, locs map[string]loc) {
 	}
 
 	orString(&c.Server.Listen, DefaultListen)
+	orString(&c.Server.RunOnStart, DefaultRunOnStart)
+	if !given("server.shutdown_timeout") {
+		c.Server.ShutdownTimeout.Duration = DefaultShutdownTimeout
+	}
 	orString(&c.Log.Level, DefaultLogLevel)
 	orString(&c.Log.Format, DefaultLogFormat)
 }

@@ -98,6 +98,12 @@ log: {level: debug}  # want log "duplicate key (first set on line 8)"`},
 		{"two unset variables in one value", head + `  - name: hr2
     type: csv
     path: ${A1}/${A2}  # want sources[1].path "A1 is not set" # want sources[1].path "A2 is not set"`},
+		{"bad run_on_start", head + `server:
+  run_on_start: sometimes  # want server.run_on_start "\"sometimes\" is not one of auto, always, never"`},
+		{"zero shutdown_timeout", head + `server:
+  shutdown_timeout: 0s  # want server.shutdown_timeout "must be more than 0"`},
+		{"bad shutdown_timeout", head + `server:
+  shutdown_timeout: soon  # want server.shutdown_timeout "not a duration"`},
 		{"unset variable in a secret", head + `server:
   token: ${API_TOKEN}  # want server.token "environment variable API_TOKEN is not set"`},
 		{"not a variable name", head + `log:

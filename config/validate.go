@@ -510,6 +510,8 @@ func (v *validator) notify() {
 
 func (v *validator) server() {
 	s := v.c.Server
+	v.oneOf("server.run_on_start", s.RunOnStart, "auto", "always", "never")
+	v.positive("server.shutdown_timeout", s.ShutdownTimeout)
 	host, port, err := net.SplitHostPort(s.Listen)
 	if err != nil {
 		v.add("server.listen", "%q is not host:port, such as 127.0.0.1:8080", s.Listen)

@@ -24,6 +24,8 @@ func (r *Runner) notify(ctx context.Context, rep *Report) {
 func Events(rep *Report, warnAtPercent int) []notify.Event {
 	var out []notify.Event
 	switch rep.Result {
+	case ResultSkipped:
+		return nil
 	case ResultFailed:
 		return []notify.Event{{Kind: notify.RunFailed, RunID: rep.RunID,
 			Message: "seatsync run failed, nothing was changed by the failed step: " + rep.Error}}

@@ -37,6 +37,9 @@ const (
 	ResultGuardTripped = "guard_tripped"
 	ResultChanges      = "changes" // a plan that found changes to make
 	ResultNoChanges    = "no_changes"
+	// ResultSkipped is a sync turned away because another process held the
+	// store's run lock; it wrote nothing and is not a failure.
+	ResultSkipped = "skipped"
 )
 
 // Formats the report can be written in.

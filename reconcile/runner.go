@@ -40,6 +40,15 @@ type Options struct {
 	Mode             string   // plan | sync
 	Sources          []string // names; empty means every source
 	AllowDeprovision bool
+	// RunID names the run; NewRunID makes one when it is empty. A caller
+	// that must answer with the ID before the run ends (the API's POST
+	// sync) makes it first.
+	RunID string
+}
+
+// NewRunID returns a new run ID: a ULID, so IDs sort by time.
+func NewRunID(now time.Time) string {
+	return ulid.MustNew(ulid.Timestamp(now), rand.Reader).String()
 }
 
 // Runner pulls, plans and (in sync mode) applies. It is the one place that
@@ -69,8 +78,11 @@ func (r *Runner) now() time.Time {
 // wraps ErrGuardTripped when a guard refused it, and is anything else when
 // the run failed; the report is filled in as far as the run got.
 func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
+	if opt.RunID == "" {
+		opt.RunID = NewRunID(r.now())
+	}
 	rep := &Report{
-		RunID:     ulid.MustNew(ulid.Timestamp(r.now()), rand.Reader).String(),
+		RunID:     opt.RunID,
 		Mode:      opt.Mode,
 		StartedAt: r.now(),
 		Changes:   []Change{},
@@ -86,6 +98,10 @@ func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
 	case err == nil:
 	case errors.Is(err, ErrGuardTripped):
 		rep.Result = ResultGuardTripped
+	case errors.Is(err, store.ErrLocked):
+		// Another process is doing the work: nothing failed.
+		rep.Result = ResultSkipped
+		rep.Error = err.Error()
 	default:
 		rep.Result = ResultFailed
 		rep.Error = err.Error()

@@ -112,7 +112,7 @@ type AuditEntry struct {
 type Run struct {
 	ID         string          `json:"run_id"`
 	Mode       string          `json:"mode"`   // sync | plan | admin
-	Result     string          `json:"result"` // ok | failed | guard_tripped | running
+	Result     string          `json:"result"` // ok | failed | guard_tripped | skipped
 	Error      string          `json:"error,omitempty"`
 	StartedAt  time.Time       `json:"started_at"`
 	FinishedAt time.Time       `json:"finished_at"`

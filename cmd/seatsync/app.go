@@ -240,19 +240,6 @@ func (a *app) runCmd(mode string) *cobra.Command {
 func (a *app) planCmd() *cobra.Command { return a.runCmd(reconcile.ModePlan) }
 func (a *app) syncCmd() *cobra.Command { return a.runCmd(reconcile.ModeSync) }
 
-func (a *app) serveCmd() *cobra.Command {
-	c := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the scheduler and the HTTP server (not built in this version)",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			return usageError{fmt.Errorf("serve is not built in this version of seatsync: run `seatsync sync` from a timer (systemd, cron, a Kubernetes CronJob) instead")}
-		},
-	}
-	a.configFlag(c)
-	return c
-}
-
 func (a *app) validateCmd() *cobra.Command {
 	var connect bool
 	c := &cobra.Command{

@@ -1,0 +1,337 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/seatsync/seatsync/admin"
+	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/licensing"
+	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/reconcile"
+	"github.com/seatsync/seatsync/store"
+)
+
+// Status is the answer of GET /api/v1/status, and what the status page
+// shows.
+type Status struct {
+	// Pools are the seats panel numbers, as `seatsync seats --format json`.
+	Pools []licensing.Status `json:"pools"`
+	// Queue is the licence queue of every pool, each in queue order.
+	Queue []QueueEntry `json:"queue"`
+	// Running is the ID of the sync in flight ("" when none).
+	Running string `json:"running,omitempty"`
+	// Runs are the most recent runs, newest first, without their reports.
+	Runs []store.Run `json:"runs"`
+}
+
+// QueueEntry is one profile waiting for a seat.
+type QueueEntry struct {
+	Pool     string    `json:"pool"`
+	Position int       `json:"position"` // 1 is next
+	Username string    `json:"username"`
+	Area     string    `json:"area"`
+	Weight   int       `json:"weight,omitempty"`
+	QueuedAt time.Time `json:"queued_at"`
+}
+
+// statusRuns is how many runs the status shows.
+const statusRuns = 20
+
+func (s *Server) status(ctx context.Context) (*Status, error) {
+	cfg := s.Backend.Config()
+	st := s.Backend.Store()
+	profiles, err := st.Profiles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read profiles: %w", err)
+	}
+	pol := licensing.FromConfig(cfg.Licensing)
+	runs, err := st.Runs(ctx, statusRuns)
+	if err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	if runs == nil {
+		runs = []store.Run{}
+	}
+	return &Status{Pools: pol.Count(profiles), Queue: Queue(pol, profiles), Running: s.Backend.Running(), Runs: runs}, nil
+}
+
+// Queue lists the licence queue of every pool in the order seats are
+// given: priority weight, then queue time, then username (SPEC section 4).
+func Queue(pol *licensing.Policy, profiles []model.Profile) []QueueEntry {
+	out := []QueueEntry{}
+	for pi, pool := range pol.Pools {
+		var reqs []licensing.Request
+		for i := range profiles {
+			p := &profiles[i]
+			if p.State != model.Blocked || p.BlockReason != model.ReasonLicense || pol.PoolIndex(p.Area) != pi || pol.IsExempt(p.Username) {
+				continue
+			}
+			reqs = append(reqs, licensing.Request{Ref: i, Weight: pol.Weight(p.Groups), QueuedAt: p.QueuedAt, Username: p.Username})
+		}
+		licensing.Order(reqs)
+		for n, r := range reqs {
+			p := &profiles[r.Ref]
+			out = append(out, QueueEntry{Pool: pool.Name, Position: n + 1, Username: p.Username, Area: p.Area, Weight: r.Weight, QueuedAt: p.QueuedAt})
+		}
+	}
+	return out
+}
+
+func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.status(r.Context())
+	if err != nil {
+		s.internal(w, "status", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// maxRuns caps ?limit= of GET /api/v1/runs.
+const maxRuns = 1000
+
+func (s *Server) apiRuns(w http.ResponseWriter, r *http.Request) {
+	limit := 20
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxRuns {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q is not a number from 1 to %d", v, maxRuns))
+			return
+		}
+		limit = n
+	}
+	runs, err := s.Backend.Store().Runs(r.Context(), limit)
+	if err != nil {
+		s.internal(w, "read runs", err)
+		return
+	}
+	if runs == nil {
+		runs = []store.Run{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+}
+
+func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	run, err := s.Backend.Store().Run(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no run with ID %q", id))
+		return
+	}
+	if err != nil {
+		s.internal(w, "read run", err)
+		return
+	}
+	if len(run.Report) == 0 {
+		// A run without a stored report: its record is all there is.
+		writeJSON(w, http.StatusOK, run)
+		return
+	}
+	writeRaw(w, http.StatusOK, run.Report)
+}
+
+func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := admin.Filter{State: model.State(q.Get("state")), Reason: model.Reason(q.Get("reason")), Area: q.Get("area")}
+	if f.State != "" && f.State != model.Active && f.State != model.Blocked {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("state %q is not one of active, blocked", f.State))
+		return
+	}
+	if f.Reason != "" && !f.Reason.Valid() {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("reason %q is not one of license, admin, source_disabled, left_source", f.Reason))
+		return
+	}
+	format := q.Get("format")
+	if format == "" {
+		format = "json"
+	}
+	if !slices.Contains([]string{"json", "csv", "text"}, format) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q is not one of json, csv, text", format))
+		return
+	}
+	fieldList := q.Get("fields")
+	if fieldList == "" {
+		fieldList = strings.Join(admin.DefaultFields, ",")
+	}
+	fields, err := admin.ParseFields(fieldList)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "fields: "+err.Error())
+		return
+	}
+	delim := ','
+	if v := q.Get("delimiter"); v != "" {
+		if delim, err = admin.ParseDelimiter(v); err != nil {
+			writeError(w, http.StatusBadRequest, "delimiter: "+err.Error())
+			return
+		}
+	}
+	all, err := s.Backend.Store().Profiles(r.Context())
+	if err != nil {
+		s.internal(w, "read profiles", err)
+		return
+	}
+	list := []model.Profile{}
+	for i := range all {
+		if f.Match(&all[i]) {
+			list = append(list, all[i])
+		}
+	}
+	var buf bytes.Buffer
+	pol := licensing.FromConfig(s.Backend.Config().Licensing)
+	if err := admin.WriteProfiles(&buf, list, pol, admin.ListOptions{Format: format, Fields: fields, Delimiter: delim}); err != nil {
+		s.internal(w, "write profiles", err)
+		return
+	}
+	switch format {
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="profiles.csv"`)
+	case "text":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	default:
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = buf.WriteTo(w)
+}
+
+// runRequest is the optional body of POST sync and plan.
+type runRequest struct {
+	Sources          []string `json:"sources"`
+	AllowDeprovision bool     `json:"allow_deprovision"`
+}
+
+// runOptions reads the sources (?source=, repeatable, or the body) and
+// checks them against the configuration.
+func runOptions(w http.ResponseWriter, r *http.Request, cfg *config.Config, mode string) (reconcile.Options, bool) {
+	var req runRequest
+	if !decodeBody(w, r, &req) {
+		return reconcile.Options{}, false
+	}
+	req.Sources = append(req.Sources, r.URL.Query()["source"]...)
+	for _, n := range req.Sources {
+		if cfg.Source(n) == nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("no source named %q in the configuration", n))
+			return reconcile.Options{}, false
+		}
+	}
+	if mode == reconcile.ModePlan && req.AllowDeprovision {
+		writeError(w, http.StatusBadRequest, "allow_deprovision applies to sync only")
+		return reconcile.Options{}, false
+	}
+	return reconcile.Options{Mode: mode, Sources: req.Sources, AllowDeprovision: req.AllowDeprovision}, true
+}
+
+func (s *Server) apiSync(w http.ResponseWriter, r *http.Request) {
+	opt, ok := runOptions(w, r, s.Backend.Config(), reconcile.ModeSync)
+	if !ok {
+		return
+	}
+	id, err := s.Backend.StartSync(opt)
+	switch {
+	case errors.Is(err, ErrBusy):
+		writeJSON(w, http.StatusConflict, errorBody{Error: fmt.Sprintf("a sync is already running (run %s); try again when it has finished", id), RunID: id})
+	case errors.Is(err, ErrStopping):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case err != nil:
+		s.internal(w, "start sync", err)
+	default:
+		w.Header().Set("Location", "/api/v1/runs/"+id)
+		writeJSON(w, http.StatusAccepted, map[string]string{"run_id": id})
+	}
+}
+
+func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request) {
+	opt, ok := runOptions(w, r, s.Backend.Config(), reconcile.ModePlan)
+	if !ok {
+		return
+	}
+	rep, err := s.Backend.Plan(r.Context(), opt)
+	code := http.StatusOK
+	switch {
+	case err == nil, errors.Is(err, reconcile.ErrGuardTripped):
+		// A tripped guard is part of what a plan tells.
+	case errors.Is(err, reconcile.ErrUsage):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case rep == nil:
+		s.internal(w, "plan", err)
+		return
+	default:
+		// The report says what failed in its "error" field.
+		code = http.StatusBadGateway
+	}
+	b, err := rep.EncodeJSON()
+	if err != nil {
+		s.internal(w, "encode the report", err)
+		return
+	}
+	writeRaw(w, code, b)
+}
+
+// adminRequest is the optional body of POST .../unblock.
+type adminRequest struct {
+	Queue bool `json:"queue"`
+}
+
+func (s *Server) apiAdmin(action string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		username := r.PathValue("username")
+		var req adminRequest
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		if v := r.URL.Query().Get("queue"); v != "" {
+			q, err := strconv.ParseBool(v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("queue %q is not true or false", v))
+				return
+			}
+			req.Queue = req.Queue || q
+		}
+		if action == "block" && req.Queue {
+			writeError(w, http.StatusBadRequest, "queue applies to unblock only")
+			return
+		}
+		st := s.Backend.Store()
+		if _, err := st.Profile(r.Context(), username); errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no profile with username %q", username))
+			return
+		} else if err != nil {
+			s.internal(w, "read profile", err)
+			return
+		}
+		ad := &admin.Admin{Store: st, Policy: licensing.FromConfig(s.Backend.Config().Licensing)}
+		var out admin.Outcome
+		var err error
+		if action == "block" {
+			out, err = ad.Block(r.Context(), username)
+		} else {
+			out, err = ad.Unblock(r.Context(), username, req.Queue)
+		}
+		switch {
+		case errors.Is(err, admin.ErrNoSeat):
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		case errors.Is(err, store.ErrConflict):
+			writeError(w, http.StatusConflict, "the profile changed while it was being "+action+"ed; try again")
+			return
+		case err != nil:
+			s.internal(w, action, err)
+			return
+		}
+		s.Log.Info("admin action", zap.String("via", "api"), zap.String("action", out.Action), zap.String("username", out.Username),
+			zap.String("state", string(out.State)), zap.String("reason", string(out.Reason)))
+		s.Backend.Changed(r.Context())
+		writeJSON(w, http.StatusOK, out)
+	}
+}

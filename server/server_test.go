@@ -1,0 +1,411 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/licensing"
+	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/reconcile"
+	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/store/sqlite"
+)
+
+const testToken = "t0ken-for-tests"
+
+// fakeBackend serves a real SQLite store and records sync requests.
+type fakeBackend struct {
+	cfg     *config.Config
+	st      store.Store
+	busy    bool
+	started []reconcile.Options
+	changed int
+}
+
+func (b *fakeBackend) Config() *config.Config { return b.cfg }
+func (b *fakeBackend) Store() store.Store     { return b.st }
+func (b *fakeBackend) Running() string {
+	if b.busy {
+		return "RUN1"
+	}
+	return ""
+}
+func (b *fakeBackend) StartSync(opt reconcile.Options) (string, error) {
+	if b.busy {
+		return "RUN1", ErrBusy
+	}
+	b.started = append(b.started, opt)
+	return "RUN2", nil
+}
+func (b *fakeBackend) Plan(context.Context, reconcile.Options) (*reconcile.Report, error) {
+	return &reconcile.Report{RunID: "PLAN1", Mode: reconcile.ModePlan, Result: reconcile.ResultNoChanges}, nil
+}
+func (b *fakeBackend) Changed(context.Context) { b.changed++ }
+
+func newTest(t *testing.T, token string) (*fakeBackend, http.Handler) {
+	t.Helper()
+	dir := t.TempDir()
+	srv := "server: {listen: 127.0.0.1:8080}\n"
+	if token != "" {
+		srv = "server: {listen: 127.0.0.1:8080, token: " + token + "}\n"
+	}
+	cfg, err := config.Parse([]byte(`version: 1
+licensing:
+  pools:
+    - {name: primary, limit: 2, areas: [primary]}
+    - {name: extranet, limit: unlimited, areas: [partners]}
+sources:
+  - {name: hr, type: csv, path: hr.csv}
+`+srv), filepath.Join(dir, "seatsync.yaml"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "seatsync.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	err = st.WithTx(context.Background(), func(tx store.Tx) error {
+		for i, p := range []model.Profile{
+			{Username: "alice", Area: "primary", State: model.Active, Source: "hr", ExternalID: "E1"},
+			{Username: "bob", Area: "primary", State: model.Active, Source: "hr", ExternalID: "E2"},
+			{Username: "carol", Area: "primary", State: model.Blocked, BlockReason: model.ReasonLicense, QueuedAt: now.Add(time.Minute), Source: "hr", ExternalID: "E3"},
+			{Username: "dave", Area: "primary", State: model.Blocked, BlockReason: model.ReasonLicense, QueuedAt: now, Source: "hr", ExternalID: "E4"},
+			{Username: "erin", Area: "primary", State: model.Blocked, BlockReason: model.ReasonAdmin, Source: "hr", ExternalID: "E5"},
+		} {
+			p.Email = p.Username + "@example.com"
+			p.CreatedAt, p.UpdatedAt = now, now.Add(time.Duration(i))
+			if err := tx.Insert(context.Background(), &p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &reconcile.Report{RunID: "RUN0", Mode: reconcile.ModeSync, Result: reconcile.ResultOK, StartedAt: now, FinishedAt: now}
+	body, _ := rep.EncodeJSON()
+	if err := st.SaveRun(context.Background(), store.Run{ID: "RUN0", Mode: "sync", Result: "ok", StartedAt: now, FinishedAt: now,
+		Sources: []string{"hr"}, Summary: json.RawMessage(`{"create":2}`), Report: body}); err != nil {
+		t.Fatal(err)
+	}
+	b := &fakeBackend{cfg: cfg, st: st}
+	s := &Server{Backend: b, Metrics: NewMetrics(), Log: zap.NewNop(), MaxBody: 1024}
+	return b, s.Handler()
+}
+
+type call struct {
+	method, path, body string
+	auth               string // full Authorization header
+}
+
+func do(t *testing.T, h http.Handler, c call) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func bearer(tok string) string { return "Bearer " + tok }
+
+func basic(user, pw string) string {
+	req := httptest.NewRequest("GET", "/", nil)
+	req.SetBasicAuth(user, pw)
+	return req.Header.Get("Authorization")
+}
+
+// jsonError decodes an error body and fails unless it is {"error": "..."}.
+func jsonError(t *testing.T, rec *httptest.ResponseRecorder) string {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("error Content-Type %q, want application/json", ct)
+	}
+	var e struct{ Error string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
+		t.Fatalf("not a JSON error: %q (%v)", rec.Body.String(), err)
+	}
+	return e.Error
+}
+
+func TestAuth(t *testing.T) {
+	_, h := newTest(t, testToken)
+	tests := []struct {
+		name string
+		call call
+		want int
+	}{
+		{"status without token", call{method: "GET", path: "/api/v1/status"}, 401},
+		{"status with a wrong token", call{method: "GET", path: "/api/v1/status", auth: bearer("wrong")}, 401},
+		{"status with a token prefix", call{method: "GET", path: "/api/v1/status", auth: bearer(testToken[:5])}, 401},
+		{"status with the token", call{method: "GET", path: "/api/v1/status", auth: bearer(testToken)}, 200},
+		{"bearer scheme is case-insensitive", call{method: "GET", path: "/api/v1/status", auth: "bearer " + testToken}, 200},
+		{"page without token", call{method: "GET", path: "/"}, 401},
+		{"page with basic auth", call{method: "GET", path: "/", auth: basic("admin", testToken)}, 200},
+		{"page with wrong basic auth", call{method: "GET", path: "/", auth: basic("admin", "nope")}, 401},
+		{"run report with basic auth", call{method: "GET", path: "/api/v1/runs/RUN0", auth: basic("", testToken)}, 200},
+		{"sync refuses basic auth", call{method: "POST", path: "/api/v1/sync", auth: basic("admin", testToken)}, 401},
+		{"sync with the token", call{method: "POST", path: "/api/v1/sync", auth: bearer(testToken)}, 202},
+		{"block without token", call{method: "POST", path: "/api/v1/profiles/alice/block"}, 401},
+		{"healthz needs no token", call{method: "GET", path: "/healthz"}, 200},
+		{"readyz needs no token", call{method: "GET", path: "/readyz"}, 200},
+		{"metrics need no token", call{method: "GET", path: "/metrics"}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := do(t, h, tt.call)
+			if rec.Code != tt.want {
+				t.Fatalf("%s %s: %d, want %d: %s", tt.call.method, tt.call.path, rec.Code, tt.want, rec.Body)
+			}
+			if rec.Code == 401 {
+				jsonError(t, rec)
+				challenges := strings.Join(rec.Header().Values("WWW-Authenticate"), "; ")
+				if !strings.Contains(challenges, "Bearer") {
+					t.Errorf("WWW-Authenticate %q has no Bearer challenge", challenges)
+				}
+				if tt.call.method == "GET" && !strings.Contains(challenges, "Basic") {
+					t.Errorf("WWW-Authenticate %q has no Basic challenge for a browser", challenges)
+				}
+			}
+		})
+	}
+}
+
+func TestNoTokenIsOpen(t *testing.T) {
+	_, h := newTest(t, "")
+	if rec := do(t, h, call{method: "GET", path: "/api/v1/status"}); rec.Code != 200 {
+		t.Fatalf("without a configured token (loopback only): %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestListenRefusesNonLoopbackWithoutToken(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:0"} {
+		if ln, err := Listen(addr, false); !errors.Is(err, ErrNotLoopback) {
+			if ln != nil {
+				ln.Close()
+			}
+			t.Errorf("Listen(%q) without a token: %v, want ErrNotLoopback", addr, err)
+		}
+	}
+	ln, err := Listen("127.0.0.1:0", false)
+	if err != nil {
+		t.Fatalf("loopback without a token: %v", err)
+	}
+	ln.Close()
+}
+
+func TestErrors(t *testing.T) {
+	b, h := newTest(t, testToken)
+	auth := bearer(testToken)
+	tests := []struct {
+		name string
+		call call
+		want int
+		msg  string
+	}{
+		{"unknown route", call{method: "GET", path: "/api/v1/nope", auth: auth}, 404, "no such page"},
+		{"unknown top route", call{method: "GET", path: "/favicon.ico"}, 404, "no such page"},
+		{"wrong method", call{method: "DELETE", path: "/api/v1/runs", auth: auth}, 405, "not allowed"},
+		{"GET on sync", call{method: "GET", path: "/api/v1/sync", auth: auth}, 405, "use POST"},
+		{"unknown run", call{method: "GET", path: "/api/v1/runs/NOPE", auth: auth}, 404, `no run with ID "NOPE"`},
+		{"bad limit", call{method: "GET", path: "/api/v1/runs?limit=zero", auth: auth}, 400, "limit"},
+		{"limit too high", call{method: "GET", path: "/api/v1/runs?limit=100000", auth: auth}, 400, "limit"},
+		{"bad state", call{method: "GET", path: "/api/v1/profiles?state=sleeping", auth: auth}, 400, "state"},
+		{"bad reason", call{method: "GET", path: "/api/v1/profiles?reason=bored", auth: auth}, 400, "reason"},
+		{"bad field", call{method: "GET", path: "/api/v1/profiles?fields=username,shoe_size", auth: auth}, 400, "fields"},
+		{"bad format", call{method: "GET", path: "/api/v1/profiles?format=xml", auth: auth}, 400, "format"},
+		{"bad JSON body", call{method: "POST", path: "/api/v1/sync", body: "{", auth: auth}, 400, "not valid JSON"},
+		{"unknown body field", call{method: "POST", path: "/api/v1/sync", body: `{"force":true}`, auth: auth}, 400, "force"},
+		{"unknown source", call{method: "POST", path: "/api/v1/sync?source=ad", auth: auth}, 400, `no source named "ad"`},
+		{"body too large", call{method: "POST", path: "/api/v1/sync", body: `{"sources":["` + strings.Repeat("x", 2000) + `"]}`, auth: auth}, 413, "larger than 1024 bytes"},
+		{"unknown profile", call{method: "POST", path: "/api/v1/profiles/zed/block", auth: auth}, 404, `no profile with username "zed"`},
+		{"bad queue", call{method: "POST", path: "/api/v1/profiles/carol/unblock?queue=maybe", auth: auth}, 400, "queue"},
+		{"no free seat", call{method: "POST", path: "/api/v1/profiles/carol/unblock", auth: auth}, 409, "no free seat in pool primary"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := do(t, h, tt.call)
+			if rec.Code != tt.want {
+				t.Fatalf("%d, want %d: %s", rec.Code, tt.want, rec.Body)
+			}
+			if msg := jsonError(t, rec); !strings.Contains(msg, tt.msg) {
+				t.Errorf("error %q does not say %q", msg, tt.msg)
+			}
+		})
+	}
+	if len(b.started) != 0 {
+		t.Errorf("bad requests started syncs: %+v", b.started)
+	}
+}
+
+func TestSync(t *testing.T) {
+	b, h := newTest(t, testToken)
+	rec := do(t, h, call{method: "POST", path: "/api/v1/sync?source=hr", body: `{"allow_deprovision":true}`, auth: bearer(testToken)})
+	if rec.Code != 202 || !strings.Contains(rec.Body.String(), `"run_id":"RUN2"`) {
+		t.Fatalf("sync: %d %s", rec.Code, rec.Body)
+	}
+	if len(b.started) != 1 || b.started[0].Sources[0] != "hr" || !b.started[0].AllowDeprovision || b.started[0].Mode != reconcile.ModeSync {
+		t.Errorf("started %+v", b.started)
+	}
+	b.busy = true
+	rec = do(t, h, call{method: "POST", path: "/api/v1/sync", auth: bearer(testToken)})
+	if rec.Code != 409 {
+		t.Fatalf("sync while busy: %d %s", rec.Code, rec.Body)
+	}
+	if msg := jsonError(t, rec); !strings.Contains(msg, "already running (run RUN1)") {
+		t.Errorf("409 message %q", msg)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	_, h := newTest(t, testToken)
+	rec := do(t, h, call{method: "POST", path: "/api/v1/plan", auth: bearer(testToken)})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"run_id":"PLAN1"`) {
+		t.Fatalf("plan: %d %s", rec.Code, rec.Body)
+	}
+	rec = do(t, h, call{method: "POST", path: "/api/v1/plan", body: `{"allow_deprovision":true}`, auth: bearer(testToken)})
+	if rec.Code != 400 {
+		t.Fatalf("plan with allow_deprovision: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestBlockUnblock(t *testing.T) {
+	b, h := newTest(t, testToken)
+	auth := bearer(testToken)
+	rec := do(t, h, call{method: "POST", path: "/api/v1/profiles/ALICE/block", auth: auth})
+	var out struct {
+		Username, Action, State, Message string
+		Reason                           string `json:"block_reason"`
+	}
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.Action != "block" || out.Reason != "admin" {
+		t.Fatalf("block: %d %s", rec.Code, rec.Body)
+	}
+	// alice's seat is free now: dave (queued first) is not touched by an
+	// admin unblock of erin, who takes it.
+	rec = do(t, h, call{method: "POST", path: "/api/v1/profiles/erin/unblock", auth: auth})
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.State != "active" {
+		t.Fatalf("unblock: %d %s", rec.Code, rec.Body)
+	}
+	rec = do(t, h, call{method: "POST", path: "/api/v1/profiles/alice/unblock?queue=true", auth: auth})
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.Action != "queue" || out.Reason != "license" {
+		t.Fatalf("unblock --queue: %d %s", rec.Code, rec.Body)
+	}
+	if b.changed != 3 {
+		t.Errorf("the backend was told of %d changes, want 3", b.changed)
+	}
+}
+
+func TestStatusAndLists(t *testing.T) {
+	_, h := newTest(t, testToken)
+	auth := bearer(testToken)
+	rec := do(t, h, call{method: "GET", path: "/api/v1/status", auth: auth})
+	var st Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if p := st.Pools[0]; p.Name != "primary" || p.Active != 2 || p.Remaining != 0 || p.Queued != 2 {
+		t.Errorf("pool %+v", p)
+	}
+	if len(st.Queue) != 2 || st.Queue[0].Username != "dave" || st.Queue[1].Username != "carol" || st.Queue[0].Position != 1 {
+		t.Errorf("queue %+v, want dave then carol", st.Queue)
+	}
+	if len(st.Runs) != 1 || st.Runs[0].ID != "RUN0" {
+		t.Errorf("runs %+v", st.Runs)
+	}
+
+	rec = do(t, h, call{method: "GET", path: "/api/v1/profiles?format=csv&state=blocked&fields=username,block_reason", auth: auth})
+	want := "username,block_reason\ncarol,license\ndave,license\nerin,admin\n"
+	if rec.Code != 200 || rec.Body.String() != want || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/csv") {
+		t.Errorf("profiles csv: %d %q, want %q", rec.Code, rec.Body, want)
+	}
+	rec = do(t, h, call{method: "GET", path: "/api/v1/profiles?reason=license", auth: auth})
+	var rows []map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &rows); err != nil || len(rows) != 2 || rows[0]["email"] != "carol@example.com" {
+		t.Errorf("profiles json: %v %s", err, rec.Body)
+	}
+	rec = do(t, h, call{method: "GET", path: "/api/v1/runs?limit=1", auth: auth})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"run_id":"RUN0"`) || strings.Contains(rec.Body.String(), `"report"`) {
+		t.Errorf("runs: %d %s", rec.Code, rec.Body)
+	}
+	rec = do(t, h, call{method: "GET", path: "/api/v1/runs/RUN0", auth: auth})
+	var rep reconcile.Report
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &rep) != nil || rep.RunID != "RUN0" {
+		t.Errorf("run report: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestStatusPage(t *testing.T) {
+	_, h := newTest(t, testToken)
+	rec := do(t, h, call{method: "GET", path: "/", auth: basic("admin", testToken)})
+	body, _ := io.ReadAll(rec.Body)
+	page := string(body)
+	for _, want := range []string{
+		`id="pool-primary"`, `<dd class="pool-used">2</dd>`, `<dd class="pool-limit">2</dd>`,
+		`<dd class="pool-remaining">0</dd>`, `<dd class="pool-queued">2</dd>`,
+		`id="banner-pool-full-primary"`, `<td class="queue-username">dave</td>`,
+		`href="/api/v1/runs/RUN0"`, `<dd class="pool-limit">unlimited</dd>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the status page lacks %s", want)
+		}
+	}
+	if strings.Contains(page, "<script") || strings.Contains(page, "http://") || strings.Contains(page, "https://") {
+		t.Error("the status page uses scripts or external assets")
+	}
+	if strings.Index(page, ">dave<") > strings.Index(page, ">carol<") {
+		t.Error("the queue is not in queue order")
+	}
+}
+
+func TestMetricsPools(t *testing.T) {
+	m := NewMetrics()
+	b, h := newTest(t, testToken)
+	profiles, _ := b.st.Profiles(context.Background())
+	_ = h
+	pol := licensing.FromConfig(b.cfg.Licensing)
+	m.SetPools(pol.Count(profiles))
+	srv := &Server{Backend: b, Metrics: m, Log: zap.NewNop()}
+	rec := do(t, srv.Handler(), call{method: "GET", path: "/metrics"})
+	for _, want := range []string{
+		`seatsync_pool_seats_limit{pool="primary"} 2`, `seatsync_pool_seats_used{pool="primary"} 2`,
+		`seatsync_pool_seats_remaining{pool="primary"} 0`, `seatsync_pool_seats_queued{pool="primary"} 2`,
+		`seatsync_pool_seats_limit{pool="extranet"} +Inf`, `seatsync_runs_total{result="failed"} 0`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func TestStatusPageLastRunFailed(t *testing.T) {
+	b, h := newTest(t, testToken)
+	now := time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC)
+	if err := b.st.SaveRun(context.Background(), store.Run{ID: "RUN9", Mode: "sync", Result: "failed", Error: "pull failed: hr: no such file",
+		StartedAt: now, FinishedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	rec := do(t, h, call{method: "GET", path: "/", auth: bearer(testToken)})
+	page := rec.Body.String()
+	if !strings.Contains(page, `id="banner-last-run-failed"`) || !strings.Contains(page, "pull failed: hr: no such file") {
+		t.Errorf("no banner for the failed last run:\n%s", page)
+	}
+	if !strings.Contains(page, `class="run-result result-failed"`) {
+		t.Error("the failed run is not marked in the runs table")
+	}
+}
