@@ -20,6 +20,7 @@ import (
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/connector"
 	csvsource "github.com/seatsync/seatsync/connector/csv"
+	"github.com/seatsync/seatsync/connector/ldap"
 	"github.com/seatsync/seatsync/connector/okta"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
@@ -39,6 +40,7 @@ type app struct {
 func registry() connector.Registry {
 	return connector.Registry{
 		"csv":  csvsource.Open,
+		"ldap": ldap.Open,
 		"okta": okta.Open,
 	}
 }

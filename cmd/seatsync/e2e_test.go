@@ -744,6 +744,32 @@ sources:
 		t.Errorf("validate of a bad file says ok:\n%s", r)
 	}
 
+	// A store driver this build does not have is a configuration problem
+	// at its line, and the DSN's password is not printed.
+	pg := write("pg.yaml", `version: 1
+store:
+  driver: postgres
+  dsn: postgres://seatsync:not-a-real-password@db.example/seatsync
+licensing:
+  pools:
+    - name: primary
+      limit: 5
+      areas: [primary]
+sources:
+  - name: hr
+    type: csv
+    path: people.csv
+`)
+	r = runIn(t, dir, "validate", "-c", pg)
+	if r.code != exitUsage || !strings.Contains(r.stdout+r.stderr, "not built") || !strings.Contains(r.stdout+r.stderr, "line 3") {
+		t.Errorf("validate of a postgres store: want exit 2 and a \"not built\" problem at line 3, got %s", r)
+	}
+	if strings.Contains(r.stdout+r.stderr, "not-a-real-password") {
+		t.Errorf("validate printed a secret:\n%s", r)
+	}
+
+	// An ldap source validates; --connect to a server that is not there
+	// fails with exit 1 and a clear error, without the password.
 	ldap := write("ldap.yaml", `version: 1
 store:
   path: seatsync.db
@@ -755,17 +781,20 @@ licensing:
 sources:
   - name: corp
     type: ldap
-    url: ldaps://dc1.corp.example:636
+    url: ldaps://127.0.0.1:1
     bind_dn: "CN=svc-seatsync,OU=Service,DC=corp,DC=example"
     bind_password: not-a-real-password
     base_dn: "OU=Staff,DC=corp,DC=example"
 `)
-	r = runIn(t, dir, "validate", "-c", ldap)
-	if r.code != exitUsage || !strings.Contains(r.stdout+r.stderr, "not built") || !strings.Contains(r.stdout+r.stderr, "line 11") {
-		t.Errorf("validate of an ldap source: want exit 2 and a \"not built\" problem at line 11, got %s", r)
+	if r = runIn(t, dir, "validate", "-c", ldap); r.code != exitOK {
+		t.Errorf("validate of an ldap source: want exit 0, got %s", r)
+	}
+	r = runIn(t, dir, "validate", "--connect", "-c", ldap)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "source corp") {
+		t.Errorf("validate --connect to no server: want exit 1 naming the source, got %s", r)
 	}
 	if strings.Contains(r.stdout+r.stderr, "not-a-real-password") {
-		t.Errorf("validate printed a secret:\n%s", r)
+		t.Errorf("validate --connect printed a secret:\n%s", r)
 	}
 
 	s := newSite(t, siteOptions{}, row("E1", "alice"))
