@@ -65,6 +65,11 @@ type Runner struct {
 	BatchSize int
 	// LockTTL is how long the run lock lasts between renewals (default 2m).
 	LockTTL time.Duration
+	// Progress, when set, hears how far each source's pull has got: every
+	// 1,000 identities, after every page and at the end. It is called from
+	// the pulling goroutines (one per source), so it must be safe for
+	// concurrent use.
+	Progress func(source string, identities, pages int)
 }
 
 func (r *Runner) now() time.Time {
@@ -248,8 +253,18 @@ func (r *Runner) pullAll(ctx context.Context, log *zap.Logger, sources []config.
 			defer wg.Done()
 			started := time.Now()
 			p := &pulls[i]
-			err := src.Pull(ctx, func(id model.Identity) error {
+			pages := 0
+			progress := func() {
+				if r.Progress != nil {
+					r.Progress(sc.Name, len(p.Identities), pages)
+				}
+			}
+			pctx := connector.WithPageHook(ctx, func() { pages++; progress() })
+			err := src.Pull(pctx, func(id model.Identity) error {
 				p.Identities = append(p.Identities, id)
+				if len(p.Identities)%1000 == 0 {
+					progress()
+				}
 				return nil
 			}, func(s connector.Skip) {
 				p.Skipped = append(p.Skipped, Skipped{Source: sc.Name, ExternalID: s.ExternalID, Where: s.Where, Reason: s.Reason})
@@ -259,6 +274,7 @@ func (r *Runner) pullAll(ctx context.Context, log *zap.Logger, sources []config.
 				cancel()
 				return
 			}
+			progress()
 			log.Info("pulled source", zap.String("source", sc.Name), zap.Int("identities", len(p.Identities)),
 				zap.Int("skipped", len(p.Skipped)), zap.Duration("duration", time.Since(started)))
 		}()

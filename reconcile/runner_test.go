@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -54,5 +55,31 @@ func TestRunSkippedWhileLocked(t *testing.T) {
 	}
 	if ps, _ := st.Profiles(context.Background()); len(ps) != 0 {
 		t.Errorf("a skipped run wrote %d profiles", len(ps))
+	}
+}
+
+// The Runner reports each source's progress, ending with the full count.
+func TestRunProgress(t *testing.T) {
+	dir := t.TempDir()
+	writePeople(t, filepath.Join(dir, "people.csv"), 2500)
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var calls [][2]int
+	r := &reconcile.Runner{Config: benchConfig(dir), Store: st, Connectors: connector.Registry{"csv": csvsource.Open},
+		Log: zap.NewNop(), Progress: func(source string, identities, pages int) {
+			if source != "hr" {
+				t.Errorf("progress for source %q", source)
+			}
+			calls = append(calls, [2]int{identities, pages})
+		}}
+	if _, err := r.Run(context.Background(), reconcile.Options{Mode: reconcile.ModePlan}); err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]int{{1000, 0}, {2000, 0}, {2500, 0}}
+	if fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Errorf("progress calls %v, want %v", calls, want)
 	}
 }

@@ -224,7 +224,17 @@ func (a *app) runCmd(mode string) *cobra.Command {
 			return err
 		}
 		defer e.close()
-		rep, runErr := e.runner().Run(c.Context(), reconcile.Options{Mode: mode, Sources: f.sources, AllowDeprovision: allow})
+		runner := e.runner()
+		var line *progressLine
+		if isTerminal(a.stderr) {
+			// Long pulls show progress on the terminal, never in the report.
+			line = newProgressLine(a.stderr)
+			runner.Progress = line.update
+		}
+		rep, runErr := runner.Run(c.Context(), reconcile.Options{Mode: mode, Sources: f.sources, AllowDeprovision: allow})
+		if line != nil {
+			line.done()
+		}
 		if err := a.writeReport(rep, &f); err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
+
+	"github.com/seatsync/seatsync/connector"
 )
 
 // query is one search the connector makes.
@@ -89,6 +91,7 @@ func (s *source) search(ctx context.Context, c *conn, q query, fn func(*goldap.E
 			return searchError(q, page, c, goldap.NewError(goldap.ErrorNetwork,
 				errors.New("the page ended without a paged results control (a lost connection, or a server without paging support)")))
 		}
+		connector.PageRead(ctx)
 		if len(cookie) == 0 {
 			return nil
 		}

@@ -245,6 +245,7 @@ func pages[T any](ctx context.Context, what string, items []T, resp *okta.Respon
 				return err
 			}
 		}
+		connector.PageRead(ctx)
 		if resp == nil || !resp.HasNextPage() {
 			return nil
 		}
