@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -413,6 +414,9 @@ func (d *Daemon) reload() {
 	}
 	if cfg.Log != old.Log {
 		d.Log.Warn("reload: a changed log section takes effect only on restart")
+	}
+	if !reflect.DeepEqual(cfg.Notify.Email, old.Notify.Email) || !reflect.DeepEqual(cfg.Notify.Webhooks, old.Notify.Webhooks) {
+		d.Log.Warn("reload: changed mail or webhook settings take effect only on restart (notify.warn_at_percent applies at once)")
 	}
 	if cfg.Server.Listen != old.Server.Listen {
 		if err := d.listen(cfg); err != nil {

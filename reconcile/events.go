@@ -9,14 +9,30 @@ import (
 )
 
 // notify hands the run's events to the notifier. Plans notify nothing:
-// they are previews.
+// they are previews; nor do runs skipped because another process held the
+// lock: they did not happen. A notifier that tracks episodes hears about
+// every other sync, events or none, with the pools' state after it, so it
+// can tell when a state ends.
 func (r *Runner) notify(ctx context.Context, rep *Report) {
-	if r.Notifier == nil || rep.Mode != ModeSync {
+	if r.Notifier == nil || rep.Mode != ModeSync || rep.Result == ResultSkipped {
 		return
 	}
-	if events := Events(rep, r.Config.Notify.WarnAtPercent); len(events) > 0 {
-		r.Notifier.Notify(ctx, events)
+	events := Events(rep, r.Config.Notify.WarnAtPercent)
+	rn, ok := r.Notifier.(notify.RunNotifier)
+	if !ok {
+		if len(events) > 0 {
+			r.Notifier.Notify(ctx, events)
+		}
+		return
 	}
+	run := notify.Run{RunID: rep.RunID, Events: events}
+	if rep.Result == ResultOK {
+		for _, p := range rep.Pools {
+			run.Pools = append(run.Pools, notify.PoolState{Name: p.Name, Limit: p.Limit, Unlimited: p.Unlimited,
+				Used: p.UsedAfter, Remaining: p.RemainingAfter, Queued: p.QueuedAfter})
+		}
+	}
+	rn.NotifyRun(ctx, run)
 }
 
 // Events derives the notification events of a finished sync (SPEC section

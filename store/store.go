@@ -71,6 +71,17 @@ type Store interface {
 	// first) up to limit.
 	Audit(ctx context.Context, runID string, limit int) ([]AuditEntry, error)
 
+	// Episodes returns the open notification episodes by key (package
+	// notify: an event kind and a pool, "seats_exhausted/primary", or a
+	// kind alone for run-level events). An empty store returns an empty,
+	// non-nil map.
+	Episodes(ctx context.Context) (map[string]Episode, error)
+	// SetEpisode opens the episode key, or replaces it if it is open.
+	SetEpisode(ctx context.Context, key string, e Episode) error
+	// EndEpisode closes the episode key; ending one that is not open is
+	// not an error.
+	EndEpisode(ctx context.Context, key string) error
+
 	Close() error
 }
 
@@ -119,4 +130,18 @@ type Run struct {
 	Sources    []string        `json:"sources"`
 	Summary    json.RawMessage `json:"summary,omitempty"`
 	Report     json.RawMessage `json:"report,omitempty"`
+}
+
+// Episode is one stretch of runs during which a notification-worthy state
+// lasts (a pool full, runs failing). Package notify sends each event once
+// per episode and keeps its episodes here, so a restart neither sends
+// again nor forgets.
+type Episode struct {
+	// StartedAt is when the first run that saw the state finished.
+	StartedAt time.Time `json:"started_at"`
+	// RunID is the last run that saw the state.
+	RunID string `json:"run_id"`
+	// SentAt is when the notification was delivered by at least one
+	// channel; zero until then.
+	SentAt time.Time `json:"sent_at"`
 }

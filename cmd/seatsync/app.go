@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -225,6 +226,14 @@ func (a *app) runCmd(mode string) *cobra.Command {
 		}
 		defer e.close()
 		runner := e.runner()
+		if mode == reconcile.ModeSync {
+			d, err := notify.FromConfig(e.cfg.Notify, e.store, e.log)
+			if err != nil {
+				return usageError{fmt.Errorf("notify: %w", err)}
+			}
+			defer closeNotifier(d, e.log)
+			runner.Notifier = d
+		}
 		var line *progressLine
 		if isTerminal(a.stderr) {
 			// Long pulls show progress on the terminal, never in the report.
@@ -272,8 +281,8 @@ func (a *app) validateCmd() *cobra.Command {
 				fmt.Fprintln(a.stdout, problems.Error())
 				return usageError{fmt.Errorf("%s in %s", plural(len(problems), "problem"), a.configPath)}
 			}
-			for _, note := range notBuiltNotes(cfg) {
-				fmt.Fprintln(a.stderr, "note: "+note)
+			if _, err := notify.Senders(cfg.Notify); err != nil {
+				return usageError{fmt.Errorf("notify: %w", err)}
 			}
 			if connect {
 				if err := a.connect(c.Context(), cfg, reg); err != nil {
@@ -306,19 +315,6 @@ func notBuilt(cfg *config.Config, reg connector.Registry) config.Problems {
 	if cfg.Store.Driver == "postgres" {
 		out = append(out, config.Problem{Path: "store.driver", Line: cfg.Line("store.driver"),
 			Message: "the PostgreSQL store is not built in this version of seatsync"})
-	}
-	return out
-}
-
-// notBuiltNotes names configured features that this version accepts but
-// does not act on yet, so nobody believes they are on.
-func notBuiltNotes(cfg *config.Config) []string {
-	var out []string
-	if cfg.Notify.Email != nil {
-		out = append(out, "notify.email is valid, but sending mail is not built in this version; notification events are written to the log")
-	}
-	if len(cfg.Notify.Webhooks) > 0 {
-		out = append(out, "notify.webhooks are valid, but sending webhooks is not built in this version; notification events are written to the log")
 	}
 	return out
 }
@@ -503,4 +499,13 @@ func plural(n int, word string) string {
 func isDir(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.IsDir()
+}
+
+// closeNotifier lets queued notifications go out, for up to 30 seconds.
+func closeNotifier(d *notify.Dispatcher, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		log.Warn("notifications still queued at exit were dropped", zap.Error(err))
+	}
 }

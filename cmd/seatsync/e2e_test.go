@@ -155,6 +155,16 @@ func (s *site) write(name, content string) {
 	}
 }
 
+// read returns a file of the site.
+func (s *site) read(name string) string {
+	s.t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return string(b)
+}
+
 // people writes the export: one row per person, made by row.
 func (s *site) people(rows ...string) {
 	s.t.Helper()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,9 +34,11 @@ func (a *app) serveCmd() *cobra.Command {
 				return err
 			}
 			defer e.close()
-			for _, note := range notBuiltNotes(cfg) {
-				e.log.Warn(note)
+			notifier, err := notify.FromConfig(cfg.Notify, e.store, e.log)
+			if err != nil {
+				return usageError{fmt.Errorf("notify: %w", err)}
 			}
+			defer closeNotifier(notifier, e.log)
 			// SIGHUP would end the process by default: catch it first.
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGHUP)
@@ -58,8 +61,7 @@ func (a *app) serveCmd() *cobra.Command {
 				}
 				return cfg, err
 			}
-			// The notifier is the seam for the email and webhook senders.
-			d := daemon.New(cfg, e.store, registry(), notify.Log{Logger: e.log}, load, e.log)
+			d := daemon.New(cfg, e.store, registry(), notifier, load, e.log)
 			// c.Context() is cancelled on SIGTERM and SIGINT (main).
 			if err := d.Serve(c.Context(), hup); err != nil {
 				if errors.Is(err, server.ErrNotLoopback) {

@@ -20,6 +20,7 @@ type migration struct {
 func migrations() []migration {
 	return []migration{
 		{version: 1, name: "profiles, run lock, audit log and runs", sql: schemaV1},
+		{version: 2, name: "notification episodes", sql: schemaV2},
 	}
 }
 
@@ -89,6 +90,17 @@ CREATE TABLE runs (
 	report      TEXT
 );
 CREATE INDEX runs_started_at ON runs (started_at);
+`
+
+// schemaV2 keeps the open notification episodes (store.Episode), one row
+// per key; ending an episode deletes its row.
+const schemaV2 = `
+CREATE TABLE notify_episodes (
+	key        TEXT PRIMARY KEY CHECK (key <> ''),
+	started_at INTEGER,
+	run_id     TEXT NOT NULL DEFAULT '',
+	sent_at    INTEGER
+);
 `
 
 const createMigrationsTable = `

@@ -28,6 +28,8 @@
 //     ErrLocked error names the lock's holder;
 //   - Runs returns Summary but not Report; JSON is compared by value, so a
 //     store may re-encode it.
+//   - Episodes returns an empty, non-nil map when none is open; an
+//     episode's zero SentAt stays zero; episodes are seen by a new handle.
 //
 // A test fn that gets an error from a Tx method returns it at once, as a
 // PostgreSQL transaction cannot go on after an error.
@@ -72,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"RunLock", testRunLock},
 		{"Runs", testRuns},
 		{"Audit", testAudit},
+		{"Episodes", testEpisodes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -897,5 +900,71 @@ func testAudit(t *testing.T, newHandle func() store.Store) {
 	}
 	if none, err := s.Audit(ctx, "run-unknown", 0); err != nil || len(none) != 0 {
 		t.Errorf("Audit(run-unknown) = %v, %v; want no entries", none, err)
+	}
+}
+
+func testEpisodes(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	episodes := func(s store.Store) map[string]store.Episode {
+		t.Helper()
+		eps, err := s.Episodes(ctx)
+		if err != nil {
+			t.Fatalf("Episodes: %v", err)
+		}
+		if eps == nil {
+			t.Fatal("Episodes returned a nil map")
+		}
+		for k, e := range eps {
+			checkUTC(t, k, e.StartedAt, e.SentAt)
+		}
+		return eps
+	}
+	set := func(key string, e store.Episode) {
+		t.Helper()
+		if err := s.SetEpisode(ctx, key, e); err != nil {
+			t.Fatalf("SetEpisode(%s): %v", key, err)
+		}
+	}
+	if eps := episodes(s); len(eps) != 0 {
+		t.Fatalf("a new store has episodes: %v", eps)
+	}
+
+	full := store.Episode{StartedAt: at(0), RunID: "01A"}
+	failed := store.Episode{StartedAt: at(time.Hour), RunID: "01B", SentAt: at(time.Hour + time.Second)}
+	set("seats_exhausted/primary", full)
+	set("run_failed", failed)
+	want := map[string]store.Episode{"seats_exhausted/primary": full, "run_failed": failed}
+	if diff := cmp.Diff(want, episodes(s)); diff != "" {
+		t.Errorf("Episodes after two SetEpisode (-want +got):\n%s", diff)
+	}
+
+	// The pool stays full over another run, and the notification goes out.
+	full.RunID, full.SentAt = "01C", at(2*time.Hour)
+	set("seats_exhausted/primary", full)
+	want["seats_exhausted/primary"] = full
+	if diff := cmp.Diff(want, episodes(s)); diff != "" {
+		t.Errorf("Episodes after an update (-want +got):\n%s", diff)
+	}
+
+	// The next run succeeds: the failure episode ends; ending it again,
+	// or ending one never opened, is not an error.
+	for _, key := range []string{"run_failed", "run_failed", "overage/extranet"} {
+		if err := s.EndEpisode(ctx, key); err != nil {
+			t.Fatalf("EndEpisode(%s): %v", key, err)
+		}
+	}
+	delete(want, "run_failed")
+	if diff := cmp.Diff(want, episodes(s)); diff != "" {
+		t.Errorf("Episodes after EndEpisode (-want +got):\n%s", diff)
+	}
+
+	// Another process (a new handle) sees the same episodes.
+	s2 := handle(t, newHandle)
+	if diff := cmp.Diff(want, episodes(s2)); diff != "" {
+		t.Errorf("Episodes seen by a new handle (-want +got):\n%s", diff)
+	}
+	if err := s2.SetEpisode(ctx, "", store.Episode{StartedAt: at(0)}); err == nil {
+		t.Error("SetEpisode with an empty key succeeded")
 	}
 }
