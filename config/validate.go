@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/seatsync/seatsync/model"
 )
 
 // This file checks a decoded configuration, with its defaults applied,
@@ -19,10 +21,7 @@ import (
 
 // IdentityFields returns the identity fields a source's mapping may set
 // (SPEC section 1).
-func IdentityFields() []string {
-	return []string{"external_id", "username", "email", "given_name", "family_name",
-		"display_name", "title", "department", "groups", "enabled"}
-}
+func IdentityFields() []string { return model.FieldNames() }
 
 type validator struct {
 	c     *Config

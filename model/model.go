@@ -120,3 +120,36 @@ func (p Profile) Clone() Profile {
 
 // FoldUsername is the case-insensitive form usernames are compared in.
 func FoldUsername(u string) string { return strings.ToLower(u) }
+
+// The identity fields a source's mapping can name, as indexes into
+// FieldNames.
+const (
+	FieldExternalID = iota
+	FieldUsername
+	FieldEmail
+	FieldGivenName
+	FieldFamilyName
+	FieldDisplayName
+	FieldTitle
+	FieldDepartment
+	FieldGroups
+	FieldEnabled
+	NumFields
+)
+
+// FieldNames returns the mapping keys of the identity fields, in the order
+// of the Field constants (and of problem reports).
+func FieldNames() []string {
+	return []string{
+		FieldExternalID:  "external_id",
+		FieldUsername:    "username",
+		FieldEmail:       "email",
+		FieldGivenName:   "given_name",
+		FieldFamilyName:  "family_name",
+		FieldDisplayName: "display_name",
+		FieldTitle:       "title",
+		FieldDepartment:  "department",
+		FieldGroups:      "groups",
+		FieldEnabled:     "enabled",
+	}
+}

@@ -36,35 +36,6 @@ import (
 	"github.com/seatsync/seatsync/model"
 )
 
-// The identity fields a mapping can name, as indexes into fieldNames.
-const (
-	fExternalID = iota
-	fUsername
-	fEmail
-	fGivenName
-	fFamilyName
-	fDisplayName
-	fTitle
-	fDepartment
-	fGroups
-	fEnabled
-	numFields
-)
-
-// fieldNames are the mapping keys, in the order problems are reported.
-var fieldNames = [numFields]string{
-	fExternalID:  "external_id",
-	fUsername:    "username",
-	fEmail:       "email",
-	fGivenName:   "given_name",
-	fFamilyName:  "family_name",
-	fDisplayName: "display_name",
-	fTitle:       "title",
-	fDepartment:  "department",
-	fGroups:      "groups",
-	fEnabled:     "enabled",
-}
-
 // source reads one configured CSV file. It holds configuration only, so one
 // value can be pulled many times, also concurrently.
 type source struct {
@@ -73,7 +44,7 @@ type source struct {
 	delim rune
 	// columns is the configured column name per field, "" when the field
 	// is not mapped and falls back to a column with its own name.
-	columns [numFields]string
+	columns [model.NumFields]string
 	log     *zap.Logger
 }
 
@@ -109,10 +80,10 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		f := slices.Index(fieldNames[:], k)
+		f := slices.Index(model.FieldNames(), k)
 		if f < 0 {
 			problems = append(problems, fmt.Sprintf("mapping.%s: unknown identity field (one of %s)",
-				k, strings.Join(fieldNames[:], ", ")))
+				k, strings.Join(model.FieldNames(), ", ")))
 			continue
 		}
 		col := strings.TrimSpace(cfg.Mapping[k])

@@ -33,10 +33,10 @@ type stats struct {
 
 // layout is where each field sits in one file, resolved from its header.
 type layout struct {
-	header []string       // column names as written, trimmed
-	cols   [numFields]int // column index per field, -1 when it has none
-	attrs  []attributeCol // the columns no field uses
-	mapped []int          // the columns some field uses, each once
+	header []string             // column names as written, trimmed
+	cols   [model.NumFields]int // column index per field, -1 when it has none
+	attrs  []attributeCol       // the columns no field uses
+	mapped []int                // the columns some field uses, each once
 }
 
 type attributeCol struct {
@@ -55,7 +55,7 @@ func (l *layout) column(i int) string {
 // partialID is the external_id of a record that could not be read, when it
 // was read before the problem and is printable.
 func (l *layout) partialID(rec []string) string {
-	i := l.cols[fExternalID]
+	i := l.cols[model.FieldExternalID]
 	if i < len(rec) && utf8.ValidString(rec[i]) {
 		return strings.TrimSpace(rec[i])
 	}
@@ -194,22 +194,22 @@ func (l *layout) identity(rec []string) (model.Identity, string) {
 		return ""
 	}
 	id := model.Identity{
-		ExternalID:  get(fExternalID),
-		Username:    get(fUsername),
-		Email:       get(fEmail),
-		GivenName:   get(fGivenName),
-		FamilyName:  get(fFamilyName),
-		DisplayName: get(fDisplayName),
-		Title:       get(fTitle),
-		Department:  get(fDepartment),
-		Groups:      splitGroups(get(fGroups)),
+		ExternalID:  get(model.FieldExternalID),
+		Username:    get(model.FieldUsername),
+		Email:       get(model.FieldEmail),
+		GivenName:   get(model.FieldGivenName),
+		FamilyName:  get(model.FieldFamilyName),
+		DisplayName: get(model.FieldDisplayName),
+		Title:       get(model.FieldTitle),
+		Department:  get(model.FieldDepartment),
+		Groups:      splitGroups(get(model.FieldGroups)),
 		Enabled:     true,
 	}
 	if id.ExternalID == "" {
-		return id, fmt.Sprintf("empty external_id (column %s)", l.column(l.cols[fExternalID]))
+		return id, fmt.Sprintf("empty external_id (column %s)", l.column(l.cols[model.FieldExternalID]))
 	}
-	if i := l.cols[fEnabled]; i >= 0 {
-		v := get(fEnabled)
+	if i := l.cols[model.FieldEnabled]; i >= 0 {
+		v := get(model.FieldEnabled)
 		enabled, ok := parseEnabled(v)
 		if !ok {
 			return id, fmt.Sprintf("invalid enabled value %q in column %s (use yes/no, true/false, 1/0, active/inactive or y/n)",
@@ -247,12 +247,12 @@ func (s *source) resolve(header []string) (*layout, error) {
 	}
 	used := make([]bool, len(header))
 	var problems []string
-	for f := range numFields {
+	for f := range model.NumFields {
 		name, explicit := s.columns[f], true
 		if name == "" {
-			name, explicit = fieldNames[f], false
+			name, explicit = model.FieldNames()[f], false
 		}
-		required := f == fExternalID || f == fUsername
+		required := f == model.FieldExternalID || f == model.FieldUsername
 		found := find(name)
 		l.cols[f] = -1
 		switch {
@@ -263,15 +263,15 @@ func (s *source) resolve(header []string) (*layout, error) {
 				l.mapped = append(l.mapped, found[0])
 			}
 		case len(found) > 1 && (explicit || required):
-			problems = append(problems, fmt.Sprintf("column %q for %s appears %d times", name, fieldNames[f], len(found)))
+			problems = append(problems, fmt.Sprintf("column %q for %s appears %d times", name, model.FieldNames()[f], len(found)))
 		case len(found) > 1:
 			s.log.Warn("csv header names a column more than once; it is not read as the identity field of that name",
 				zap.String("path", s.path), zap.String("column", name))
 		case explicit:
-			problems = append(problems, fmt.Sprintf("mapping.%s: no column %q", fieldNames[f], name))
+			problems = append(problems, fmt.Sprintf("mapping.%s: no column %q", model.FieldNames()[f], name))
 		case required:
 			problems = append(problems, fmt.Sprintf("no column %q for %s (name its column with mapping.%s)",
-				name, fieldNames[f], fieldNames[f]))
+				name, model.FieldNames()[f], model.FieldNames()[f]))
 		}
 	}
 	if len(problems) > 0 {

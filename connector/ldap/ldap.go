@@ -39,6 +39,7 @@ import (
 
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/connector"
+	"github.com/seatsync/seatsync/model"
 )
 
 // Flavors.
@@ -59,61 +60,33 @@ const (
 	matchingRuleInChain = "1.2.840.113556.1.4.1941"
 )
 
-// The identity fields a mapping can name, as indexes into fieldNames.
-const (
-	fExternalID = iota
-	fUsername
-	fEmail
-	fGivenName
-	fFamilyName
-	fDisplayName
-	fTitle
-	fDepartment
-	fGroups
-	fEnabled
-	numFields
-)
-
-var fieldNames = [numFields]string{
-	fExternalID:  "external_id",
-	fUsername:    "username",
-	fEmail:       "email",
-	fGivenName:   "given_name",
-	fFamilyName:  "family_name",
-	fDisplayName: "display_name",
-	fTitle:       "title",
-	fDepartment:  "department",
-	fGroups:      "groups",
-	fEnabled:     "enabled",
-}
-
 // defaultMapping returns the attributes each field is read from for a
 // flavor. A field with several attributes takes the first one the entry
 // has ("displayName, else cn").
-func defaultMapping(flavor string) [numFields][]string {
+func defaultMapping(flavor string) [model.NumFields][]string {
 	if flavor == FlavorAD {
-		return [numFields][]string{
-			fExternalID:  {"objectGUID"},
-			fUsername:    {"sAMAccountName"},
-			fEmail:       {"mail"},
-			fGivenName:   {"givenName"},
-			fFamilyName:  {"sn"},
-			fDisplayName: {"displayName"},
-			fTitle:       {"title"},
-			fDepartment:  {"department"},
-			fGroups:      {"memberOf"},
+		return [model.NumFields][]string{
+			model.FieldExternalID:  {"objectGUID"},
+			model.FieldUsername:    {"sAMAccountName"},
+			model.FieldEmail:       {"mail"},
+			model.FieldGivenName:   {"givenName"},
+			model.FieldFamilyName:  {"sn"},
+			model.FieldDisplayName: {"displayName"},
+			model.FieldTitle:       {"title"},
+			model.FieldDepartment:  {"department"},
+			model.FieldGroups:      {"memberOf"},
 		}
 	}
-	return [numFields][]string{
-		fExternalID:  {"entryUUID"},
-		fUsername:    {"uid"},
-		fEmail:       {"mail"},
-		fGivenName:   {"givenName"},
-		fFamilyName:  {"sn"},
-		fDisplayName: {"displayName", "cn"},
-		fTitle:       {"title"},
-		fDepartment:  {"departmentNumber", "ou"},
-		fGroups:      {"memberOf"},
+	return [model.NumFields][]string{
+		model.FieldExternalID:  {"entryUUID"},
+		model.FieldUsername:    {"uid"},
+		model.FieldEmail:       {"mail"},
+		model.FieldGivenName:   {"givenName"},
+		model.FieldFamilyName:  {"sn"},
+		model.FieldDisplayName: {"displayName", "cn"},
+		model.FieldTitle:       {"title"},
+		model.FieldDepartment:  {"departmentNumber", "ou"},
+		model.FieldGroups:      {"memberOf"},
 	}
 }
 
@@ -148,7 +121,7 @@ type source struct {
 	pageSize       int
 	timeout        time.Duration
 	nested         bool
-	mapping        [numFields][]string
+	mapping        [model.NumFields][]string
 	// scope are the `groups` DNs: only their members are pulled.
 	scope []string
 	// ruleGroups are the group DNs area rules name.
@@ -279,9 +252,9 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		f := slices.Index(fieldNames[:], k)
+		f := slices.Index(model.FieldNames(), k)
 		if f < 0 {
-			problems = append(problems, fmt.Sprintf("mapping.%s: unknown identity field (one of %s)", k, strings.Join(fieldNames[:], ", ")))
+			problems = append(problems, fmt.Sprintf("mapping.%s: unknown identity field (one of %s)", k, strings.Join(model.FieldNames(), ", ")))
 			continue
 		}
 		attr := strings.TrimSpace(cfg.Mapping[k])
@@ -297,7 +270,7 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 			s.ruleGroups = append(s.ruleGroups, r.Group)
 		case r.Attribute != nil:
 			name := strings.TrimSpace(r.Attribute.Name)
-			if name != "" && !slices.Contains(fieldNames[:], name) && !slices.ContainsFunc(s.extra, func(e string) bool { return strings.EqualFold(e, name) }) {
+			if name != "" && !slices.Contains(model.FieldNames(), name) && !slices.ContainsFunc(s.extra, func(e string) bool { return strings.EqualFold(e, name) }) {
 				s.extra = append(s.extra, name)
 			}
 		}

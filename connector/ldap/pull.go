@@ -183,7 +183,7 @@ func wrap(f string) string {
 // prepare reads what the people search needs to know beforehand: the
 // disabled people, the group index and the members of rule groups.
 func (p *pull) prepare(ctx context.Context) error {
-	for f := range numFields {
+	for f := range model.NumFields {
 		for _, a := range p.mapping[f] {
 			p.attrs = appendFold(p.attrs, a)
 		}
@@ -249,7 +249,7 @@ func appendFold(list []string, a string) []string {
 // entry cannot be one and is skipped.
 func (p *pull) identity(ctx context.Context, e *goldap.Entry) (model.Identity, string, error) {
 	id := model.Identity{Where: e.DN, Enabled: true}
-	idAttr := p.mapping[fExternalID][0]
+	idAttr := p.mapping[model.FieldExternalID][0]
 	switch raw := e.GetRawAttributeValue(idAttr); {
 	case len(raw) == 0:
 		return id, fmt.Sprintf("no %s attribute (the external id)", idAttr), nil
@@ -262,15 +262,15 @@ func (p *pull) identity(ctx context.Context, e *goldap.Entry) (model.Identity, s
 	default:
 		id.ExternalID = strings.TrimSpace(string(raw))
 	}
-	id.Username = p.first(e, fUsername)
-	id.Email = p.first(e, fEmail)
-	id.GivenName = p.first(e, fGivenName)
-	id.FamilyName = p.first(e, fFamilyName)
-	id.DisplayName = p.first(e, fDisplayName)
-	id.Title = p.first(e, fTitle)
-	id.Department = p.first(e, fDepartment)
+	id.Username = p.first(e, model.FieldUsername)
+	id.Email = p.first(e, model.FieldEmail)
+	id.GivenName = p.first(e, model.FieldGivenName)
+	id.FamilyName = p.first(e, model.FieldFamilyName)
+	id.DisplayName = p.first(e, model.FieldDisplayName)
+	id.Title = p.first(e, model.FieldTitle)
+	id.Department = p.first(e, model.FieldDepartment)
 
-	groups, err := p.values(ctx, p.c, e, p.mapping[fGroups][0])
+	groups, err := p.values(ctx, p.c, e, p.mapping[model.FieldGroups][0])
 	if err != nil {
 		return id, "", err
 	}
@@ -289,14 +289,14 @@ func (p *pull) identity(ctx context.Context, e *goldap.Entry) (model.Identity, s
 	id.Groups = dedupeFold(groups)
 
 	switch {
-	case p.mapping[fEnabled] != nil:
-		v := strings.ToLower(strings.TrimSpace(e.GetAttributeValue(p.mapping[fEnabled][0])))
+	case p.mapping[model.FieldEnabled] != nil:
+		v := strings.ToLower(strings.TrimSpace(e.GetAttributeValue(p.mapping[model.FieldEnabled][0])))
 		switch v {
 		case "", "true", "yes", "1", "active", "enabled":
 		case "false", "no", "0", "inactive", "disabled":
 			id.Enabled = false
 		default:
-			return id, fmt.Sprintf("%s %q is not a yes/no value", p.mapping[fEnabled][0], v), nil
+			return id, fmt.Sprintf("%s %q is not a yes/no value", p.mapping[model.FieldEnabled][0], v), nil
 		}
 	case p.flavor == FlavorAD:
 		off, bad := adDisabled(e.GetAttributeValue("userAccountControl"), e.GetAttributeValue("accountExpires"), p.now())
