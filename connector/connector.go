@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -93,4 +95,32 @@ func (r Registry) Types() []string {
 	}
 	sort.Strings(ts)
 	return ts
+}
+
+// ParseMapping checks a source's mapping (identity field: source attribute
+// or column) and returns the attribute of each field it names, indexed by
+// the model.Field constants ("" where unmapped), and a problem for every
+// unknown field or empty value. The configuration loader checks the same;
+// connectors check again because they can be opened without it.
+func ParseMapping(m map[string]string) (attrs [model.NumFields]string, problems []string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	names := model.FieldNames()
+	for _, k := range keys {
+		f := slices.Index(names, k)
+		if f < 0 {
+			problems = append(problems, fmt.Sprintf("mapping.%s: unknown identity field (one of %s)", k, strings.Join(names, ", ")))
+			continue
+		}
+		v := strings.TrimSpace(m[k])
+		if v == "" {
+			problems = append(problems, fmt.Sprintf("mapping.%s: empty value", k))
+			continue
+		}
+		attrs[f] = v
+	}
+	return attrs, problems
 }

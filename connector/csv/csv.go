@@ -24,7 +24,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -74,24 +73,12 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 		}
 		s.delim = d
 	}
-	keys := make([]string, 0, len(cfg.Mapping))
-	for k := range cfg.Mapping {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		f := slices.Index(model.FieldNames(), k)
-		if f < 0 {
-			problems = append(problems, fmt.Sprintf("mapping.%s: unknown identity field (one of %s)",
-				k, strings.Join(model.FieldNames(), ", ")))
-			continue
+	mapped, mproblems := connector.ParseMapping(cfg.Mapping)
+	problems = append(problems, mproblems...)
+	for f, col := range mapped {
+		if col != "" {
+			s.columns[f] = col
 		}
-		col := strings.TrimSpace(cfg.Mapping[k])
-		if col == "" {
-			problems = append(problems, fmt.Sprintf("mapping.%s: empty column name", k))
-			continue
-		}
-		s.columns[f] = col
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("source %s: %s", cfg.Name, strings.Join(problems, "; "))

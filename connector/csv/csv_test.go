@@ -514,7 +514,7 @@ func TestOpen(t *testing.T) {
 			want: `source hr: path: required (the CSV file to read); delimiter: "ab" must be one character; ` +
 				`mapping.mail: unknown identity field (one of external_id, username, email, given_name, family_name, display_name, title, department, groups, enabled); ` +
 				`mapping.userName: unknown identity field (one of external_id, username, email, given_name, family_name, display_name, title, department, groups, enabled); ` +
-				`mapping.username: empty column name`,
+				`mapping.username: empty value`,
 		},
 	}
 	for _, tt := range tests {

@@ -246,23 +246,12 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 	}
 
 	s.mapping = defaultMapping(s.flavor)
-	keys := make([]string, 0, len(cfg.Mapping))
-	for k := range cfg.Mapping {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		f := slices.Index(model.FieldNames(), k)
-		if f < 0 {
-			problems = append(problems, fmt.Sprintf("mapping.%s: unknown identity field (one of %s)", k, strings.Join(model.FieldNames(), ", ")))
-			continue
+	mapped, mproblems := connector.ParseMapping(cfg.Mapping)
+	problems = append(problems, mproblems...)
+	for f, attr := range mapped {
+		if attr != "" {
+			s.mapping[f] = []string{attr}
 		}
-		attr := strings.TrimSpace(cfg.Mapping[k])
-		if attr == "" {
-			problems = append(problems, fmt.Sprintf("mapping.%s: empty attribute name", k))
-			continue
-		}
-		s.mapping[f] = []string{attr}
 	}
 	for _, r := range cfg.AreaRules {
 		switch {
