@@ -1,15 +1,33 @@
 package main_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/seatsync/seatsync/internal/oktatest"
 )
 
-// oktaSite is a site whose one source is a fake Okta org.
+// oktaSite is a site whose one source is a fake Okta org reached with an
+// API token.
 func oktaSite(t *testing.T, org *oktatest.Server, token string) *site {
+	t.Helper()
+	s := oktaSiteWith(t, org, `    token_file: okta.token
+    area_rules:
+      - attribute: {name: costCenter, equals: "S-100"}
+        area: suppliers`)
+	s.write("okta.token", token+"\n")
+	return s
+}
+
+// oktaSiteWith writes a site whose okta source has the given extra keys.
+func oktaSiteWith(t *testing.T, org *oktatest.Server, keys string) *site {
 	t.Helper()
 	s := &site{t: t, dir: t.TempDir()}
 	s.config = s.dir + "/seatsync.yaml"
@@ -24,14 +42,10 @@ sources:
   - name: okta
     type: okta
     org_url: %s
-    token_file: okta.token
     area: primary
-    area_rules:
-      - attribute: {name: costCenter, equals: "S-100"}
-        area: suppliers
+%s
 log: {level: warn}
-`, org.URL))
-	s.write("okta.token", token+"\n")
+`, org.URL, keys))
 	return s
 }
 
@@ -106,4 +120,59 @@ func tally(profiles map[string]profile) map[string]int {
 		out[fmt.Sprintf("%v/%v/%v", p["area"], p["state"], p["block_reason"])]++
 	}
 	return out
+}
+
+// TestOktaRateLimitAndOAuthThroughTheBinary: a 429 that the binary waits
+// out (the fake's clock is moved so the reset is seconds away), the OAuth
+// private-key flow, and group scoping with a person in two groups.
+func TestOktaRateLimitAndOAuthThroughTheBinary(t *testing.T) {
+	var offset atomic.Int64
+	org := oktatest.New(oktatest.Options{Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+	defer org.Close()
+	org.AddUsers(oktaPeople(300)...)
+	org.AddUsers(
+		oktatest.User{Profile: map[string]any{"login": "both@example.com", "email": "both@example.com"}, Groups: []string{"Contractors", "Partners"}},
+		oktatest.User{Profile: map[string]any{"login": "one@example.com", "email": "one@example.com"}, Groups: []string{"Partners"}},
+	)
+
+	t.Run("429 waited out", func(t *testing.T) {
+		s := oktaSite(t, org, org.Token())
+		s.must(exitOK, "validate", "--connect", "-c", s.config) // opens the rate-limit window
+		offset.Store(int64(57 * time.Second))                   // the window resets in about 3 s
+		defer offset.Store(0)
+		org.ResetCounts()
+		org.Throttle(1)
+		rep := decodeReport(t, s.must(exitOK, "sync", "-c", s.config, "--format", "json"))
+		if rep.Summary["create"] != 302 || org.Count("429") != 1 {
+			t.Errorf("created %d after %d 429s; want 302 after 1", rep.Summary["create"], org.Count("429"))
+		}
+	})
+
+	t.Run("OAuth private key and groups", func(t *testing.T) {
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		org.AddClient("0oaseatsync", &key.PublicKey, "okta.users.read", "okta.groups.read")
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := oktaSiteWith(t, org, `    auth: private_key
+    client_id: 0oaseatsync
+    private_key_file: okta.pem
+    groups: [Contractors, Partners]`)
+		s.write("okta.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+		org.ResetCounts()
+		rep := decodeReport(t, s.must(exitOK, "sync", "-c", s.config, "--format", "json"))
+		if rep.Summary["create"] != 2 {
+			t.Errorf("created %d, want the 2 members of the two groups (one is in both)", rep.Summary["create"])
+		}
+		if org.Count(oktatest.EndpointToken) == 0 {
+			t.Error("no token was requested: the OAuth flow did not run")
+		}
+		if p := s.profiles(); p["both@example.com"] == nil || p["one@example.com"] == nil {
+			t.Errorf("profiles: %v", p)
+		}
+	})
 }
