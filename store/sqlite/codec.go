@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/seatsync/seatsync/internal/jsontext"
 	"github.com/seatsync/seatsync/model"
 )
 
@@ -53,7 +54,7 @@ func groupsArg(g []string) any {
 	if g == nil {
 		return nil
 	}
-	return string(appendJSONStrings(make([]byte, 0, 64), g))
+	return string(jsontext.AppendStrings(make([]byte, 0, 64), g, false))
 }
 
 func attributesArg(m map[string]string) any {
@@ -61,64 +62,6 @@ func attributesArg(m map[string]string) any {
 		return nil
 	}
 	return string(appendJSONObject(make([]byte, 0, 64), m))
-}
-
-// appendJSONString appends s as a JSON string. Unlike encoding/json it
-// leaves <, > and & alone, so that the usual group names and attribute
-// values need no escapes and decode on the fast path. Invalid UTF-8
-// becomes U+FFFD, as with encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// appendJSONStrings appends ss as a JSON array of strings.
-func appendJSONStrings(b []byte, ss []string) []byte {
-	b = append(b, '[')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, s)
-	}
-	return append(b, ']')
 }
 
 // appendJSONObject appends m as a JSON object with sorted keys.
@@ -134,15 +77,15 @@ func appendJSONObject(b []byte, m map[string]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsontext.AppendString(b, k, false)
 		b = append(b, ':')
-		b = appendJSONString(b, m[k])
+		b = jsontext.AppendString(b, m[k], false)
 	}
 	return append(b, '}')
 }
 
 // decodeGroups reads a JSON array of strings. A compact array without
-// escapes, as appendJSONStrings writes for the usual group names, is split
+// escapes, as jsontext.AppendStrings writes for the usual group names, is split
 // by hand, its strings sharing memory with the text; anything else goes
 // through encoding/json.
 func decodeGroups(ns sql.NullString) ([]string, error) {
@@ -308,12 +251,12 @@ func appendProfileJSON(b []byte, p *model.Profile) []byte {
 			b = append(b, ',', '"')
 			b = append(b, f.key...)
 			b = append(b, '"', ':')
-			b = appendJSONString(b, f.value)
+			b = jsontext.AppendString(b, f.value, false)
 		}
 	}
 	if p.Groups != nil {
 		b = append(b, `,"groups":`...)
-		b = appendJSONStrings(b, p.Groups)
+		b = jsontext.AppendStrings(b, p.Groups, false)
 	}
 	if p.Attributes != nil {
 		b = append(b, `,"attributes":`...)

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/seatsync/seatsync/internal/jsontext"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/store"
 
@@ -178,7 +179,7 @@ func (s *Store) Profile(ctx context.Context, username string) (model.Profile, er
 // jsonList is a list argument for `IN (SELECT value FROM json_each(?))`,
 // so one statement serves any number of values.
 func jsonList(vs []string) string {
-	return string(appendJSONStrings(nil, vs))
+	return string(jsontext.AppendStrings(nil, vs, false))
 }
 
 // Queue returns the profiles of areas blocked for license, in queue order:

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -406,32 +405,6 @@ func FuzzSplitStringArray(f *testing.F) {
 		}
 		if !cmp.Equal(want, got) {
 			t.Fatalf("splitStringArray(%q) = %q, want %q", s, got, want)
-		}
-	})
-}
-
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "a", `"`, `\`, "\x00\x1f\x7f", "R&D <x>", "\u2028", "é", "\xff", "\xe2\x82"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		b := appendJSONString(nil, s)
-		var got string
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatalf("appendJSONString(%q) = %s, not JSON: %v", s, b, err)
-		}
-		var want strings.Builder
-		for i := 0; i < len(s); {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				want.WriteRune(utf8.RuneError)
-			} else {
-				want.WriteString(s[i : i+size])
-			}
-			i += size
-		}
-		if got != want.String() {
-			t.Fatalf("appendJSONString(%q) decodes to %q, want %q", s, got, want.String())
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/seatsync/seatsync/internal/jsontext"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/store"
 
@@ -187,7 +188,7 @@ func (t *tx) profileArgs(p *model.Profile) ([]any, error) {
 	}
 	var groups, attrs any // NULL for nil
 	if p.Groups != nil {
-		groups = t.json(func(b []byte) []byte { return appendJSONStrings(b, p.Groups) })
+		groups = t.json(func(b []byte) []byte { return jsontext.AppendStrings(b, p.Groups, false) })
 	}
 	if p.Attributes != nil {
 		attrs = t.json(func(b []byte) []byte { return appendJSONObject(b, p.Attributes) })
