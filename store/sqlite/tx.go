@@ -263,63 +263,57 @@ func (t *tx) Get(ctx context.Context, id int64) (model.Profile, error) {
 	return p, nil
 }
 
-// Insert stores p as a new profile and sets p.ID and p.Version (1). Every
-// other field, timestamps included, is stored as given.
-func (t *tx) Insert(ctx context.Context, p *model.Profile) error {
-	wrap := func(err error) error { return fmt.Errorf("sqlite: insert profile %s: %w", p.Username, err) }
+// execProfile runs the insert or update statement k with p's columns,
+// then extra arguments. A unique violation becomes store.ErrDuplicate.
+func (t *tx) execProfile(ctx context.Context, p *model.Profile, k stmtKind, query string, extra ...any) (sql.Result, error) {
 	ctx, err := t.lock(ctx)
 	if err != nil {
-		return wrap(err)
+		return nil, err
 	}
 	defer t.mu.Unlock()
 	args, err := t.profileArgs(p)
 	if err != nil {
-		return wrap(err)
+		return nil, err
 	}
-	st, err := t.stmt(ctx, stmtInsert, insertSQL)
+	st, err := t.stmt(ctx, k, query)
 	if err != nil {
-		return wrap(err)
+		return nil, err
 	}
-	res, err := st.ExecContext(ctx, args...)
+	t.args = append(args, extra...)
+	res, err := st.ExecContext(ctx, t.args...)
 	if err != nil {
-		return wrap(duplicate(err, p))
+		return nil, duplicate(err, p)
 	}
-	id, err := res.LastInsertId()
+	return res, nil
+}
+
+// Insert stores p as a new profile and sets p.ID and p.Version (1). Every
+// other field, timestamps included, is stored as given.
+func (t *tx) Insert(ctx context.Context, p *model.Profile) error {
+	res, err := t.execProfile(ctx, p, stmtInsert, insertSQL)
+	if err == nil {
+		p.ID, err = res.LastInsertId()
+	}
 	if err != nil {
-		return wrap(err)
+		return fmt.Errorf("sqlite: insert profile %s: %w", p.Username, err)
 	}
-	p.ID, p.Version = id, 1
+	p.Version = 1
 	return nil
 }
 
 // Update writes p over the stored profile with p.ID if that still has
 // p.Version, and bumps p.Version; store.ErrConflict otherwise.
 func (t *tx) Update(ctx context.Context, p *model.Profile) error {
-	wrap := func(err error) error { return fmt.Errorf("sqlite: update profile %s: %w", p.Username, err) }
-	ctx, err := t.lock(ctx)
-	if err != nil {
-		return wrap(err)
+	res, err := t.execProfile(ctx, p, stmtUpdate, updateSQL, p.ID, p.Version)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
 	}
-	defer t.mu.Unlock()
-	args, err := t.profileArgs(p)
-	if err != nil {
-		return wrap(err)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("%w (id %d, version %d)", store.ErrConflict, p.ID, p.Version)
 	}
-	st, err := t.stmt(ctx, stmtUpdate, updateSQL)
 	if err != nil {
-		return wrap(err)
-	}
-	t.args = append(args, p.ID, p.Version)
-	res, err := st.ExecContext(ctx, t.args...)
-	if err != nil {
-		return wrap(duplicate(err, p))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return wrap(err)
-	}
-	if n == 0 {
-		return wrap(fmt.Errorf("%w (id %d, version %d)", store.ErrConflict, p.ID, p.Version))
+		return fmt.Errorf("sqlite: update profile %s: %w", p.Username, err)
 	}
 	p.Version++
 	return nil
