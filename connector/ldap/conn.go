@@ -33,12 +33,15 @@ var (
 type conn struct {
 	*goldap.Conn
 	url string
+	// wire, when set, carries the paged searches (see wire).
+	wire *wire
 	// stop undoes the context watch that closes the connection when the
 	// pull's context ends.
 	stop func() bool
 }
 
 func (c *conn) close() {
+	c.wire.close()
 	c.stop()
 	_ = c.Conn.Close()
 }
@@ -103,41 +106,9 @@ func (s *source) connect(ctx context.Context) (*conn, error) {
 
 // dial connects to one URL, sets up TLS and binds.
 func (s *source) dial(ctx context.Context, raw string) (*conn, error) {
-	u, err := url.Parse(raw)
+	nc, tc, isTLS, err := s.dialNet(ctx, raw)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", raw, err)
-	}
-	host := u.Hostname()
-	port := u.Port()
-	if port == "" {
-		port = "389"
-		if u.Scheme == "ldaps" {
-			port = "636"
-		}
-	}
-	dialTimeout := min(s.timeout, maxDialTimeout)
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", net.JoinHostPort(host, port))
-	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", raw, err)
-	}
-	var tc *tls.Config
-	if s.tlsMode != "none" {
-		if tc, err = s.tlsConfig(host); err != nil {
-			nc.Close()
-			return nil, err
-		}
-	}
-	isTLS := false
-	if strings.EqualFold(u.Scheme, "ldaps") {
-		tlsConn := tls.Client(nc, tc)
-		if err := tlsConn.HandshakeContext(dctx); err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("connect %s: %w", raw, tlsError(err))
-		}
-		nc, isTLS = tlsConn, true
+		return nil, err
 	}
 	// No go-ldap timeout (SetTimeout): when a response waits longer than
 	// that for its reader, go-ldap drops it without an error, which could
@@ -170,19 +141,66 @@ func (s *source) dial(ctx context.Context, raw string) (*conn, error) {
 	}
 	if s.bindDN != "" {
 		if err := lc.Bind(s.bindDN, s.password.Reveal()); err != nil {
-			if goldap.IsErrorAnyOf(err, goldap.LDAPResultInvalidCredentials, goldap.LDAPResultInappropriateAuthentication) {
-				return fail("bind as "+s.bindDN, fmt.Errorf("%w (%w)", ErrCredentials, err))
-			}
-			if goldap.IsErrorWithCode(err, goldap.LDAPResultConfidentialityRequired) || goldap.IsErrorWithCode(err, goldap.LDAPResultStrongAuthRequired) {
-				return fail("bind as "+s.bindDN, fmt.Errorf("the server requires an encrypted connection for this bind (use tls.mode ldaps or starttls): %w", err))
-			}
-			return fail("bind as "+s.bindDN, err)
+			return fail("bind as "+s.bindDN, bindError(err))
 		}
 	}
 	if !stopOp() {
 		return fail("bind", errors.New("connection closed"))
 	}
 	return c, nil
+}
+
+// dialNet opens the TCP connection to one URL, with the TLS handshake
+// done for ldaps. tc is the TLS configuration for StartTLS (nil for
+// tls.mode none).
+func (s *source) dialNet(ctx context.Context, raw string) (nc net.Conn, tc *tls.Config, isTLS bool, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("connect %s: %w", raw, err)
+	}
+	host := u.Hostname()
+	port := u.Port()
+	if port == "" {
+		port = "389"
+		if u.Scheme == "ldaps" {
+			port = "636"
+		}
+	}
+	dialTimeout := min(s.timeout, maxDialTimeout)
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err = d.DialContext(dctx, "tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("connect %s: %w", raw, err)
+	}
+	if s.tlsMode != "none" {
+		if tc, err = s.tlsConfig(host); err != nil {
+			nc.Close()
+			return nil, nil, false, err
+		}
+	}
+	if strings.EqualFold(u.Scheme, "ldaps") {
+		tlsConn := tls.Client(nc, tc)
+		if err := tlsConn.HandshakeContext(dctx); err != nil {
+			nc.Close()
+			return nil, nil, false, fmt.Errorf("connect %s: %w", raw, tlsError(err))
+		}
+		return tlsConn, tc, true, nil
+	}
+	return nc, tc, false, nil
+}
+
+// bindError explains a refused bind; wrong credentials are marked
+// ErrCredentials, which is never retried.
+func bindError(err error) error {
+	if goldap.IsErrorAnyOf(err, goldap.LDAPResultInvalidCredentials, goldap.LDAPResultInappropriateAuthentication) {
+		return fmt.Errorf("%w (%w)", ErrCredentials, err)
+	}
+	if goldap.IsErrorAnyOf(err, goldap.LDAPResultConfidentialityRequired, goldap.LDAPResultStrongAuthRequired) {
+		return fmt.Errorf("the server requires an encrypted connection for this bind (use tls.mode ldaps or starttls): %w", err)
+	}
+	return err
 }
 
 // tlsError marks certificate verification failures with ErrCertificate.

@@ -137,6 +137,9 @@ type source struct {
 	// first wait between rounds (doubled each round).
 	retries int
 	backoff time.Duration
+	// noWire makes pulls read everything through go-ldap (tests compare
+	// the two ways).
+	noWire bool
 }
 
 var (

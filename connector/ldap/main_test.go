@@ -2,6 +2,7 @@ package ldap
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"slices"
@@ -29,6 +30,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" || flag.Lookup("test.fuzzworker").Value.String() == "true" {
+		// Fuzzing runs only the fuzz target, in many processes: no servers.
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "seatsync-ldap-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -120,11 +126,17 @@ func pullSource(t *testing.T, cfg config.Source, log *zap.Logger) (result, error
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	return pullWith(t, src)
+}
+
+// pullWith pulls from an opened source.
+func pullWith(t *testing.T, src connector.Source) (result, error) {
+	t.Helper()
 	src.(*source).backoff = 10 * time.Millisecond
 	var r result
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	err = src.Pull(ctx, func(id model.Identity) error {
+	err := src.Pull(ctx, func(id model.Identity) error {
 		r.ids = append(r.ids, id)
 		return nil
 	}, func(s connector.Skip) { r.skips = append(r.skips, s) })

@@ -116,6 +116,16 @@ func (s *source) runOnce(ctx context.Context, emit func(model.Identity) error, s
 		return st, err
 	}
 	defer c.close()
+	if !s.noWire {
+		if c.wire, err = s.dialWire(ctx, c.url); err != nil {
+			if ctx.Err() != nil {
+				return st, err
+			}
+			// Slower, but complete: some servers or proxies allow one
+			// connection per client.
+			s.log.Warn("ldap second connection failed; reading people through the first, more slowly", zap.String("url", c.url), zap.Error(err))
+		}
+	}
 	p := &pull{source: s, c: c}
 	if err := p.prepare(ctx); err != nil {
 		return st, err
@@ -250,17 +260,19 @@ func appendFold(list []string, a string) []string {
 func (p *pull) identity(ctx context.Context, e *goldap.Entry) (model.Identity, string, error) {
 	id := model.Identity{Where: e.DN, Enabled: true}
 	idAttr := p.mapping[model.FieldExternalID][0]
-	switch raw := e.GetRawAttributeValue(idAttr); {
-	case len(raw) == 0:
+	// Values are strings on both paths (a wire sets no ByteValues); a raw
+	// value such as objectGUID is its string's bytes.
+	switch raw := e.GetEqualFoldAttributeValue(idAttr); {
+	case raw == "":
 		return id, fmt.Sprintf("no %s attribute (the external id)", idAttr), nil
 	case strings.EqualFold(idAttr, "objectGUID"):
-		g, err := guidString(raw)
+		g, err := guidString([]byte(raw))
 		if err != nil {
 			return id, err.Error(), nil
 		}
 		id.ExternalID = g
 	default:
-		id.ExternalID = strings.TrimSpace(string(raw))
+		id.ExternalID = strings.TrimSpace(raw)
 	}
 	id.Username = p.first(e, model.FieldUsername)
 	id.Email = p.first(e, model.FieldEmail)

@@ -30,7 +30,8 @@ var ErrIncomplete = errors.New("search incomplete")
 
 // search streams every entry query matches to fn, page by page with the
 // simple paged results control when query.paged. Only one page is in memory
-// at a time. Continuation references are ignored.
+// at a time. Continuation references are ignored. Paged searches go over
+// the connection's wire when it has one.
 func (s *source) search(ctx context.Context, c *conn, q query, fn func(*goldap.Entry) error) error {
 	s.logSearch(c, q)
 	var paging *goldap.ControlPaging
@@ -40,52 +41,16 @@ func (s *source) search(ctx context.Context, c *conn, q query, fn func(*goldap.E
 		controls = []goldap.Control{paging}
 	}
 	for page := 1; ; page++ {
-		req := goldap.NewSearchRequest(q.base, q.scope, goldap.NeverDerefAliases, 0, 0, false, q.filter, q.attrs, controls)
-		// The buffer holds a whole page, so go-ldap's reader never waits
-		// on this loop, however slow fn is, and answers to other requests
-		// made from fn (range retrieval) are not held up behind it.
-		pctx, cancel := context.WithTimeout(ctx, s.timeout)
-		resp := c.SearchAsync(pctx, req, 2*s.pageSize+16)
 		var cookie []byte
-		gotPaging := false
-		var fnErr error
-		for resp.Next() {
-			if e := resp.Entry(); e != nil {
-				if fnErr = fn(e); fnErr != nil {
-					break
-				}
-				continue
-			}
-			if ref := resp.Referral(); ref != "" {
-				s.log.Debug("ldap search reference ignored", zap.String("search", q.what), zap.String("reference", ref))
-				continue
-			}
-			if ctl, ok := goldap.FindControl(resp.Controls(), goldap.ControlTypePaging).(*goldap.ControlPaging); ok {
-				cookie, gotPaging = ctl.Cookie, true
-			}
+		var gotPaging bool
+		var err error
+		if q.paged && c.wire != nil {
+			cookie, gotPaging, err = s.wirePage(ctx, c, q, page, controls, fn)
+		} else {
+			cookie, gotPaging, err = s.connPage(ctx, c, q, page, controls, fn)
 		}
-		// A page whose paging control arrived is complete, even if the
-		// deadline passed just after.
-		timedOut := errors.Is(pctx.Err(), context.DeadlineExceeded) && !gotPaging
-		cancel()
-		if fnErr != nil {
-			return fnErr
-		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("search %s under %s: %w", q.what, q.base, err)
-		}
-		if timedOut {
-			return searchError(q, page, c, fmt.Errorf("no complete page within timeout %s: %w", s.timeout, context.DeadlineExceeded))
-		}
-		if err := resp.Err(); err != nil {
-			return searchError(q, page, c, err)
-		}
-		// go-ldap ends a search on a connection that is already closed
-		// without an error, and sends no result for a search done without
-		// response controls: a page that ends without the paging control
-		// cannot be told from a page cut off.
-		if c.IsClosing() {
-			return searchError(q, page, c, goldap.NewError(goldap.ErrorNetwork, errors.New("connection closed")))
+		if err != nil {
+			return err
 		}
 		if q.paged && !gotPaging {
 			return searchError(q, page, c, goldap.NewError(goldap.ErrorNetwork,
@@ -97,6 +62,85 @@ func (s *source) search(ctx context.Context, c *conn, q query, fn func(*goldap.E
 		}
 		paging.SetCookie(cookie)
 	}
+}
+
+// connPage reads one page through go-ldap. It returns the paging cookie
+// and whether a paging control came at all; an error from fn is returned
+// as is.
+func (s *source) connPage(ctx context.Context, c *conn, q query, page int, controls []goldap.Control, fn func(*goldap.Entry) error) (cookie []byte, gotPaging bool, err error) {
+	req := goldap.NewSearchRequest(q.base, q.scope, goldap.NeverDerefAliases, 0, 0, false, q.filter, q.attrs, controls)
+	// The buffer holds a whole page, so go-ldap's reader never waits on
+	// this loop, however slow fn is, and answers to other requests made
+	// from fn (range retrieval) are not held up behind it.
+	pctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp := c.SearchAsync(pctx, req, 2*s.pageSize+16)
+	for resp.Next() {
+		if e := resp.Entry(); e != nil {
+			if err := fn(e); err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		if ref := resp.Referral(); ref != "" {
+			s.logReference(q, ref)
+			continue
+		}
+		if ctl, ok := goldap.FindControl(resp.Controls(), goldap.ControlTypePaging).(*goldap.ControlPaging); ok {
+			cookie, gotPaging = ctl.Cookie, true
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("search %s under %s: %w", q.what, q.base, err)
+	}
+	// A page whose paging control arrived is complete, even if the
+	// deadline passed just after.
+	if errors.Is(pctx.Err(), context.DeadlineExceeded) && !gotPaging {
+		return nil, false, searchError(q, page, c, fmt.Errorf("no complete page within timeout %s: %w", s.timeout, context.DeadlineExceeded))
+	}
+	if err := resp.Err(); err != nil {
+		return nil, false, searchError(q, page, c, err)
+	}
+	// go-ldap ends a search on a connection that is already closed without
+	// an error, and sends no result for a search done without response
+	// controls: a page that ends without the paging control cannot be told
+	// from a page cut off.
+	if c.IsClosing() {
+		return nil, false, searchError(q, page, c, goldap.NewError(goldap.ErrorNetwork, errors.New("connection closed")))
+	}
+	return cookie, gotPaging, nil
+}
+
+// wirePage reads one page through the connection's wire, as connPage.
+func (s *source) wirePage(ctx context.Context, c *conn, q query, page int, controls []goldap.Control, fn func(*goldap.Entry) error) (cookie []byte, gotPaging bool, err error) {
+	done, fnErr, err := c.wire.page(q, controls, fn, func(ref string) { s.logReference(q, ref) })
+	switch {
+	case fnErr != nil:
+		return nil, false, fnErr
+	case ctx.Err() != nil:
+		return nil, false, fmt.Errorf("search %s under %s: %w", q.what, q.base, ctx.Err())
+	case err != nil:
+		return nil, false, searchError(q, page, c, err)
+	}
+	if err := goldap.GetLDAPError(done); err != nil {
+		return nil, false, searchError(q, page, c, err)
+	}
+	if len(done.Children) > 2 {
+		for _, child := range done.Children[2].Children {
+			ctl, err := goldap.DecodeControl(child)
+			if err != nil {
+				return nil, false, searchError(q, page, c, goldap.NewError(goldap.ErrorUnexpectedResponse, fmt.Errorf("undecodable control: %w", err)))
+			}
+			if p, ok := ctl.(*goldap.ControlPaging); ok {
+				cookie, gotPaging = p.Cookie, true
+			}
+		}
+	}
+	return cookie, gotPaging, nil
+}
+
+func (s *source) logReference(q query, ref string) {
+	s.log.Debug("ldap search reference ignored", zap.String("search", q.what), zap.String("reference", ref))
 }
 
 // searchError explains why a search stopped.
