@@ -36,6 +36,9 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 		size = 5000
 	}
 	exempt := pol.Exempt()
+	// The profile each change writes is built here, one change at a time:
+	// a store keeps no pointer to what it is given.
+	var scratch model.Profile
 	for start := 0; start < len(order); start += size {
 		batch := order[start:min(start+size, len(order))]
 		err := r.Store.WithTx(ctx, func(tx store.Tx) error {
@@ -47,7 +50,7 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 			for _, ci := range batch {
 				ch := &rep.Changes[ci]
 				ch.Result = ""
-				if err := applyOne(ctx, tx, seats, rep.RunID, ch, now); err != nil {
+				if err := applyOne(ctx, tx, seats, rep.RunID, ch, &scratch, now); err != nil {
 					return fmt.Errorf("apply %s %s: %w", ch.Action, ch.Username, err)
 				}
 				conflicts = conflicts || ch.Result == ResultConflict
@@ -196,11 +199,13 @@ func (s *seatCheck) verify(ctx context.Context) error {
 
 // applyOne writes one change and its audit entry. A profile that changed
 // since the plan is a conflict: the change is left for the next run.
-func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, runID string, ch *Change, now time.Time) error {
+// scratch is where the profile to write is put together; the plan's
+// After is left as it is.
+func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, runID string, ch *Change, scratch *model.Profile, now time.Time) error {
 	var after *model.Profile
 	if ch.After != nil {
-		a := *ch.After // the store never changes slices or maps in place
-		after = &a
+		*scratch = *ch.After // the store never changes slices or maps in place
+		after = scratch
 		after.UpdatedAt = now
 	}
 	result := ResultApplied

@@ -3,7 +3,6 @@ package reconcile
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/seatsync/seatsync/licensing"
@@ -11,8 +10,20 @@ import (
 )
 
 // actionRank orders changes in a report: the order a reader expects.
-var actionRank = map[Action]int{
-	ActionCreate: 0, ActionUpdate: 1, ActionMove: 2, ActionActivate: 3, ActionBlock: 4, ActionDelete: 5,
+func actionRank(a Action) int {
+	switch a {
+	case ActionCreate:
+		return 0
+	case ActionUpdate:
+		return 1
+	case ActionMove:
+		return 2
+	case ActionActivate:
+		return 3
+	case ActionBlock:
+		return 4
+	}
+	return 5 // ActionDelete
 }
 
 // build turns the decided targets into changes, queue positions, the
@@ -20,17 +31,27 @@ var actionRank = map[Action]int{
 func (c *calc) build() {
 	pol := c.in.Policy
 	queues := c.queues()
-	for ti := range c.targets {
-		t := c.targets[ti]
+	// Counted first: a first sync has a change per person, and growing the
+	// slice would copy them all over several times.
+	n := 0
+	for _, t := range c.targets {
+		if !c.unchanged(t) {
+			n++
+		}
+	}
+	if n > 0 {
+		c.plan.Changes = make([]Change, 0, n)
+	}
+	for _, t := range c.targets {
+		if c.unchanged(t) {
+			if t.entry >= 0 {
+				c.plan.Summary.Unchanged++
+			}
+			continue
+		}
 		var before *model.Profile
 		if t.prof >= 0 {
 			before = &c.in.Profiles[t.prof]
-			if !t.del && profileEqual(before, &t.after) {
-				if t.entry >= 0 {
-					c.plan.Summary.Unchanged++
-				}
-				continue
-			}
 		}
 		ch := Change{
 			Username:   t.after.Username,
@@ -55,7 +76,7 @@ func (c *calc) build() {
 		c.plan.Summary.add(ch.Action)
 	}
 	slices.SortFunc(c.plan.Changes, func(a, b Change) int {
-		if x := cmp.Compare(actionRank[a.Action], actionRank[b.Action]); x != 0 {
+		if x := cmp.Compare(actionRank(a.Action), actionRank(b.Action)); x != 0 {
 			return x
 		}
 		return cmp.Compare(a.Username, b.Username)
@@ -74,6 +95,11 @@ func (c *calc) build() {
 	}
 	c.plan.Sources = counts
 	c.plan.Summary.Skipped = len(c.plan.Skipped)
+}
+
+// unchanged reports whether target t leaves its profile as it is.
+func (c *calc) unchanged(t *target) bool {
+	return t.prof >= 0 && !t.del && profileEqual(&c.in.Profiles[t.prof], &t.after)
 }
 
 // classify names a change by its most telling action, and its reason.
@@ -138,71 +164,6 @@ func (c *calc) queues() queueIndex {
 }
 
 func (q queueIndex) get(username string) int { return q.pos[username] }
-
-// fieldChanges lists the data fields that differ. On create, Old is nil.
-func fieldChanges(before, after *model.Profile) Fields {
-	if after == nil {
-		return nil
-	}
-	out := make(Fields)
-	str := func(name, old, new string) {
-		if before == nil {
-			if new != "" {
-				out[name] = FieldChange{Old: nil, New: new}
-			}
-			return
-		}
-		if old != new {
-			out[name] = FieldChange{Old: old, New: new}
-		}
-	}
-	var b model.Profile
-	if before != nil {
-		b = *before
-	}
-	if before != nil {
-		str("username", b.Username, after.Username)
-		str("source", b.Source, after.Source)
-		str("external_id", b.ExternalID, after.ExternalID)
-	}
-	str("email", b.Email, after.Email)
-	str("given_name", b.GivenName, after.GivenName)
-	str("family_name", b.FamilyName, after.FamilyName)
-	str("display_name", b.DisplayName, after.DisplayName)
-	str("title", b.Title, after.Title)
-	str("department", b.Department, after.Department)
-	if !slices.Equal(b.Groups, after.Groups) && (before != nil || len(after.Groups) > 0) {
-		var old any
-		if before != nil {
-			old = b.Groups
-		}
-		out["groups"] = FieldChange{Old: old, New: after.Groups}
-	}
-	if !maps.Equal(b.Attributes, after.Attributes) {
-		for _, k := range slices.Sorted(maps.Keys(after.Attributes)) {
-			ov, had := b.Attributes[k]
-			if nv := after.Attributes[k]; !had || ov != nv {
-				var old any
-				if had {
-					old = ov
-				}
-				out["attributes."+k] = FieldChange{Old: old, New: nv}
-			}
-		}
-		for k, ov := range b.Attributes {
-			if _, ok := after.Attributes[k]; !ok {
-				out["attributes."+k] = FieldChange{Old: ov, New: nil}
-			}
-		}
-	}
-	if before != nil && b.Area != after.Area {
-		out["area"] = FieldChange{Old: b.Area, New: after.Area}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
 
 // guard applies SPEC section 5: the deprovision limit per source and the
 // zero-identities rule.

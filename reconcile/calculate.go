@@ -547,7 +547,17 @@ func (c *calc) allocate() {
 		pool := &pol.Pools[pi]
 		c.plan.Pools[pi] = PoolResult{Name: pool.Name, Limit: pool.Limit, Unlimited: pool.Unlimited, Reserve: pool.Reserve, UsedBefore: used[pi]}
 	}
+	// Counted first: on a first sync everyone asks for a seat.
+	asks := make([]int, len(pol.Pools))
+	for _, t := range c.targets {
+		if t.need {
+			asks[pol.PoolIndex(t.after.Area)]++
+		}
+	}
 	reqs := make([][]licensing.Request, len(pol.Pools))
+	for pi, n := range asks {
+		reqs[pi] = make([]licensing.Request, 0, n)
+	}
 	for ti := range c.targets {
 		if t := c.targets[ti]; t.need {
 			pi := pol.PoolIndex(t.after.Area)

@@ -4,9 +4,10 @@
 package reconcile
 
 import (
-	"encoding/json"
+	"strconv"
 	"time"
 
+	"github.com/seatsync/seatsync/internal/jsontext"
 	"github.com/seatsync/seatsync/model"
 )
 
@@ -83,16 +84,47 @@ type Change struct {
 // and After (Old is nil on create); a delete has none.
 func (c *Change) FieldChanges() Fields { return fieldChanges(c.Before, c.After) }
 
-// changeFields is Change without its methods, for encoding/json.
-type changeFields Change
-
 // MarshalJSON writes the change with its "fields", which are not stored
 // but derived: a first sync reports every field of every new profile.
 func (c Change) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		changeFields
-		Fields Fields `json:"fields,omitempty"`
-	}{changeFields(c), c.FieldChanges()})
+	return c.appendJSON(make([]byte, 0, 512)), nil
+}
+
+// appendJSON appends the change as JSON without reflection: byte for byte
+// what encoding/json writes for Change's tags, followed by "fields"
+// (omitted when empty), as it would for a Fields map. A test holds it to
+// that; a new tagged field must be added here too.
+func (c *Change) appendJSON(b []byte) []byte {
+	b = append(b, `{"action":`...)
+	b = jsontext.AppendString(b, string(c.Action), true)
+	b = append(b, `,"username":`...)
+	b = jsontext.AppendString(b, c.Username, true)
+	b = append(b, `,"source":`...)
+	b = jsontext.AppendString(b, c.Source, true)
+	b = append(b, `,"external_id":`...)
+	b = jsontext.AppendString(b, c.ExternalID, true)
+	b = append(b, `,"area":`...)
+	b = jsontext.AppendString(b, c.Area, true)
+	if c.Pool != "" {
+		b = append(b, `,"pool":`...)
+		b = jsontext.AppendString(b, c.Pool, true)
+	}
+	b = append(b, `,"state":`...)
+	b = jsontext.AppendString(b, string(c.State), true)
+	if c.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = jsontext.AppendString(b, c.Reason, true)
+	}
+	if c.QueuePosition != 0 {
+		b = append(b, `,"queue_position":`...)
+		b = strconv.AppendInt(b, int64(c.QueuePosition), 10)
+	}
+	if c.Result != "" {
+		b = append(b, `,"result":`...)
+		b = jsontext.AppendString(b, c.Result, true)
+	}
+	b = appendFieldsJSON(b, c.Before, c.After)
+	return append(b, '}')
 }
 
 // FieldChange is one changed field; Old is nil on create.

@@ -74,44 +74,63 @@ func (r *Report) Write(w io.Writer, format string) error {
 // reportFields is Report without its methods, for encoding/json.
 type reportFields Report
 
+// jsonChunk is how much of a report WriteJSON collects before it writes.
+const jsonChunk = 64 << 10
+
 // EncodeJSON encodes the report as compact JSON, the same document
-// json.Marshal would give. A first sync can report hundreds of thousands
-// of changes; they are encoded one by one into a buffer sized up front
-// instead of through one ever-growing encoder buffer.
+// json.Marshal would give, into one buffer sized up front.
 func (r *Report) EncodeJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	// About 400 bytes per change on a first sync.
+	buf.Grow(1024 + 400*len(r.Changes))
+	if err := r.WriteJSON(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteJSON writes the report as compact JSON, the same document
+// json.Marshal would give, in pieces of about 64 KiB. A first sync can
+// report hundreds of thousands of changes, tens of megabytes of JSON:
+// written this way the whole document is never held in memory, and the
+// changes are encoded without reflection.
+func (r *Report) WriteJSON(w io.Writer) error {
 	shell := reportFields(*r)
 	shell.Changes = nil
 	head, err := json.Marshal(&shell)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("encode report: %w", err)
 	}
 	// Inside JSON strings quotes are escaped, so this text can only be the
 	// key itself.
 	const hole = `"changes":null`
 	at := bytes.Index(head, []byte(hole))
 	if at < 0 {
-		return nil, fmt.Errorf("encode report: no changes field")
+		return fmt.Errorf("encode report: no changes field")
 	}
-	out := make([]byte, 0, len(head)+400*len(r.Changes))
-	out = append(out, head[:at]...)
-	out = append(out, `"changes":`...)
 	if r.Changes == nil {
-		out = append(out, "null"...)
-	} else {
-		out = append(out, '[')
-		for i := range r.Changes {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			b, err := json.Marshal(&r.Changes[i])
-			if err != nil {
-				return nil, fmt.Errorf("encode report: change %d: %w", i, err)
-			}
-			out = append(out, b...)
-		}
-		out = append(out, ']')
+		_, err := w.Write(head)
+		return err
 	}
-	return append(out, head[at+len(hole):]...), nil
+	b := make([]byte, 0, jsonChunk+4096)
+	b = append(b, head[:at]...)
+	b = append(b, `"changes":[`...)
+	for i := range r.Changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = r.Changes[i].appendJSON(b)
+		if len(b) >= jsonChunk {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
+	}
+	b = append(b, ']')
+	b = append(b, head[at+len(hole):]...)
+	_, err = w.Write(b)
+	return err
 }
 
 func (r *Report) headline() string {
