@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/seatsync/seatsync/model"
@@ -85,7 +86,8 @@ type Store interface {
 	Close() error
 }
 
-// Tx is one write transaction.
+// Tx is one write transaction. Its methods keep no pointer to the
+// profiles they are given once they return, so a caller may reuse them.
 type Tx interface {
 	// CountActive counts active profiles in the given areas whose username
 	// is not in exempt (compared case-insensitively).
@@ -130,6 +132,13 @@ type Run struct {
 	Sources    []string        `json:"sources"`
 	Summary    json.RawMessage `json:"summary,omitempty"`
 	Report     json.RawMessage `json:"report,omitempty"`
+	// WriteReport, when set, is what SaveRun stores as the report instead
+	// of Report: it writes the report's JSON to w, in as many pieces as it
+	// likes. A first sync of a large directory reports tens of megabytes;
+	// this way a store can compress the report as it comes and never holds
+	// it whole. It must write one JSON document, which the store takes as
+	// it is. Runs read back carry their report in Report.
+	WriteReport func(w io.Writer) error `json:"-"`
 }
 
 // Episode is one stretch of runs during which a notification-worthy state

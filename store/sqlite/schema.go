@@ -21,6 +21,7 @@ func migrations() []migration {
 	return []migration{
 		{version: 1, name: "profiles, run lock, audit log and runs", sql: schemaV1},
 		{version: 2, name: "notification episodes", sql: schemaV2},
+		{version: 3, name: "compressed run reports", sql: schemaV3},
 	}
 }
 
@@ -101,6 +102,15 @@ CREATE TABLE notify_episodes (
 	run_id     TEXT NOT NULL DEFAULT '',
 	sent_at    INTEGER
 );
+`
+
+// schemaV3 adds report_gzip, the run's report as gzip-compressed JSON
+// (see gzipReport). SaveRun writes it and leaves report NULL; runs saved
+// before keep their report as text in report, and read back as they are.
+// A seatsync that predates this version refuses the file rather than show
+// a compressed report as text.
+const schemaV3 = `
+ALTER TABLE runs ADD COLUMN report_gzip BLOB;
 `
 
 const createMigrationsTable = `

@@ -260,18 +260,20 @@ func (s *Store) SaveRun(ctx context.Context, r store.Run) error {
 	if err != nil {
 		return wrap(err)
 	}
-	report, err := rawJSONArg("report", r.Report)
+	// Compressed before the write transaction, which it would otherwise
+	// hold up.
+	report, err := gzipReport(&r)
 	if err != nil {
 		return wrap(err)
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO runs
-			(id, mode, result, error, started_at, finished_at, sources, summary, report)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			(id, mode, result, error, started_at, finished_at, sources, summary, report, report_gzip)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)
 			ON CONFLICT (id) DO UPDATE SET mode = excluded.mode, result = excluded.result,
 				error = excluded.error, started_at = excluded.started_at,
 				finished_at = excluded.finished_at, sources = excluded.sources,
-				summary = excluded.summary, report = excluded.report`,
+				summary = excluded.summary, report = NULL, report_gzip = excluded.report_gzip`,
 			r.ID, r.Mode, r.Result, r.Error, timeArg(r.StartedAt), timeArg(r.FinishedAt),
 			sources, summary, report)
 		if err != nil {
@@ -285,21 +287,24 @@ type runScanner struct {
 	r                        store.Run
 	started, finished        sql.NullInt64
 	sources, summary, report sql.NullString
+	reportGzip               []byte
 	dest                     []any
 }
 
+// newRunScanner scans the columns of a run in the order runs are selected
+// in: id to summary, then with withReport report and report_gzip.
 func newRunScanner(withReport bool) *runScanner {
 	rs := &runScanner{}
 	rs.dest = []any{&rs.r.ID, &rs.r.Mode, &rs.r.Result, &rs.r.Error, &rs.started, &rs.finished,
 		&rs.sources, &rs.summary}
 	if withReport {
-		rs.dest = append(rs.dest, &rs.report)
+		rs.dest = append(rs.dest, &rs.report, &rs.reportGzip)
 	}
 	return rs
 }
 
 func (rs *runScanner) scan(row interface{ Scan(...any) error }) (store.Run, error) {
-	rs.report = sql.NullString{}
+	rs.report, rs.reportGzip = sql.NullString{}, nil
 	if err := row.Scan(rs.dest...); err != nil {
 		return store.Run{}, err
 	}
@@ -311,7 +316,12 @@ func (rs *runScanner) scan(row interface{ Scan(...any) error }) (store.Run, erro
 		return store.Run{}, fmt.Errorf("sources: %w", err)
 	}
 	r.Summary = rawJSONOf(rs.summary)
-	r.Report = rawJSONOf(rs.report)
+	r.Report = rawJSONOf(rs.report) // saved before schema version 3
+	if rs.reportGzip != nil {
+		if r.Report, err = gunzipReport(rs.reportGzip); err != nil {
+			return store.Run{}, err
+		}
+	}
 	return r, nil
 }
 
@@ -345,7 +355,7 @@ func (s *Store) Runs(ctx context.Context, limit int) ([]store.Run, error) {
 // Run returns one run with its report.
 func (s *Store) Run(ctx context.Context, id string) (store.Run, error) {
 	row := s.db.QueryRowContext(ctx, `SELECT id, mode, result, error, started_at, finished_at,
-		sources, summary, report FROM runs WHERE id = ?`, id)
+		sources, summary, report, report_gzip FROM runs WHERE id = ?`, id)
 	r, err := newRunScanner(true).scan(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Run{}, fmt.Errorf("sqlite: run %s: %w", id, store.ErrNotFound)

@@ -470,3 +470,83 @@ func TestSeatCheckChild(t *testing.T) {
 		}
 	}
 }
+
+// Runs saved before schema version 3 kept their report as text; they read
+// back as they were, and saving such a run again stores its report
+// compressed.
+func TestReportsSavedBeforeCompression(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seatsync.db")
+	s, err := open(t.Context(), path, migrations()[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As SaveRun wrote runs then: the report as text, key order and
+	// spacing as they came.
+	const oldReport = `{"run_id": "01OLD", "changes": [{"action": "create", "username": "jdoe"}]}`
+	if _, err := s.db.Exec(`INSERT INTO runs (id, mode, result, error, started_at, finished_at, sources, summary, report)
+		VALUES ('01OLD', 'sync', 'ok', '', 1, 2, '["hr"]', '{"create":1}', ?)`, oldReport); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := s.Run(t.Context(), "01OLD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Report) != oldReport {
+		t.Errorf("old report reads back as %s, want %s", r.Report, oldReport)
+	}
+
+	r.Report = json.RawMessage(`{"run_id":"01OLD","changes":[]}`)
+	if err := s.SaveRun(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	var text sql.NullString
+	var blob []byte
+	if err := s.db.QueryRow(`SELECT report, report_gzip FROM runs WHERE id = '01OLD'`).Scan(&text, &blob); err != nil {
+		t.Fatal(err)
+	}
+	if text.Valid || len(blob) == 0 {
+		t.Errorf("saved again: report %q, report_gzip %d bytes; want only report_gzip", text.String, len(blob))
+	}
+	if got, err := s.Run(t.Context(), "01OLD"); err != nil || string(got.Report) != string(r.Report) {
+		t.Errorf("saved again: report %s, %v; want %s", got.Report, err, r.Report)
+	}
+}
+
+// A large report is stored compressed, and a damaged one is an error, not
+// garbage.
+func TestReportCompressed(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := t.Context()
+	report := append(make([]byte, 0, 2<<20), `{"run_id":"01BIG","changes":[`...)
+	for i := range 20_000 {
+		if i > 0 {
+			report = append(report, ',')
+		}
+		report = fmt.Appendf(report, `{"action":"create","username":"user%d","fields":{"email":{"old":null,"new":"user%d@example.com"}}}`, i, i)
+	}
+	report = append(report, `]}`...)
+	if err := s.SaveRun(ctx, store.Run{ID: "01BIG", Mode: "sync", Result: "ok", Report: report}); err != nil {
+		t.Fatal(err)
+	}
+	var stored int
+	if err := s.db.QueryRow(`SELECT length(report_gzip) FROM runs WHERE id = '01BIG'`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored == 0 || stored > len(report)/5 {
+		t.Errorf("a %d-byte report is stored in %d bytes, want it compressed", len(report), stored)
+	}
+
+	if _, err := s.db.Exec(`UPDATE runs SET report_gzip = substr(report_gzip, 1, length(report_gzip) / 2) WHERE id = '01BIG'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(ctx, "01BIG"); err == nil {
+		t.Error("Run with a damaged report succeeded")
+	}
+}

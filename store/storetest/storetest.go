@@ -27,7 +27,9 @@
 //   - the ErrDuplicate error names the username being written, and the
 //     ErrLocked error names the lock's holder;
 //   - Runs returns Summary but not Report; JSON is compared by value, so a
-//     store may re-encode it.
+//     store may re-encode it. A report SaveRun takes from WriteReport, in
+//     pieces, reads back in Report like one given whole; an error from
+//     WriteReport fails SaveRun, and records nothing.
 //   - Episodes returns an empty, non-nil map when none is open; an
 //     episode's zero SentAt stays zero; episodes are seen by a new handle.
 //
@@ -36,10 +38,13 @@
 package storetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -73,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"Queue", testQueue},
 		{"RunLock", testRunLock},
 		{"Runs", testRuns},
+		{"LargeReport", testLargeReport},
 		{"Audit", testAudit},
 		{"Episodes", testEpisodes},
 	}
@@ -106,6 +112,9 @@ func jsonByValue() cmp.Option {
 	return cmp.Comparer(func(a, b json.RawMessage) bool {
 		if a == nil || b == nil {
 			return a == nil && b == nil
+		}
+		if bytes.Equal(a, b) {
+			return true
 		}
 		var x, y any
 		if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
@@ -810,6 +819,94 @@ func testRuns(t *testing.T, newHandle func() store.Store) {
 	}
 	if _, err := s.Run(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Run(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+// bigReport is a report as a first sync of n people writes it, some 170
+// bytes of JSON per person.
+func bigReport(runID string, n int) []byte {
+	b := fmt.Appendf(make([]byte, 0, 200*n), `{"run_id":%q,"summary":{"create":%d},"changes":[`, runID, n)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		id := strconv.Itoa(i)
+		b = append(b, `{"action":"create","username":"user`+id+`","source":"hr","external_id":"E`+id+
+			`","fields":{"email":{"old":null,"new":"user`+id+`@example.com"},"groups":{"old":null,"new":["staff","team`+
+			strconv.Itoa(i%50)+`"]}}}`...)
+	}
+	return append(b, `]}`...)
+}
+
+// inPieces writes report the way a report too large to hold twice is
+// written: in small pieces.
+func inPieces(report []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		for len(report) > 0 {
+			n := min(len(report), 1000)
+			if _, err := w.Write(report[:n]); err != nil {
+				return err
+			}
+			report = report[n:]
+		}
+		return nil
+	}
+}
+
+func testLargeReport(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	streamed := store.Run{ID: "01BIG", Mode: "sync", Result: "ok", StartedAt: at(0), FinishedAt: at(time.Minute),
+		Sources: []string{"hr"}, Summary: json.RawMessage(`{"create":100000}`)}
+	report := bigReport(streamed.ID, 100_000) // 17 MB
+	streamed.WriteReport = inPieces(report)
+	if err := s.SaveRun(ctx, streamed); err != nil {
+		t.Fatalf("SaveRun with WriteReport: %v", err)
+	}
+	whole := streamed
+	whole.ID, whole.WriteReport, whole.StartedAt = "01WHOLE", nil, at(time.Hour)
+	whole.Report = bigReport(whole.ID, 20_000)
+	if err := s.SaveRun(ctx, whole); err != nil {
+		t.Fatalf("SaveRun with Report: %v", err)
+	}
+
+	// A failing WriteReport fails the save, and records nothing.
+	boom := errors.New("encoder failed")
+	failed := streamed
+	failed.ID = "01FAILED"
+	failed.WriteReport = func(w io.Writer) error {
+		if _, err := w.Write(report[:1000]); err != nil {
+			return err
+		}
+		return boom
+	}
+	if err := s.SaveRun(ctx, failed); !errors.Is(err, boom) {
+		t.Errorf("SaveRun with a failing WriteReport = %v, want it to wrap %v", err, boom)
+	}
+	if _, err := s.Run(ctx, failed.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Run(%s) after a failed save = %v, want ErrNotFound", failed.ID, err)
+	}
+
+	// Read by another handle, as the server reads what a sync saved.
+	other := handle(t, newHandle)
+	for _, want := range []store.Run{streamed, whole} {
+		got, err := other.Run(ctx, want.ID)
+		if err != nil {
+			t.Fatalf("Run(%s): %v", want.ID, err)
+		}
+		if want.WriteReport != nil {
+			want.Report, want.WriteReport = report, nil
+		}
+		if diff := cmp.Diff(want, got, jsonByValue()); diff != "" {
+			t.Errorf("Run(%s) (-want +got):\n%.2000s", want.ID, diff)
+		}
+	}
+	runs, err := other.Runs(ctx, 0)
+	if err != nil {
+		t.Fatalf("Runs: %v", err)
+	}
+	if len(runs) != 2 || runs[0].ID != whole.ID || runs[1].ID != streamed.ID || runs[0].Report != nil || runs[1].Report != nil {
+		t.Errorf("Runs = %d runs %+v, want %s and %s without reports", len(runs), runs, whole.ID, streamed.ID)
 	}
 }
 
