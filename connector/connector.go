@@ -60,7 +60,9 @@ func Check(ctx context.Context, src Source) (int, error) {
 }
 
 // Opener builds a Source from its configuration. It checks the settings
-// that only the connector understands and must not do network I/O.
+// that only the connector understands and must not do network I/O. The
+// logger already names the source (field "source"); the connector does
+// not add it again.
 type Opener func(cfg config.Source, log *zap.Logger) (Source, error)
 
 // Registry maps a source type to its connector.

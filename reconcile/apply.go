@@ -134,8 +134,11 @@ func (s *seatCheck) prepare(ctx context.Context, changes []Change, batch []int) 
 	for _, ci := range batch {
 		ch := &changes[ci]
 		if ch.TakesSeat {
-			if _, err := s.count(ctx, s.pol.PoolIndex(ch.After.Area)); err != nil {
-				return err
+			// An unlimited pool has no seats to count: take never asks.
+			if pi := s.pol.PoolIndex(ch.After.Area); !s.pol.Pools[pi].Unlimited {
+				if _, err := s.count(ctx, pi); err != nil {
+					return err
+				}
 			}
 		}
 		if ch.Before == nil || !s.pol.HoldsSeat(ch.Before) {

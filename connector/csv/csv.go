@@ -60,7 +60,7 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 		name:  cfg.Name,
 		path:  cfg.Path,
 		delim: ',',
-		log:   log.With(zap.String("source", cfg.Name)),
+		log:   log,
 	}
 	var problems []string
 	if strings.TrimSpace(cfg.Path) == "" {

@@ -172,7 +172,7 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 		timeout:        cfg.Timeout.Duration,
 		nested:         cfg.NestedGroups,
 		scope:          slices.Clone(cfg.Groups),
-		log:            log.With(zap.String("source", cfg.Name)),
+		log:            log,
 		now:            time.Now,
 		retries:        2,
 		backoff:        time.Second,

@@ -142,7 +142,7 @@ func New(cfg config.Source, log *zap.Logger, opt Options) (connector.Source, err
 		groups:   cfg.Groups,
 		mapping:  defaultMapping(),
 		opt:      opt,
-		log:      log.With(zap.String("source", cfg.Name)),
+		log:      log,
 	}
 	if s.auth == "" {
 		s.auth = config.DefaultOktaAuth
