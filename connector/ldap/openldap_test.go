@@ -334,6 +334,34 @@ func TestOpenLDAPContext(t *testing.T) {
 	}
 }
 
+// TestOpenLDAPReferral: a referral object inside the searched subtree
+// comes back as a search reference, which is ignored; a base_dn at or below
+// a referral gets a referral result, which seatsync cannot follow: the
+// pull fails, through the wire and through go-ldap alike.
+func TestOpenLDAPReferral(t *testing.T) {
+	s := needSlapd(t)
+	ou := unique("referral")
+	root := "ou=" + ou + "," + s.BaseDN
+	moved := "ou=moved," + root
+	s.Add(t, ldifOU(root)+ldifPerson(root, "alice")+ldifPerson(root, "bob")+
+		"dn: "+moved+"\nobjectClass: referral\nobjectClass: extensibleObject\nou: moved\nref: ldap://ldap.elsewhere.example/"+moved+"\n\n")
+
+	r := mustPull(t, slapdSource(s, ou))
+	equalUsers(t, r, "alice", "bob")
+
+	for _, noWire := range []bool{false, true} {
+		src, err := Open(slapdSource(s, "moved,ou="+ou), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.(*source).noWire = noWire
+		r, err := pullWith(t, src)
+		if !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), "referral") {
+			t.Errorf("noWire=%v: pull under a referral: %v (%d identities), want an incomplete search for a referral", noWire, err, len(r.ids))
+		}
+	}
+}
+
 // TestOpenLDAPDebugLog: each search is logged at debug level as an
 // ldapsearch command line, with the password as $LDAP_PASSWORD.
 func TestOpenLDAPDebugLog(t *testing.T) {
