@@ -160,6 +160,20 @@ func equalUsers(t *testing.T, r result, want ...string) {
 	}
 }
 
+// peopleOU adds a new OU under slapd's base with n people user00, user01,
+// ... and returns its name.
+func peopleOU(t *testing.T, s *ldaptest.Slapd, name string, n int) string {
+	t.Helper()
+	ou := unique(name)
+	root := "ou=" + ou + "," + s.BaseDN
+	ldif := ldifOU(root)
+	for i := range n {
+		ldif += ldifPerson(root, fmt.Sprintf("user%02d", i))
+	}
+	s.Add(t, ldif)
+	return ou
+}
+
 // ldifOU is an organizationalUnit.
 func ldifOU(dn string) string {
 	ou := strings.TrimPrefix(strings.SplitN(dn, ",", 2)[0], "ou=")

@@ -232,13 +232,7 @@ func TestOpenLDAPTransport(t *testing.T) {
 // short fails the pull.
 func TestOpenLDAPSizeLimit(t *testing.T) {
 	s := needSlapd(t)
-	ou := unique("sizelimit")
-	root := "ou=" + ou + "," + s.BaseDN
-	ldif := ldifOU(root)
-	for i := range 6 {
-		ldif += ldifPerson(root, fmt.Sprintf("user%d", i))
-	}
-	s.Add(t, ldif)
+	ou := peopleOU(t, s, "sizelimit", 6)
 	cfg := slapdSource(s, ou)
 	cfg.BindDN, cfg.BindPassword = s.LimitedDN, config.NewSecret("limited-secret")
 	r, err := pullSource(t, cfg, zap.NewNop())

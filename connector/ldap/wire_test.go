@@ -202,13 +202,7 @@ func TestWireMatchesGoLDAP(t *testing.T) {
 // pull reads through the go-ldap connection, says so, and misses nobody.
 func TestWireFallback(t *testing.T) {
 	s := needSlapd(t)
-	ou := unique("fallback")
-	root := "ou=" + ou + "," + s.BaseDN
-	ldif := ldifOU(root)
-	for i := range 12 {
-		ldif += ldifPerson(root, fmt.Sprintf("user%02d", i))
-	}
-	s.Add(t, ldif)
+	ou := peopleOU(t, s, "fallback", 12)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
