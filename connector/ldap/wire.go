@@ -76,7 +76,7 @@ func (s *source) dialWire(ctx context.Context, url string) (*wire, error) {
 	if s.tlsMode == "starttls" {
 		req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, goldap.ApplicationExtendedRequest, nil, "Start TLS")
 		req.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, "1.3.6.1.4.1.1466.20037", "TLS Extended Command"))
-		if _, err := w.exchange(req); err != nil {
+		if err := w.exchange(req); err != nil {
 			return fail("starttls", err)
 		}
 		tlsConn := tls.Client(nc, tc)
@@ -94,7 +94,7 @@ func (s *source) dialWire(ctx context.Context, url string) (*wire, error) {
 		req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 3, "Version"))
 		req.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, s.bindDN, "User Name"))
 		req.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, s.password.Reveal(), "Password"))
-		if _, err := w.exchange(req); err != nil {
+		if err := w.exchange(req); err != nil {
 			return fail("bind as "+s.bindDN, bindError(err))
 		}
 	}
@@ -131,27 +131,26 @@ func (w *wire) send(op *ber.Packet, controls *ber.Packet) error {
 }
 
 // exchange sends a request that has one response (bind, StartTLS) and
-// returns it decoded, or the LDAP error the server answered.
-func (w *wire) exchange(op *ber.Packet) (*ber.Packet, error) {
+// returns the LDAP error the server answered, if any.
+func (w *wire) exchange(op *ber.Packet) error {
 	_ = w.nc.SetDeadline(time.Now().Add(w.timeout))
 	defer w.nc.SetDeadline(time.Time{})
 	if err := w.send(op, nil); err != nil {
-		return nil, err
+		return err
 	}
 	m, err := w.read()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	pkt, err := ber.DecodePacketErr(m.raw)
 	if err != nil {
-		w.broken = true
-		return nil, goldap.NewError(goldap.ErrorNetwork, fmt.Errorf("undecodable response: %w", err))
+		return w.malformed(err.Error())
 	}
 	if err := goldap.GetLDAPError(pkt); err != nil {
 		w.broken = true
-		return nil, err
+		return err
 	}
-	return pkt, nil
+	return nil
 }
 
 // message is one LDAP message as read: raw is the whole message, op the
