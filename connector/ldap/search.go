@@ -44,7 +44,7 @@ func (s *source) search(ctx context.Context, c *conn, q query, fn func(*goldap.E
 		var cookie []byte
 		var gotPaging bool
 		var err error
-		if q.paged && c.wire != nil {
+		if q.paged && c.wire != nil && !c.wire.busy {
 			cookie, gotPaging, err = s.wirePage(ctx, c, q, page, controls, fn)
 		} else {
 			cookie, gotPaging, err = s.connPage(ctx, c, q, page, controls, fn)

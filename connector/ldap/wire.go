@@ -27,7 +27,8 @@ import (
 // read the same way as on the go-ldap connection.
 //
 // A wire does one thing at a time: searches made while an entry is handled
-// (range retrieval) go to the go-ldap connection.
+// (range retrieval, or any other search from fn) go to the go-ldap
+// connection.
 type wire struct {
 	nc      net.Conn
 	r       *bufio.Reader
@@ -37,7 +38,10 @@ type wire struct {
 	// broken is set once a message was left half read or an exchange
 	// failed; the wire is not used again.
 	broken bool
-	stop   func() bool
+	// busy is set while a page is read: a search made from fn then goes
+	// to the go-ldap connection.
+	busy bool
+	stop func() bool
 }
 
 // maxMessage bounds one LDAP message read by a wire. An entry with all of
@@ -262,6 +266,8 @@ func (w *wire) page(q query, controls []goldap.Control, fn func(*goldap.Entry) e
 	if w.broken {
 		return nil, nil, goldap.NewError(goldap.ErrorNetwork, errors.New("the connection is unusable after an earlier failure"))
 	}
+	w.busy = true
+	defer func() { w.busy = false }()
 	req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, goldap.ApplicationSearchRequest, nil, "Search Request")
 	req.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, q.base, "Base DN"))
 	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, uint64(q.scope), "Scope"))

@@ -245,3 +245,35 @@ func TestWireFallback(t *testing.T) {
 		t.Errorf("warnings = %v, want one about the second connection", logs.All())
 	}
 }
+
+// TestWireNestedSearch: a paged search made while the wire reads a page
+// goes to the go-ldap connection, and both searches see every entry.
+func TestWireNestedSearch(t *testing.T) {
+	s := needSlapd(t)
+	ou := peopleOU(t, s, "nested", 9)
+	src, err := Open(slapdSource(s, ou), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := src.(*source)
+	ctx := t.Context()
+	c, err := so.connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if c.wire, err = so.dialWire(ctx, c.url); err != nil {
+		t.Fatal(err)
+	}
+	q := query{what: "people", base: so.baseDN, scope: goldap.ScopeWholeSubtree, filter: "(objectClass=inetOrgPerson)", attrs: []string{"uid"}, paged: true}
+	outer, inner := 0, 0
+	err = so.search(ctx, c, q, func(*goldap.Entry) error {
+		if outer++; outer == 1 {
+			return so.search(ctx, c, q, func(*goldap.Entry) error { inner++; return nil })
+		}
+		return nil
+	})
+	if err != nil || outer != 9 || inner != 9 {
+		t.Errorf("outer search saw %d, inner %d, err %v; want 9, 9, nil", outer, inner, err)
+	}
+}
