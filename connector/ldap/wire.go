@@ -194,18 +194,14 @@ func (w *wire) read() (message, error) {
 	m.op = op.b
 	if id == 0 && m.tag == tagExtendedResp {
 		w.broken = true
-		err := goldap.GetLDAPError(decodeOrNil(raw))
+		pkt, _ := ber.DecodePacketErr(raw) // GetLDAPError takes a nil packet too
+		err := goldap.GetLDAPError(pkt)
 		return m, goldap.NewError(goldap.ErrorNetwork, fmt.Errorf("the server ended the connection (notice of disconnection: %v)", err))
 	}
 	if id != w.id {
 		return m, w.malformed(fmt.Sprintf("answer to message %d while waiting for %d", id, w.id))
 	}
 	return m, nil
-}
-
-func decodeOrNil(raw []byte) *ber.Packet {
-	pkt, _ := ber.DecodePacketErr(raw)
-	return pkt
 }
 
 func (w *wire) malformed(what string) error {
