@@ -97,6 +97,9 @@ type Source struct {
 	OnLeave      string            `yaml:"on_leave"` // block (default) | delete | keep
 	DeleteAfter  Duration          `yaml:"delete_after"`
 	Adopt        bool              `yaml:"adopt"`
+	// MaxFieldBytes is the longest value an identity field or attribute
+	// may have (default 4096); an entry with a longer one is skipped.
+	MaxFieldBytes int `yaml:"max_field_bytes"`
 
 	// ldap
 	Flavor         string     `yaml:"flavor" types:"ldap"` // active_directory | openldap | generic

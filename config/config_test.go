@@ -92,8 +92,9 @@ func TestParseFull(t *testing.T) {
 					{Group: "CN=Partners,OU=Groups,DC=corp,DC=example", Area: "partners"},
 					{Attribute: &AttributeRule{Name: "company", Equals: "Acme Supplies"}, Area: "suppliers"},
 				},
-				OnLeave: "block",
-				Adopt:   true,
+				OnLeave:       "block",
+				Adopt:         true,
+				MaxFieldBytes: 4096,
 			},
 			{
 				Name:           "okta",
@@ -109,6 +110,7 @@ func TestParseFull(t *testing.T) {
 				Timeout:        Duration{30 * time.Second},
 				UsernameCase:   "lower",
 				OnLeave:        "block",
+				MaxFieldBytes:  4096,
 			},
 			{
 				Name:      "hr",
@@ -122,9 +124,10 @@ func TestParseFull(t *testing.T) {
 					"enabled":     "active",
 					"groups":      "teams",
 				},
-				UsernameCase: "lower",
-				Area:         "primary",
-				OnLeave:      "block",
+				UsernameCase:  "lower",
+				Area:          "primary",
+				OnLeave:       "block",
+				MaxFieldBytes: 4096,
 			},
 		},
 		Notify: Notify{
@@ -164,17 +167,17 @@ notify:
 		Licensing: Licensing{Pools: []Pool{{Name: "primary", Limit: Limit{Unlimited: true}, Areas: []string{"primary"}}}, OnOverage: "keep"},
 		Safety:    Safety{MaxDeprovision: Threshold{Percent: true, Value: 10, Set: true}},
 		Sources: []Source{
-			{Name: "hr", Type: "csv", Path: "/srv/hr.csv", Delimiter: ",", UsernameCase: "lower", OnLeave: "block", Area: "primary"},
+			{Name: "hr", Type: "csv", Path: "/srv/hr.csv", Delimiter: ",", UsernameCase: "lower", OnLeave: "block", Area: "primary", MaxFieldBytes: 4096},
 			{
 				Name: "ad", Type: "ldap", URL: StringList{"ldaps://dc1"}, BaseDN: "dc=corp",
 				Flavor: "generic", TLS: TLS{Mode: "ldaps"}, PageSize: 500, Timeout: Duration{30 * time.Second},
-				UsernameCase: "lower", OnLeave: "block", Area: "primary",
+				UsernameCase: "lower", OnLeave: "block", Area: "primary", MaxFieldBytes: 4096,
 			},
 			{
 				Name: "okta", Type: "okta", OrgURL: "https://example.okta.com", Token: NewSecret("t"),
 				Auth: "token", RateLimitShare: Percent{Value: 50, Set: true}, Timeout: Duration{30 * time.Second},
 				Scopes:       []string{"okta.users.read", "okta.groups.read"},
-				UsernameCase: "lower", OnLeave: "block", Area: "primary",
+				UsernameCase: "lower", OnLeave: "block", Area: "primary", MaxFieldBytes: 4096,
 			},
 		},
 		Notify: Notify{

@@ -27,6 +27,8 @@ const (
 	DefaultUsernameCase       = "lower"
 	DefaultOnLeave            = "block"
 	DefaultArea               = "primary"
+	DefaultMaxFieldBytes      = 4 << 10 // 4 KiB
+	MaxMaxFieldBytes          = 1 << 20 // 1 MiB: the most max_field_bytes may allow
 	DefaultLDAPFlavor         = "generic"
 	DefaultLDAPTLSMode        = "ldaps"
 	DefaultLDAPPageSize       = 500
@@ -271,6 +273,9 @@ func applyDefaults(c *Config, locs map[string]loc) {
 		orString(&s.UsernameCase, DefaultUsernameCase)
 		orString(&s.OnLeave, DefaultOnLeave)
 		orString(&s.Area, DefaultArea)
+		if !given(at("max_field_bytes")) {
+			s.MaxFieldBytes = DefaultMaxFieldBytes
+		}
 		switch s.Type {
 		case "ldap":
 			orString(&s.Flavor, DefaultLDAPFlavor)

@@ -293,6 +293,9 @@ func (v *validator) source(i int, s *Source, areas map[string]int, names map[str
 		v.add(at("delete_after"), "only applies with on_leave: block (on_leave is %s)", s.OnLeave)
 	}
 	v.area(at("area"), s.Area, areas)
+	if s.MaxFieldBytes < 1 || s.MaxFieldBytes > MaxMaxFieldBytes {
+		v.add(at("max_field_bytes"), "%d is not between 1 and %d", s.MaxFieldBytes, MaxMaxFieldBytes)
+	}
 	for j, g := range s.Groups {
 		v.notEmpty(index(at("groups"), j), g)
 	}
