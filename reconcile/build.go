@@ -86,7 +86,8 @@ func (c *calc) build() {
 	}
 	counts := make([]SourceResult, len(c.in.Pulls))
 	for si, p := range c.in.Pulls {
-		counts[si] = SourceResult{Name: p.Rules.Name, Type: p.Rules.Type, Identities: len(p.Identities), Full: true}
+		counts[si] = SourceResult{Name: p.Rules.Name, Type: p.Rules.Type, Identities: len(p.Identities), Full: true,
+			LeavesSuspended: c.suspended[si]}
 	}
 	for _, s := range c.plan.Skipped {
 		if si, ok := c.covered[s.Source]; ok {

@@ -31,6 +31,9 @@ type SourceRules struct {
 	OnLeave      string // block (default) | delete | keep
 	DeleteAfter  time.Duration
 	Adopt        bool
+	// MaxFieldBytes is the longest value a field or attribute may have;
+	// an identity with a longer one is skipped. 0 means no limit.
+	MaxFieldBytes int
 }
 
 // AreaRule puts people into an area: by group membership (Group, compared
@@ -87,15 +90,19 @@ type target struct {
 }
 
 type calc struct {
-	in       Input
-	plan     *Plan
-	covered  map[string]int   // source name -> pull index
-	byExtID  []map[string]int // per pull: external id -> profile index
-	names    nameIndex
-	seen     []bool // profile index -> an identity of its owner was seen
-	entries  []entry
-	targets  []*target
-	targetOf map[int]int // profile index -> target index
+	in      Input
+	plan    *Plan
+	covered map[string]int   // source name -> pull index
+	byExtID []map[string]int // per pull: external id -> profile index
+	names   nameIndex
+	seen    []bool // profile index -> an identity of its owner was seen, or a skipped entry named it
+	// suspended says, per pull, why this run deprovisions nobody of that
+	// source ("" when it may): an entry was skipped whose external id could
+	// not be read, so any unseen profile may be that person.
+	suspended []string
+	entries   []entry
+	targets   []*target
+	targetOf  map[int]int // profile index -> target index
 }
 
 // Calculate plans the changes that bring the profiles in step with the
@@ -103,12 +110,13 @@ type calc struct {
 // input always gives the same plan.
 func Calculate(in Input) *Plan {
 	c := &calc{
-		in:       in,
-		plan:     &Plan{Now: in.Now},
-		covered:  make(map[string]int, len(in.Pulls)),
-		byExtID:  make([]map[string]int, len(in.Pulls)),
-		seen:     make([]bool, len(in.Profiles)),
-		targetOf: make(map[int]int),
+		in:        in,
+		plan:      &Plan{Now: in.Now},
+		covered:   make(map[string]int, len(in.Pulls)),
+		byExtID:   make([]map[string]int, len(in.Pulls)),
+		seen:      make([]bool, len(in.Profiles)),
+		suspended: make([]string, len(in.Pulls)),
+		targetOf:  make(map[int]int),
 	}
 	owned := make([]int, len(in.Pulls))
 	for i, p := range in.Pulls {
@@ -140,12 +148,40 @@ func Calculate(in Input) *Plan {
 }
 
 func (c *calc) skip(src int, id *model.Identity, format string, args ...any) {
-	c.plan.Skipped = append(c.plan.Skipped, Skipped{
+	c.skipped(src, Skipped{
 		Source:     c.in.Pulls[src].Rules.Name,
 		ExternalID: id.ExternalID,
 		Where:      id.Where,
 		Reason:     fmt.Sprintf(format, args...),
 	})
+}
+
+// skipped records an entry of pull src that this run cannot use. A skipped
+// entry is never a leaver: when its external id is known, that person's
+// profile is left exactly as it is; when it is not, any profile of the
+// source might be that person, so the run deprovisions nobody of it.
+func (c *calc) skipped(src int, s Skipped) {
+	c.plan.Skipped = append(c.plan.Skipped, s)
+	if s.ExternalID == "" {
+		if c.suspended[src] == "" {
+			c.suspended[src] = suspendWhy(s)
+		}
+		return
+	}
+	if pi, ok := c.byExtID[src][s.ExternalID]; ok {
+		c.seen[pi] = true
+	}
+}
+
+// suspendWhy says why leaves are suspended, naming the first entry that
+// could not be read.
+func suspendWhy(s Skipped) string {
+	where := "an entry"
+	if s.Where != "" {
+		where = "the entry at " + s.Where
+	}
+	return fmt.Sprintf("%s was skipped and its external id could not be read (%s), so nobody of source %s is blocked or deleted for leaving in this run",
+		where, s.Reason, s.Source)
 }
 
 // mapIdentities maps every identity to a wanted username and area, and
@@ -158,7 +194,9 @@ func (c *calc) mapIdentities() {
 	c.entries = make([]entry, 0, n)
 	for si := range c.in.Pulls {
 		pull := &c.in.Pulls[si]
-		c.plan.Skipped = append(c.plan.Skipped, pull.Skipped...)
+		for _, sk := range pull.Skipped {
+			c.skipped(si, sk)
+		}
 		rules := &pull.Rules
 		// Duplicates among known people show as a profile seen twice; only
 		// newcomers need a set of their own.
@@ -167,6 +205,15 @@ func (c *calc) mapIdentities() {
 			id := &pull.Identities[ii]
 			if id.ExternalID == "" {
 				c.skip(si, id, "no external id")
+				continue
+			}
+			if f, n := oversized(id, rules.MaxFieldBytes); f != "" {
+				sk := Skipped{Source: rules.Name, ExternalID: id.ExternalID, Where: id.Where,
+					Reason: fmt.Sprintf("%s is %d bytes, over the limit of %d (max_field_bytes)", f, n, rules.MaxFieldBytes)}
+				if f == "external_id" {
+					sk.ExternalID = ""
+				}
+				c.skipped(si, sk)
 				continue
 			}
 			e := entry{src: si, id: id, prof: -1}
@@ -202,6 +249,48 @@ func (c *calc) mapIdentities() {
 			c.entries = append(c.entries, e)
 		}
 	}
+}
+
+// oversized names the first field or attribute of id longer than limit
+// bytes, and its length; "" when there is none or limit is 0.
+func oversized(id *model.Identity, limit int) (string, int) {
+	if limit <= 0 {
+		return "", 0
+	}
+	fields := [...]struct {
+		name  string
+		value string
+	}{
+		{"external_id", id.ExternalID}, {"username", id.Username}, {"email", id.Email},
+		{"given_name", id.GivenName}, {"family_name", id.FamilyName}, {"display_name", id.DisplayName},
+		{"title", id.Title}, {"department", id.Department},
+	}
+	for _, f := range fields {
+		if len(f.value) > limit {
+			return f.name, len(f.value)
+		}
+	}
+	for _, g := range id.Groups {
+		if len(g) > limit {
+			return "a group", len(g)
+		}
+	}
+	// The attribute named is the first in name order, so the same input
+	// always gives the same reason.
+	var name string
+	n := 0
+	for k, v := range id.Attributes {
+		if (len(v) > limit || len(k) > limit) && (name == "" || k < name) {
+			name, n = k, max(len(v), len(k))
+		}
+	}
+	if name != "" {
+		if len(name) > 64 {
+			name = name[:64] + "..."
+		}
+		return fmt.Sprintf("attribute %q", name), n
+	}
+	return "", 0
 }
 
 // invalidIdentity says why an identity cannot be mapped, or "".
@@ -277,7 +366,7 @@ func (c *calc) leave() {
 			continue
 		}
 		rules := &c.in.Pulls[si].Rules
-		if c.seen[i] {
+		if c.seen[i] || c.suspended[si] != "" {
 			continue
 		}
 		expired := rules.DeleteAfter > 0 && p.State == model.Blocked && p.BlockReason == model.ReasonLeftSource &&

@@ -48,6 +48,10 @@ type SourceResult struct {
 	Identities int    `json:"identities"`
 	Skipped    int    `json:"skipped"`
 	Full       bool   `json:"full"`
+	// LeavesSuspended says why this run blocks and deletes nobody of the
+	// source for leaving: an entry was skipped whose external id could not
+	// be read. Empty when leavers are handled as usual.
+	LeavesSuspended string `json:"leaves_suspended,omitempty"`
 }
 
 // Change is one profile change.

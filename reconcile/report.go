@@ -163,6 +163,11 @@ func (r *Report) writeText(w io.Writer) error {
 			}
 		}
 	}
+	for _, s := range r.Sources {
+		if s.LeavesSuspended != "" {
+			fmt.Fprintf(w, "leavers not handled: %s\n", s.LeavesSuspended)
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "SOURCE\tTYPE\tIDENTITIES\tSKIPPED")
@@ -292,6 +297,11 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 	for _, g := range r.Guard.Sources {
 		if g.Tripped {
 			fmt.Fprintf(w, "> **Safety guard:** %s\n\n", mdEscape(g.Why))
+		}
+	}
+	for _, s := range r.Sources {
+		if s.LeavesSuspended != "" {
+			fmt.Fprintf(w, "> **Leavers not handled:** %s\n\n", mdEscape(s.LeavesSuspended))
 		}
 	}
 	fmt.Fprintf(w, "## Pools\n\n| pool | limit | reserve | used before | used after | remaining | queued | overage |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")

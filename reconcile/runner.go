@@ -338,13 +338,14 @@ func (l *identityList) all() []model.Identity {
 // RulesOf converts a source's configuration into the planner's rules.
 func RulesOf(sc config.Source) SourceRules {
 	rules := SourceRules{
-		Name:         sc.Name,
-		Type:         sc.Type,
-		UsernameCase: sc.UsernameCase,
-		Area:         sc.Area,
-		OnLeave:      sc.OnLeave,
-		DeleteAfter:  sc.DeleteAfter.Duration,
-		Adopt:        sc.Adopt,
+		Name:          sc.Name,
+		Type:          sc.Type,
+		UsernameCase:  sc.UsernameCase,
+		Area:          sc.Area,
+		OnLeave:       sc.OnLeave,
+		DeleteAfter:   sc.DeleteAfter.Duration,
+		Adopt:         sc.Adopt,
+		MaxFieldBytes: sc.MaxFieldBytes,
 	}
 	for _, ar := range sc.AreaRules {
 		rule := AreaRule{Group: ar.Group, Area: ar.Area}
