@@ -22,11 +22,10 @@ const (
 	ResultConflict = "conflict"
 )
 
-// apply writes the plan's changes in batches of store transactions.
-// Changes that free seats or take none go first; then moves to another
-// pool (they free a seat in the pool they leave); then the other changes
-// that take a seat, in queue order. Every seat taken is re-checked inside
-// its transaction, so nothing that happened since the plan can push a pool
+// apply writes the plan's changes in batches of store transactions, in an
+// order chosen so that a crash at any point leaves a prefix of the same
+// outcome (see applyOrder). Every seat taken is re-checked inside its
+// transaction, so nothing that happened since the plan can push a pool
 // over its limit. A failure rolls back the batch in flight; committed
 // batches stay, and the next run finishes the job.
 func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *licensing.Policy, now time.Time) error {
@@ -81,25 +80,45 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 	return nil
 }
 
-// applyOrder returns change indexes: first those that take no seat, then
-// moves that take a seat in another pool, then the other seat-takers, each
-// group in queue order.
+// applyOrder returns change indexes in the order they are written:
+//
+//  1. changes that take no seat (blocks and deletes free one; updates and
+//     people created disabled take none), so their seats are free for
+//     what follows;
+//  2. moves that take a seat in another pool: each frees one in the pool
+//     it leaves;
+//  3. the other changes that take a seat, in queue order;
+//  4. people this run puts in the licence queue for the first time, in
+//     queue order.
+//
+// The last two make a crash harmless to the queue. New people have no
+// queue time until they are written; the next run gives the ones not yet
+// written its own, later, time. Were someone queued written before the
+// people who got seats ahead of them, the next run would find them
+// waiting longer than those not yet written, and give them the seats. In
+// this order, whatever a crash leaves written is a prefix of the whole,
+// and the next run completes it to the same seats and the same queue.
 func applyOrder(changes []Change, pol *licensing.Policy, now time.Time) []int {
-	var free, moves, takers []int
+	var free, moves, takers, queued []int
 	for i := range changes {
 		switch ch := &changes[i]; {
-		case !ch.TakesSeat:
-			free = append(free, i)
-		case ch.Before != nil && pol.HoldsSeat(ch.Before):
+		case ch.TakesSeat && ch.Before != nil && pol.HoldsSeat(ch.Before):
 			moves = append(moves, i)
-		default:
+		case ch.TakesSeat:
 			takers = append(takers, i)
+		case newlyQueued(ch, pol):
+			queued = append(queued, i)
+		default:
+			free = append(free, i)
 		}
 	}
 	req := func(i int) licensing.Request {
 		ch := &changes[i]
 		q := now
-		if ch.Before != nil && !ch.Before.QueuedAt.IsZero() {
+		switch {
+		case ch.After != nil && !ch.After.QueuedAt.IsZero():
+			q = ch.After.QueuedAt
+		case ch.Before != nil && !ch.Before.QueuedAt.IsZero():
 			q = ch.Before.QueuedAt
 		}
 		return licensing.Request{Weight: pol.Weight(ch.After.Groups), QueuedAt: q, Username: ch.Username}
@@ -107,7 +126,21 @@ func applyOrder(changes []Change, pol *licensing.Policy, now time.Time) []int {
 	byQueue := func(a, b int) int { return licensing.Compare(req(a), req(b)) }
 	slices.SortStableFunc(moves, byQueue)
 	slices.SortStableFunc(takers, byQueue)
-	return append(append(free, moves...), takers...)
+	slices.SortStableFunc(queued, byQueue)
+	order := make([]int, 0, len(changes))
+	return append(append(append(append(order, free...), moves...), takers...), queued...)
+}
+
+// newlyQueued reports whether the change puts into the licence queue a
+// profile that was neither queued nor holding a seat. One that held a seat
+// (blocked for an overage, or moved into a full pool) frees it, and is
+// written with the changes that free seats.
+func newlyQueued(ch *Change, pol *licensing.Policy) bool {
+	a, b := ch.After, ch.Before
+	if a == nil || a.State != model.Blocked || a.BlockReason != model.ReasonLicense {
+		return false
+	}
+	return b == nil || !(b.State == model.Blocked && b.BlockReason == model.ReasonLicense) && !pol.HoldsSeat(b)
 }
 
 // seatCheck re-counts pools inside one transaction. A pool is counted once

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -752,12 +753,14 @@ func (w *world) syncAndCheck(spec runSpec) {
 		return
 	}
 
+	var wantActive []string // after a crash, what an uninterrupted run gives
 	if spec.fault {
 		// Fail at a write the apply really makes: a dry run says how many.
 		plan, err := w.run(reconcile.ModePlan, true)
 		if err != nil {
 			t.Fatalf("plan before an injected failure: %v", err)
 		}
+		wantActive = activeAfter(before, plan.Changes)
 		if len(plan.Changes) == 0 {
 			spec.fault = false
 		} else {
@@ -810,7 +813,17 @@ func (w *world) syncAndCheck(spec runSpec) {
 		}
 		w.logf("  apply failed after %d writes: %d of %d changes committed", w.fs.writes, applied, len(rep.Changes))
 		w.checkRun(before, rep, raced)
+		// The next run comes later, as after a crash: the people the
+		// failed run did not write get a later queue time than those it
+		// did. It must still give the seats to the same people.
+		w.clock = w.clock.Add(time.Second)
 		w.syncAndCheck(runSpec{})
+		if raced == "" {
+			if got := activeAfter(w.profiles(), nil); !slices.Equal(got, wantActive) {
+				t.Fatalf("after an apply failed at write %d and a second run, the active people are\n  %v\nbut an uninterrupted run gives\n  %v",
+					spec.failAfter+1, got, wantActive)
+			}
+		}
 		return
 	}
 	if err != nil {
@@ -820,6 +833,33 @@ func (w *world) syncAndCheck(spec runSpec) {
 	if raced != "" {
 		w.syncAndCheck(runSpec{})
 	}
+}
+
+// activeAfter returns the sorted usernames of the active profiles once
+// changes are applied to profiles.
+func activeAfter(profiles []model.Profile, changes []reconcile.Change) []string {
+	active := map[int64]string{}
+	for _, p := range profiles {
+		if p.State == model.Active {
+			active[p.ID] = p.Username
+		}
+	}
+	var created []string
+	for _, ch := range changes {
+		switch {
+		case ch.Before == nil:
+			if ch.After.State == model.Active {
+				created = append(created, ch.Username)
+			}
+		case ch.After == nil || ch.After.State != model.Active:
+			delete(active, ch.Before.ID)
+		default:
+			active[ch.Before.ID] = ch.After.Username
+		}
+	}
+	out := append(created, slices.Collect(maps.Values(active))...)
+	slices.Sort(out)
+	return out
 }
 
 // raceUnblock is an admin unblocking a profile after the plan and before
