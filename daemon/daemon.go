@@ -256,6 +256,18 @@ func (d *Daemon) due(cfg *config.Config) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A sync that never finished (its process was killed) left the store
+	// half-synced: finish the job now rather than at the next tick.
+	for _, r := range runs {
+		if r.Mode != reconcile.ModeSync || r.Result == reconcile.ResultSkipped {
+			continue
+		}
+		if r.Result == reconcile.ResultRunning || r.Result == reconcile.ResultInterrupted {
+			d.Log.Info("the last sync did not finish; syncing at once", zap.String("run_id", r.ID))
+			return sourceNames(cfg), nil
+		}
+		break
+	}
 	now := d.now()
 	lastOK := map[string]time.Time{}
 	for _, r := range runs {

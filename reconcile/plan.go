@@ -194,19 +194,21 @@ func (s Summary) Total() int {
 	return s.Create + s.Update + s.Move + s.Activate + s.Block + s.Delete
 }
 
-func (s *Summary) add(a Action) {
+func (s *Summary) add(a Action) { s.addN(a, 1) }
+
+func (s *Summary) addN(a Action, n int) {
 	switch a {
 	case ActionCreate:
-		s.Create++
+		s.Create += n
 	case ActionUpdate:
-		s.Update++
+		s.Update += n
 	case ActionMove:
-		s.Move++
+		s.Move += n
 	case ActionActivate:
-		s.Activate++
+		s.Activate += n
 	case ActionBlock:
-		s.Block++
+		s.Block += n
 	case ActionDelete:
-		s.Delete++
+		s.Delete += n
 	}
 }

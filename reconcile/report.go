@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/seatsync/seatsync/store"
 )
 
 // Report is what plan and sync print (SPEC section 9). Its JSON form is
@@ -40,6 +42,11 @@ const (
 	// ResultSkipped is a sync turned away because another process held the
 	// store's run lock; it wrote nothing and is not a failure.
 	ResultSkipped = "skipped"
+	// ResultRunning is recorded when a sync takes the lock, and replaced
+	// when it ends; ResultInterrupted replaces it when the process died
+	// first (the next sync finds and ends it).
+	ResultRunning     = store.RunRunning
+	ResultInterrupted = "interrupted"
 )
 
 // Formats the report can be written in.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/connector"
+	"github.com/seatsync/seatsync/internal/lockholder"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/notify"
@@ -141,13 +141,19 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 		}
 		return err
 	}
+	for i, p := range pulls {
+		rep.Sources = append(rep.Sources, SourceResult{Name: sources[i].Name, Type: sources[i].Type,
+			Identities: len(p.Identities), Skipped: len(p.Skipped), Full: true})
+	}
 	if opt.Mode == ModeSync {
-		holder := fmt.Sprintf("%s@%s/%d", rep.RunID, hostname(), os.Getpid())
-		unlock, err := r.lock(ctx, log, holder)
+		unlock, err := r.lock(ctx, log, lockholder.Self(rep.RunID))
 		if err != nil {
 			return err
 		}
 		defer unlock()
+		if err := r.startRun(ctx, log, rep); err != nil {
+			return err
+		}
 	}
 	profiles, err := r.Store.Profiles(ctx)
 	if err != nil {
@@ -216,14 +222,6 @@ func guardWhy(g Guard) string {
 		}
 	}
 	return ""
-}
-
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return "unknown-host"
-	}
-	return h
 }
 
 // selectSources returns the configured sources a run covers.
@@ -357,13 +355,30 @@ func RulesOf(sc config.Source) SourceRules {
 	return rules
 }
 
-// lock takes the store's run lock and keeps renewing it until unlock.
-func (r *Runner) lock(ctx context.Context, log *zap.Logger, holder string) (unlock func(), err error) {
+// lock takes the store's run lock and keeps renewing it until unlock. A
+// lock whose holder is a process on this host that no longer exists (a
+// run killed, a machine that lost power) is taken over at once; any other
+// holder's lock stands until its TTL runs out.
+func (r *Runner) lock(ctx context.Context, log *zap.Logger, self lockholder.Holder) (unlock func(), err error) {
 	ttl := r.LockTTL
 	if ttl <= 0 {
 		ttl = 2 * time.Minute
 	}
-	if err := r.Store.AcquireLock(ctx, holder, ttl); err != nil {
+	holder := self.String()
+	err = r.Store.AcquireLock(ctx, holder, ttl)
+	var le *store.LockedError
+	if errors.As(err, &le) {
+		if prev, ok := lockholder.Parse(le.Holder); ok {
+			if gone, why := prev.Gone(); gone {
+				err = r.Store.TakeOverLock(ctx, le.Holder, holder, ttl)
+				if err == nil {
+					log.Warn("took over the run lock: its holder is gone", zap.String("previous_holder", le.Holder),
+						zap.String("why", why), zap.Time("would_have_expired", le.Expires))
+				}
+			}
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("take the run lock: %w", err)
 	}
 	done := make(chan struct{})
@@ -390,6 +405,70 @@ func (r *Runner) lock(ctx context.Context, log *zap.Logger, holder string) (unlo
 			log.Error("release the run lock", zap.Error(err))
 		}
 	}, nil
+}
+
+// startRun records the run as running, so that a run killed from here on
+// leaves a record, and ends the records that earlier runs left so: this
+// run holds the lock, so none of them is still going.
+func (r *Runner) startRun(ctx context.Context, log *zap.Logger, rep *Report) error {
+	left, err := r.Store.UnfinishedRuns(ctx)
+	if err != nil {
+		return fmt.Errorf("read unfinished runs: %w", err)
+	}
+	for _, run := range left {
+		if run.ID == rep.RunID {
+			continue
+		}
+		ended, err := r.interrupted(ctx, run, rep.RunID)
+		if err != nil {
+			return err
+		}
+		if err := r.saveRun(ctx, ended); err != nil {
+			return fmt.Errorf("record interrupted run %s: %w", run.ID, err)
+		}
+		log.Warn("an earlier run was interrupted before it finished; this run completes it",
+			zap.String("interrupted_run", run.ID), zap.Time("started_at", run.StartedAt),
+			zap.Int("changes_committed", ended.Summary.Total()))
+	}
+	started := *rep
+	started.Result = ResultRunning
+	started.FinishedAt = time.Time{}
+	if err := r.saveRun(ctx, &started); err != nil {
+		return fmt.Errorf("record the run: %w", err)
+	}
+	return nil
+}
+
+// interrupted is the report of a run that its process left running: what
+// its audit entries say it committed.
+func (r *Runner) interrupted(ctx context.Context, run store.Run, next string) (*Report, error) {
+	counts, last, err := r.Store.AuditCounts(ctx, run.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read what interrupted run %s wrote: %w", run.ID, err)
+	}
+	rep := &Report{
+		RunID: run.ID, Mode: run.Mode, Result: ResultInterrupted, StartedAt: run.StartedAt, FinishedAt: run.StartedAt,
+		Changes: []Change{}, Skipped: []Skipped{},
+	}
+	if last.After(rep.FinishedAt) {
+		rep.FinishedAt = last
+	}
+	for _, name := range run.Sources {
+		rep.Sources = append(rep.Sources, SourceResult{Name: name, Type: r.sourceType(name)})
+	}
+	for action, n := range counts {
+		rep.Summary.addN(Action(action), n)
+	}
+	rep.Error = fmt.Sprintf("the process stopped before the run finished (killed, or its machine went down); "+
+		"the %d changes it committed stay, and run %s carries on from there", rep.Summary.Total(), next)
+	return rep, nil
+}
+
+func (r *Runner) sourceType(name string) string {
+	if s := r.Config.Source(name); s != nil {
+		return s.Type
+	}
+	return ""
 }
 
 func (r *Runner) saveRun(ctx context.Context, rep *Report) error {

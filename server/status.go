@@ -49,7 +49,7 @@ h1{font-size:1.4em} h2{font-size:1.15em;margin-top:1.6em}
 .bar .over{background:#c0392b}
 dl.numbers{display:flex;gap:1.5em;margin:.4em 0} dl.numbers dt{color:#555} dl.numbers dd{margin:0;font-weight:600}
 table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #ddd}
-.result-failed,.result-guard_tripped{color:#c0392b;font-weight:600}.result-ok{color:#2e7d32}
+.result-failed,.result-guard_tripped,.result-interrupted{color:#c0392b;font-weight:600}.result-ok{color:#2e7d32}
 .legend span{display:inline-block;width:.8em;height:.8em;margin:0 .3em 0 1em;vertical-align:middle}
 </style>
 </head>
@@ -58,7 +58,7 @@ table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:.25em .
 <p id="generated">Generated {{time .Now}}{{if .Status.Running}}; sync <span id="running">{{.Status.Running}}</span> is running{{end}}.</p>
 {{range .Pools}}{{if .Over}}<p class="banner bad" id="banner-pool-over-{{.Name}}">Pool {{.Name}} is over its limit: {{.Active}} seats used of {{.Limit}}. Block or delete profiles, or buy more seats.</p>
 {{else if .Full}}<p class="banner warn" id="banner-pool-full-{{.Name}}">Pool {{.Name}} is full{{if .Queued}}: {{.Queued}} waiting for a seat{{end}}. Free seats by blocking or deleting profiles, or buy more.</p>
-{{end}}{{end}}{{with .LastRun}}{{if eq .Result "failed" "guard_tripped"}}<p class="banner bad" id="banner-last-run-failed">The last sync ({{.ID}}, {{time .StartedAt}}) {{if eq .Result "guard_tripped"}}was refused by a safety guard{{else}}failed{{end}}{{if .Error}}: {{.Error}}{{end}}</p>
+{{end}}{{end}}{{with .LastRun}}{{if eq .Result "failed" "guard_tripped" "interrupted"}}<p class="banner bad" id="banner-last-run-failed">The last sync ({{.ID}}, {{time .StartedAt}}) {{if eq .Result "guard_tripped"}}was refused by a safety guard{{else if eq .Result "interrupted"}}was interrupted{{else}}failed{{end}}{{if .Error}}: {{.Error}}{{end}}</p>
 {{end}}{{end}}
 <h2>Seats</h2>
 <p class="legend"><span class="used" style="background:#3b7dd8"></span>used<span style="background:#a0a0a0"></span>reserve<span style="background:#dff0d8"></span>free</p>
@@ -140,7 +140,7 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	for i, run := range st.Runs {
 		data.Runs = append(data.Runs, runView{Run: run, Counts: counts(run.Summary)})
-		if data.LastRun == nil && run.Mode == reconcile.ModeSync && run.Result != reconcile.ResultSkipped {
+		if data.LastRun == nil && run.Mode == reconcile.ModeSync && run.Result != reconcile.ResultSkipped && run.Result != reconcile.ResultRunning {
 			data.LastRun = &st.Runs[i]
 		}
 	}

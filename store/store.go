@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 
 var (
 	// ErrLocked is returned by AcquireLock while another holder has the
-	// run lock.
+	// run lock; the error is a *LockedError.
 	ErrLocked = errors.New("another run holds the store's run lock")
 	// ErrConflict is returned by Tx.Update and Tx.Delete when the profile
 	// changed (or vanished) since it was read: its Version no longer
@@ -32,6 +33,24 @@ var (
 	// insensitive) or the (source, external_id) pair is already taken.
 	ErrDuplicate = errors.New("username or external id already in use")
 )
+
+// LockedError is the error AcquireLock and TakeOverLock return while
+// another holder has the run lock. It matches ErrLocked with errors.Is.
+type LockedError struct {
+	Holder  string
+	Expires time.Time
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("%s: %s holds it until %s", ErrLocked, e.Holder, e.Expires.UTC().Format(time.RFC3339))
+}
+
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+// RunRunning is the result of a run recorded when it starts to write and
+// not yet finished. A run left so by a process that died is found by the
+// next run that takes the lock (UnfinishedRuns) and ended as interrupted.
+const RunRunning = "running"
 
 // Store is the profile store.
 type Store interface {
@@ -60,6 +79,11 @@ type Store interface {
 	// ReleaseLock gives the lock up; releasing a lock one does not hold is
 	// not an error.
 	ReleaseLock(ctx context.Context, holder string) error
+	// TakeOverLock gives the lock to holder, for ttl, if from still holds
+	// it (expired or not): the caller knows from is gone. It returns a
+	// *LockedError when someone else holds it by then, and takes a free
+	// lock as AcquireLock does.
+	TakeOverLock(ctx context.Context, from, holder string, ttl time.Duration) error
 
 	// SaveRun records a run (insert or replace by ID).
 	SaveRun(ctx context.Context, r Run) error
@@ -67,6 +91,12 @@ type Store interface {
 	Runs(ctx context.Context, limit int) ([]Run, error)
 	// Run returns one run with its report.
 	Run(ctx context.Context, id string) (Run, error)
+	// UnfinishedRuns returns the runs recorded with result RunRunning,
+	// oldest first, without reports.
+	UnfinishedRuns(ctx context.Context) ([]Run, error)
+	// AuditCounts counts a run's audit entries by action, and returns the
+	// time of its last one (zero when it has none).
+	AuditCounts(ctx context.Context, runID string) (map[string]int, time.Time, error)
 	// Audit returns the audit entries of a run, in the order they were
 	// written; with runID "" it returns the most recent entries (newest
 	// first) up to limit.
@@ -125,7 +155,7 @@ type AuditEntry struct {
 type Run struct {
 	ID         string          `json:"run_id"`
 	Mode       string          `json:"mode"`   // sync | plan | admin
-	Result     string          `json:"result"` // ok | failed | guard_tripped | skipped
+	Result     string          `json:"result"` // ok | failed | guard_tripped | skipped | running | interrupted
 	Error      string          `json:"error,omitempty"`
 	StartedAt  time.Time       `json:"started_at"`
 	FinishedAt time.Time       `json:"finished_at"`

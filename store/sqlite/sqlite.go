@@ -201,8 +201,23 @@ func (s *Store) Queue(ctx context.Context, areas []string) ([]model.Profile, err
 
 // AcquireLock takes the run lock for holder until now+ttl, or renews it if
 // holder has it already. While another holder's lock has not expired it
-// returns an error that wraps store.ErrLocked and names that holder.
+// returns a *store.LockedError that names that holder.
 func (s *Store) AcquireLock(ctx context.Context, holder string, ttl time.Duration) error {
+	return s.takeLock(ctx, "", holder, ttl)
+}
+
+// TakeOverLock gives the run lock to holder if from holds it, expired or
+// not; see store.Store.
+func (s *Store) TakeOverLock(ctx context.Context, from, holder string, ttl time.Duration) error {
+	if from == "" {
+		return fmt.Errorf("sqlite: take over run lock for %s: empty previous holder", holder)
+	}
+	return s.takeLock(ctx, from, holder, ttl)
+}
+
+// takeLock takes the lock for holder when it is free, expired, holder's
+// own, or (with from set) from's.
+func (s *Store) takeLock(ctx context.Context, from, holder string, ttl time.Duration) error {
 	if holder == "" {
 		return errors.New("sqlite: acquire run lock: empty holder")
 	}
@@ -218,9 +233,9 @@ func (s *Store) AcquireLock(ctx context.Context, holder string, ttl time.Duratio
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return fmt.Errorf("sqlite: acquire run lock for %s: %w", holder, err)
-		case other != holder && expires > now.UnixNano():
-			return fmt.Errorf("sqlite: acquire run lock for %s: %w: %s holds it until %s",
-				holder, store.ErrLocked, other, time.Unix(0, expires).UTC().Format(time.RFC3339))
+		case other != holder && other != from && expires > now.UnixNano():
+			return fmt.Errorf("sqlite: acquire run lock for %s: %w", holder,
+				&store.LockedError{Holder: other, Expires: time.Unix(0, expires).UTC()})
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO run_lock (id, holder, expires_at) VALUES (1, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at`,
@@ -364,6 +379,56 @@ func (s *Store) Run(ctx context.Context, id string) (store.Run, error) {
 		return store.Run{}, fmt.Errorf("sqlite: run %s: %w", id, err)
 	}
 	return r, nil
+}
+
+// UnfinishedRuns returns the runs still recorded as running, oldest first.
+func (s *Store) UnfinishedRuns(ctx context.Context) ([]store.Run, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, mode, result, error, started_at, finished_at, sources, summary
+		FROM runs WHERE result = ? ORDER BY started_at, id`, store.RunRunning)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read unfinished runs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Run
+	rs := newRunScanner(false)
+	for rows.Next() {
+		r, err := rs.scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read unfinished runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read unfinished runs: %w", err)
+	}
+	return out, nil
+}
+
+// AuditCounts counts the audit entries of runID by action.
+func (s *Store) AuditCounts(ctx context.Context, runID string) (map[string]int, time.Time, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT action, count(*), max(at) FROM audit WHERE run_id = ? GROUP BY action`, runID)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("sqlite: count audit entries of run %s: %w", runID, err)
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	var last time.Time
+	for rows.Next() {
+		var action string
+		var n int
+		var at sql.NullInt64
+		if err := rows.Scan(&action, &n, &at); err != nil {
+			return nil, time.Time{}, fmt.Errorf("sqlite: count audit entries of run %s: %w", runID, err)
+		}
+		counts[action] = n
+		if t := timeOf(at); t.After(last) {
+			last = t
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, time.Time{}, fmt.Errorf("sqlite: count audit entries of run %s: %w", runID, err)
+	}
+	return counts, last, nil
 }
 
 // Audit returns the audit entries of run runID in the order they were

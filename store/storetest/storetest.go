@@ -44,6 +44,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"CountActive", testCountActive},
 		{"Queue", testQueue},
 		{"RunLock", testRunLock},
+		{"UnfinishedRuns", testUnfinishedRuns},
 		{"Runs", testRuns},
 		{"LargeReport", testLargeReport},
 		{"Audit", testAudit},
@@ -752,6 +754,84 @@ func testRunLock(t *testing.T, newHandle func() store.Store) {
 	release(s1, "replica-a")
 	mustAcquire(s2, "replica-b", time.Minute)
 	release(s2, "replica-b")
+
+	// A holder known to be gone is taken over at once, but only while it
+	// still holds the lock.
+	mustAcquire(s1, "crashed", time.Hour)
+	var le *store.LockedError
+	if err := s2.AcquireLock(ctx, "next", time.Minute); !errors.As(err, &le) || le.Holder != "crashed" || le.Expires.Before(time.Now().Add(50*time.Minute)) {
+		t.Fatalf("AcquireLock while crashed holds it for an hour = %v, want a *LockedError naming crashed and its expiry", err)
+	}
+	if err := s2.TakeOverLock(ctx, "someone-else", "next", time.Minute); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("TakeOverLock from a holder that does not hold the lock = %v, want ErrLocked", err)
+	}
+	if err := s2.TakeOverLock(ctx, "crashed", "next", time.Minute); err != nil {
+		t.Fatalf("TakeOverLock(crashed -> next): %v", err)
+	}
+	refused(s1, "crashed", "next")
+	if err := s1.TakeOverLock(ctx, "crashed", "late", time.Minute); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("a second TakeOverLock from crashed, after next took it = %v, want ErrLocked", err)
+	}
+	release(s2, "next")
+	if err := s1.TakeOverLock(ctx, "crashed", "late", time.Minute); err != nil {
+		t.Fatalf("TakeOverLock of a free lock: %v", err)
+	}
+	release(s1, "late")
+}
+
+func testUnfinishedRuns(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	at := func(d time.Duration) time.Time { return time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC).Add(d) }
+	for _, r := range []store.Run{
+		{ID: "done", Mode: "sync", Result: "ok", StartedAt: at(0), FinishedAt: at(time.Second)},
+		{ID: "killed-2", Mode: "sync", Result: store.RunRunning, StartedAt: at(2 * time.Minute)},
+		{ID: "killed-1", Mode: "sync", Result: store.RunRunning, StartedAt: at(time.Minute), Sources: []string{"hr"}},
+	} {
+		if err := s.SaveRun(ctx, r); err != nil {
+			t.Fatalf("SaveRun(%s): %v", r.ID, err)
+		}
+	}
+	runs, err := s.UnfinishedRuns(ctx)
+	if err != nil {
+		t.Fatalf("UnfinishedRuns: %v", err)
+	}
+	var ids []string
+	for _, r := range runs {
+		ids = append(ids, r.ID)
+	}
+	if !slices.Equal(ids, []string{"killed-1", "killed-2"}) {
+		t.Fatalf("UnfinishedRuns = %v, want killed-1, killed-2", ids)
+	}
+	if !slices.Equal(runs[0].Sources, []string{"hr"}) || !runs[0].StartedAt.Equal(at(time.Minute)) {
+		t.Errorf("UnfinishedRuns[0] = %+v, want its sources and start", runs[0])
+	}
+
+	p := model.Profile{Username: "jdoe", Area: "primary", State: model.Active, Source: "hr", ExternalID: "E1"}
+	err = s.WithTx(ctx, func(tx store.Tx) error {
+		if err := tx.Insert(ctx, &p); err != nil {
+			return err
+		}
+		for i, a := range []string{"create", "block", "create"} {
+			if err := tx.Audit(ctx, store.AuditEntry{RunID: "killed-1", At: at(time.Duration(i+1) * time.Minute), Actor: "sync", Action: a, Username: "jdoe", After: &p}); err != nil {
+				return err
+			}
+		}
+		return tx.Audit(ctx, store.AuditEntry{RunID: "other", At: at(time.Hour), Actor: "sync", Action: "delete", Username: "jdoe", Before: &p})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, last, err := s.AuditCounts(ctx, "killed-1")
+	if err != nil {
+		t.Fatalf("AuditCounts: %v", err)
+	}
+	if diff := cmp.Diff(map[string]int{"create": 2, "block": 1}, counts); diff != "" || !last.Equal(at(3*time.Minute)) {
+		t.Errorf("AuditCounts(killed-1) = %v, %s (-want +got counts:\n%s), want last %s", counts, last, diff, at(3*time.Minute))
+	}
+	if counts, last, err := s.AuditCounts(ctx, "none"); err != nil || len(counts) != 0 || !last.IsZero() {
+		t.Errorf("AuditCounts of a run with no entries = %v, %s, %v; want empty, zero, nil", counts, last, err)
+	}
 }
 
 func testRuns(t *testing.T, newHandle func() store.Store) {
