@@ -180,26 +180,87 @@ func (f *reportFlags) check() error {
 	return nil
 }
 
-func (a *app) writeReport(rep *reconcile.Report, f *reportFlags) error {
-	if f.output == "" {
+func (a *app) writeReport(rep *reconcile.Report, f *reportFlags, out *reportFile) error {
+	if out == nil {
 		return rep.Write(a.stdout, f.format)
 	}
-	file, err := os.Create(f.output)
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	w := bufio.NewWriter(file)
-	err = rep.Write(w, f.format)
+	w := bufio.NewWriter(out.f)
+	err := rep.Write(w, f.format)
 	if err == nil {
 		err = w.Flush()
 	}
-	if cerr := file.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		err = out.commit()
 	}
 	if err != nil {
-		return fmt.Errorf("write report %s: %w", f.output, err)
+		return fmt.Errorf("write report %s: %w", out.path, err)
 	}
 	return nil
+}
+
+// reportFile is where -o writes the report. It is opened before the run,
+// so that a path that cannot be written is refused before anything is
+// applied. A regular file (or a new one) is written beside its final name
+// and renamed into place at the end, so a reader never sees half a report
+// and a run that dies leaves the old one; it is created 0600, since a
+// report names people. Anything else (a FIFO, /dev/stdout) is written to
+// directly.
+type reportFile struct {
+	path string
+	f    *os.File
+	temp bool
+	done bool
+}
+
+func openReport(path string) (*reportFile, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil, fmt.Errorf("-o %s is a directory", path)
+	case err == nil && !fi.Mode().IsRegular():
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("-o: %w", err)
+		}
+		return &reportFile{path: path, f: f}, nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("-o: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("-o %s: cannot write a file there: %w", path, err)
+	}
+	return &reportFile{path: path, f: f, temp: true}, nil
+}
+
+func (r *reportFile) commit() error {
+	if !r.temp {
+		r.done = true
+		return r.f.Close()
+	}
+	if err := r.f.Sync(); err != nil {
+		return err
+	}
+	if err := r.f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(r.f.Name(), r.path); err != nil {
+		return err
+	}
+	r.done = true
+	return nil
+}
+
+// abandon removes a report that was not written in full; after commit it
+// does nothing.
+func (r *reportFile) abandon() {
+	if r.done {
+		return
+	}
+	_ = r.f.Close()
+	if r.temp {
+		_ = os.Remove(r.f.Name())
+	}
 }
 
 func (a *app) runCmd(mode string) *cobra.Command {
@@ -219,6 +280,16 @@ func (a *app) runCmd(mode string) *cobra.Command {
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		if err := f.check(); err != nil {
 			return err
+		}
+		var out *reportFile
+		if f.output != "" {
+			// Before anything is applied: exit 1 says nothing was.
+			o, err := openReport(f.output)
+			if err != nil {
+				return usageError{fmt.Errorf("%w; nothing was done", err)}
+			}
+			out = o
+			defer out.abandon()
 		}
 		e, err := a.open(c.Context(), mode == reconcile.ModePlan)
 		if err != nil {
@@ -244,7 +315,7 @@ func (a *app) runCmd(mode string) *cobra.Command {
 		if line != nil {
 			line.done()
 		}
-		if err := a.writeReport(rep, &f); err != nil {
+		if err := a.writeReport(rep, &f, out); err != nil {
 			return err
 		}
 		if runErr != nil {

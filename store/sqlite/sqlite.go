@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -57,11 +58,8 @@ func open(ctx context.Context, path string, ms []migration) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	dir := filepath.Dir(abs)
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: directory %s: %w", path, dir, err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("sqlite: open %s: %s is not a directory", path, dir)
+	if err := prepareFile(abs); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
 	db, err := sql.Open("sqlite", dsn(abs))
@@ -75,6 +73,36 @@ func open(ctx context.Context, path string, ms []migration) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// prepareFile makes sure the database file exists before SQLite opens it,
+// creating it 0600 (and its directory 0700, when that is missing but its
+// parent exists) when it is new: it holds
+// names, e-mail addresses and the audit log. SQLite gives the -wal and
+// -shm files it makes the mode of the database file, so they are 0600
+// too, whatever the umask.
+func prepareFile(abs string) error {
+	dir := filepath.Dir(abs)
+	switch fi, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		// One level only: a store path with a typo high up should fail,
+		// not grow a tree of directories.
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return fmt.Errorf("create directory %s: %w", dir, err)
+		}
+	case err != nil:
+		return fmt.Errorf("directory %s: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil // an existing store keeps the mode its admin gave it
+	case err != nil:
+		return err
+	}
+	return f.Close()
 }
 
 // dsn is the modernc.org/sqlite data source name for the file at abs. The

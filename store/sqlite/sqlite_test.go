@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,16 +47,47 @@ func openTemp(t *testing.T) (*Store, string) {
 }
 
 func TestOpenMissingDirectory(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "missing", "seatsync.db")
+	path := filepath.Join(t.TempDir(), "missing", "deeper", "seatsync.db")
 	_, err := Open(t.Context(), path)
 	if !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("Open in a missing directory = %v, want an error wrapping os.ErrNotExist", err)
+		t.Fatalf("Open two directories down a missing path = %v, want an error wrapping os.ErrNotExist", err)
 	}
 	if !strings.Contains(err.Error(), filepath.Dir(path)) {
 		t.Errorf("error %q does not name the directory", err)
 	}
-	if _, statErr := os.Stat(filepath.Dir(path)); !errors.Is(statErr, os.ErrNotExist) {
-		t.Errorf("Open created the directory")
+	if _, statErr := os.Stat(filepath.Dir(filepath.Dir(path))); !errors.Is(statErr, os.ErrNotExist) {
+		t.Errorf("Open created a tree of directories")
+	}
+}
+
+// The store holds names, e-mail addresses and the audit log: its files are
+// the owner's alone, whatever the umask.
+func TestFilesArePrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := Open(t.Context(), filepath.Join(dir, "seatsync.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SaveRun(t.Context(), store.Run{ID: "r", Mode: "sync", Result: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]fs.FileMode{"state": 0o700, "seatsync.db": 0o600, "seatsync.db-wal": 0o600, "seatsync.db-shm": 0o600}
+	for name, mode := range want {
+		p := filepath.Join(filepath.Dir(dir), name)
+		if name != "state" {
+			p = filepath.Join(dir, name)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got := fi.Mode().Perm(); got != mode {
+			t.Errorf("%s is %v, want %v", name, got, mode)
+		}
 	}
 }
 
