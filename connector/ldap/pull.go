@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	goldap "github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
@@ -302,13 +304,14 @@ func (p *pull) identity(ctx context.Context, e *goldap.Entry) (model.Identity, s
 
 	switch {
 	case p.mapping[model.FieldEnabled] != nil:
-		v := strings.ToLower(strings.TrimSpace(e.GetAttributeValue(p.mapping[model.FieldEnabled][0])))
+		attr := p.mapping[model.FieldEnabled][0]
+		v := strings.ToLower(strings.TrimSpace(e.GetEqualFoldAttributeValue(attr)))
 		switch v {
 		case "", "true", "yes", "1", "active", "enabled":
 		case "false", "no", "0", "inactive", "disabled":
 			id.Enabled = false
 		default:
-			return id, fmt.Sprintf("%s %q is not a yes/no value", p.mapping[model.FieldEnabled][0], v), nil
+			return id, fmt.Sprintf("%s %s is not a yes/no value", attr, quoted(v)), nil
 		}
 	case p.flavor == FlavorAD:
 		off, bad := adDisabled(e.GetAttributeValue("userAccountControl"), e.GetAttributeValue("accountExpires"), p.now())
@@ -329,6 +332,23 @@ func (p *pull) identity(ctx context.Context, e *goldap.Entry) (model.Identity, s
 		}
 	}
 	return id, "", nil
+}
+
+// quotedMax is how much of a value a skip reason quotes: enough to
+// recognise it, never a whole blob.
+const quotedMax = 64
+
+// quoted is v as %q writes it, cut after quotedMax bytes (at a character
+// boundary) and then followed by "...".
+func quoted(v string) string {
+	if len(v) <= quotedMax {
+		return strconv.Quote(v)
+	}
+	n := quotedMax
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return strconv.Quote(v[:n]) + "..."
 }
 
 // first reads field f from the first of its attributes the entry has.
