@@ -34,7 +34,7 @@ func adDisabled(uac, accountExpires string, now time.Time) (bool, string) {
 	if uac = strings.TrimSpace(uac); uac != "" {
 		v, err := strconv.ParseInt(uac, 10, 64)
 		if err != nil {
-			return false, fmt.Sprintf("userAccountControl %q is not a number", uac)
+			return false, fmt.Sprintf("userAccountControl %s is not a number", quoted(uac))
 		}
 		if v&uacDisabled != 0 {
 			return true, ""
@@ -43,7 +43,7 @@ func adDisabled(uac, accountExpires string, now time.Time) (bool, string) {
 	if ae := strings.TrimSpace(accountExpires); ae != "" {
 		v, err := strconv.ParseInt(ae, 10, 64)
 		if err != nil {
-			return false, fmt.Sprintf("accountExpires %q is not a number", ae)
+			return false, fmt.Sprintf("accountExpires %s is not a number", quoted(ae))
 		}
 		if v != 0 && v != neverExpires && !fileTime(v).After(now) {
 			return true, ""

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	goldap "github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
@@ -69,7 +71,9 @@ type pull struct {
 	// pullScope holds the normalised scope group DNs (checked here for
 	// openldap/generic; AD filters on the server).
 	pullScope map[string]bool
-	attrs     []string
+	// uidScope: a scope group takes members by memberUid (see inScope).
+	uidScope bool
+	attrs    []string
 }
 
 // run pulls once. A transient failure (a lost connection, a busy or
@@ -138,13 +142,22 @@ func (s *source) runOnce(ctx context.Context, emit func(model.Identity) error, s
 		if err != nil {
 			return err
 		}
-		switch {
-		case reason != "":
+		// Scope first: an entry outside it is nobody seatsync manages, even
+		// when it cannot be read. Were it skipped, a service account
+		// without the external id attribute would keep every leaver of
+		// the source from being blocked.
+		switch p.inScope(&id, e) {
+		case scopeOut:
+			st.outOfScope++
+			return nil
+		case scopeUnknown:
+			if reason == "" {
+				reason = "no uid attribute, so its posixGroup memberships (memberUid), which decide whether it is in scope (groups), cannot be read"
+			}
+		}
+		if reason != "" {
 			st.skipped++
 			skip(connector.Skip{ExternalID: id.ExternalID, Where: e.DN, Reason: reason})
-			return nil
-		case !p.inScope(&id):
-			st.outOfScope++
 			return nil
 		}
 		st.identities++
@@ -239,11 +252,16 @@ func (p *pull) prepare(ctx context.Context) error {
 		return err
 	}
 	p.groups = gi
+	if len(gi.byUID) > 0 {
+		// memberUid names people by uid, whatever username is mapped to.
+		p.attrs = appendFold(p.attrs, "uid")
+	}
 	if len(p.scope) > 0 {
 		p.pullScope = map[string]bool{}
 		for _, g := range p.scope {
 			p.pullScope[normDN(g)] = true
 		}
+		p.uidScope = p.scopedByUID()
 	}
 	return nil
 }
@@ -256,19 +274,21 @@ func appendFold(list []string, a string) []string {
 }
 
 // identity turns one entry into an identity. A non-empty reason means the
-// entry cannot be one and is skipped.
+// entry cannot be one and is skipped; the identity then still holds what
+// could be read (its external id when known, and its groups for the scope).
 func (p *pull) identity(ctx context.Context, e *goldap.Entry) (model.Identity, string, error) {
 	id := model.Identity{Where: e.DN, Enabled: true}
+	var reason string
 	idAttr := p.mapping[model.FieldExternalID][0]
 	// Values are strings on both paths (a wire sets no ByteValues); a raw
 	// value such as objectGUID is its string's bytes.
 	switch raw := e.GetEqualFoldAttributeValue(idAttr); {
 	case raw == "":
-		return id, fmt.Sprintf("no %s attribute (the external id)", idAttr), nil
+		reason = fmt.Sprintf("no %s attribute (the external id)", idAttr)
 	case strings.EqualFold(idAttr, "objectGUID"):
 		g, err := guidString([]byte(raw))
 		if err != nil {
-			return id, err.Error(), nil
+			reason = err.Error()
 		}
 		id.ExternalID = g
 	default:
@@ -299,16 +319,20 @@ func (p *pull) identity(ctx context.Context, e *goldap.Entry) (model.Identity, s
 		}
 	}
 	id.Groups = dedupeFold(groups)
+	if reason != "" {
+		return id, reason, nil
+	}
 
 	switch {
 	case p.mapping[model.FieldEnabled] != nil:
-		v := strings.ToLower(strings.TrimSpace(e.GetAttributeValue(p.mapping[model.FieldEnabled][0])))
+		attr := p.mapping[model.FieldEnabled][0]
+		v := strings.ToLower(strings.TrimSpace(e.GetEqualFoldAttributeValue(attr)))
 		switch v {
 		case "", "true", "yes", "1", "active", "enabled":
 		case "false", "no", "0", "inactive", "disabled":
 			id.Enabled = false
 		default:
-			return id, fmt.Sprintf("%s %q is not a yes/no value", p.mapping[model.FieldEnabled][0], v), nil
+			return id, fmt.Sprintf("%s %s is not a yes/no value", attr, quoted(v)), nil
 		}
 	case p.flavor == FlavorAD:
 		off, bad := adDisabled(e.GetAttributeValue("userAccountControl"), e.GetAttributeValue("accountExpires"), p.now())
@@ -331,6 +355,23 @@ func (p *pull) identity(ctx context.Context, e *goldap.Entry) (model.Identity, s
 	return id, "", nil
 }
 
+// quotedMax is how much of a value a skip reason quotes: enough to
+// recognise it, never a whole blob.
+const quotedMax = 64
+
+// quoted is v as %q writes it, cut after quotedMax bytes (at a character
+// boundary) and then followed by "...".
+func quoted(v string) string {
+	if len(v) <= quotedMax {
+		return strconv.Quote(v)
+	}
+	n := quotedMax
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return strconv.Quote(v[:n]) + "..."
+}
+
 // first reads field f from the first of its attributes the entry has.
 func (p *pull) first(e *goldap.Entry, f int) string {
 	for _, a := range p.mapping[f] {
@@ -341,15 +382,54 @@ func (p *pull) first(e *goldap.Entry, f int) string {
 	return ""
 }
 
+// Answers of inScope.
+const (
+	scopeIn = iota
+	scopeOut
+	// scopeUnknown: the entry has no uid, and a scope group takes members
+	// by memberUid, so whether it is in scope cannot be told.
+	scopeUnknown
+)
+
 // inScope applies the `groups` scope for openldap/generic (AD filters on
 // the server).
-func (p *pull) inScope(id *model.Identity) bool {
+func (p *pull) inScope(id *model.Identity, e *goldap.Entry) int {
 	if p.pullScope == nil {
-		return true
+		return scopeIn
 	}
 	for _, g := range id.Groups {
 		if p.pullScope[normDN(g)] {
+			return scopeIn
+		}
+	}
+	if p.uidScope && e.GetAttributeValue("uid") == "" {
+		return scopeUnknown
+	}
+	return scopeOut
+}
+
+// scopedByUID reports whether a posixGroup with memberUid members is, or
+// (with nested_groups) is nested in, a scope group: then a person's scope
+// depends on their uid.
+func (p *pull) scopedByUID() bool {
+	byUID := map[int]bool{}
+	for _, gs := range p.groups.byUID {
+		for _, i := range gs {
+			byUID[i] = true
+		}
+	}
+	for i := range byUID {
+		dn := p.groups.dns[i]
+		if p.pullScope[normDN(dn)] {
 			return true
+		}
+		if !p.nested {
+			continue
+		}
+		for _, g := range p.groups.of(nil, normDN(dn), "", true) {
+			if p.pullScope[normDN(g)] {
+				return true
+			}
 		}
 	}
 	return false

@@ -47,6 +47,25 @@ func TestADDisabled(t *testing.T) {
 	}
 }
 
+// TestQuoted: a skip reason quotes at most 64 bytes of a value, cut at a
+// character boundary.
+func TestQuoted(t *testing.T) {
+	for in, want := range map[string]string{
+		"maybe":                        `"maybe"`,
+		strings.Repeat("a", 64):        `"` + strings.Repeat("a", 64) + `"`,
+		strings.Repeat("a", 65):        `"` + strings.Repeat("a", 64) + `"...`,
+		strings.Repeat("a", 63) + "é!": `"` + strings.Repeat("a", 63) + `"...`,
+		"tab\there":                    `"tab\there"`,
+	} {
+		if got := quoted(in); got != want {
+			t.Errorf("quoted(%.20q...) = %s, want %s", in, got, want)
+		}
+	}
+	if _, bad := adDisabled(strings.Repeat("9x", 5000), "", time.Now()); len(bad) > 120 {
+		t.Errorf("a 10,000-byte userAccountControl gives a %d-byte reason", len(bad))
+	}
+}
+
 func TestRangeOf(t *testing.T) {
 	for _, c := range []struct {
 		desc   string

@@ -331,7 +331,9 @@ func (p *puller) identity(u *okta.User, groups []string, skip func(connector.Ski
 		p.log.Warn("unknown okta user status, treated as disabled", zap.String("user", u.Id), zap.String("status", u.Status))
 	}
 	id.Enabled = enabled
-	if id.ExternalID == "" {
+	// An id of blanks is no id: taken as one, it would be a new person,
+	// and the profile of the person it belongs to would look like a leaver.
+	if strings.TrimSpace(id.ExternalID) == "" {
 		skip(connector.Skip{Where: id.Where, Reason: fmt.Sprintf("external_id attribute %q is empty", p.mapping["external_id"])})
 		return model.Identity{}, false
 	}

@@ -15,8 +15,9 @@
 //     private_key_jwt client assertion at /oauth2/v1/token, whose access
 //     tokens the API accepts as Authorization: Bearer.
 //
-// Faults can be injected on a page of the user list: a 500, a hang until
-// the client gives up, or broken JSON. Requests are counted by endpoint.
+// Users can be changed between pulls (UpdateUser). Faults can be injected
+// on a page of the user list: a 500, a hang until the client gives up, or
+// broken JSON. Requests are counted by endpoint.
 package oktatest
 
 import (
@@ -26,6 +27,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -175,6 +177,28 @@ func (s *Server) AddUsers(us ...User) []string {
 		ids = append(ids, u.ID)
 	}
 	return ids
+}
+
+// UpdateUser changes a user in place, as an admin or a profile push from
+// HR would: change gets the user and may set its Status, Profile values and
+// Groups (groups that do not exist yet are created). It returns false when
+// there is no user with that id.
+func (s *Server) UpdateUser(id string, change func(*User)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[id]
+	if !ok {
+		return false
+	}
+	change(u)
+	u.ID = id
+	if u.Profile == nil {
+		u.Profile = map[string]any{}
+	}
+	for _, g := range u.Groups {
+		s.addGroupLocked(g)
+	}
+	return true
 }
 
 // AddGroup adds a group (a second one with the same name too: Okta allows
@@ -519,7 +543,9 @@ func (s *Server) userJSON(u *User) map[string]any {
 		"lastUpdated":     stamp,
 		"passwordChanged": stamp,
 		"type":            map[string]any{"id": "oty00000000000000001"},
-		"profile":         u.Profile,
+		// A copy: the answer is written after the lock is let go, and
+		// UpdateUser may change the profile meanwhile.
+		"profile": maps.Clone(u.Profile),
 		"credentials": map[string]any{
 			"provider": map[string]any{"type": "OKTA", "name": "OKTA"},
 		},
