@@ -113,7 +113,79 @@ type Store interface {
 	// not an error.
 	EndEpisode(ctx context.Context, key string) error
 
+	TargetStore
+
 	Close() error
+}
+
+// TargetStore keeps what seatsync knows of each target (an application it
+// provisions, package target): the pending pushes, an outbox written in
+// the same transaction as the profile changes they carry (Tx.MarkPending),
+// and the link from each profile to its user in the application.
+type TargetStore interface {
+	// SeedTarget marks every profile of areas (every area when areas is
+	// empty) pending for target, the first time it is called for that
+	// target, and reports whether it did: a target added to a running
+	// installation receives everyone once.
+	SeedTarget(ctx context.Context, target string, areas []string) (bool, error)
+	// Pending returns target's pending pushes, in the order they were
+	// marked.
+	Pending(ctx context.Context, target string) ([]Pending, error)
+	// PushDone records a push that the application accepted: link becomes
+	// the profile's link (nil removes it), and the pending push is removed
+	// unless it was marked again since it was read (seq differs).
+	PushDone(ctx context.Context, target string, profileID, seq int64, link *Link) error
+	// PushFailed records a push that did not go through. permanent is a
+	// refusal of this one user (a 4xx); such a push is not sent again until
+	// the profile changes or SendFailed is called. link, when not nil,
+	// replaces the profile's link (a user found or created before the
+	// failure).
+	PushFailed(ctx context.Context, target string, profileID, seq int64, status int, message string, permanent bool, link *Link) error
+	// RetryFailed makes target's failed pushes pending again.
+	RetryFailed(ctx context.Context, target string) (int, error)
+	// Links returns target's links by profile ID, deleted profiles'
+	// included.
+	Links(ctx context.Context, target string) (map[int64]Link, error)
+	// SetLink writes one link (verify --fix links a user it found).
+	SetLink(ctx context.Context, target string, profileID int64, link Link) error
+	// TargetCounts counts target's pushes that are pending and failed.
+	TargetCounts(ctx context.Context, target string) (pending, failed int, err error)
+}
+
+// Pending is one profile that target must be brought in step with.
+type Pending struct {
+	ProfileID int64
+	// Seq orders pending pushes; marking a pending push again gives it a
+	// new one.
+	Seq int64
+	// Profile is the profile as it is now; nil once it was deleted, and
+	// then Gone is its last state.
+	Profile *model.Profile
+	Gone    *model.Profile
+	Link    *Link // nil while the profile has no user in the application
+	// MarkedAt is when the push was first marked pending.
+	MarkedAt time.Time
+	Attempts int
+	// LastStatus and LastError are the last failure's (0 and "" before).
+	LastStatus int
+	LastError  string
+	Failed     bool // refused for this user; see PushFailed
+}
+
+// Link ties a profile to its user in a target application.
+type Link struct {
+	AppID string // the application's id of the user
+	ETag  string // its version as the application last gave it, "" when unknown
+	// Active and Hash are what seatsync last sent: the user's active flag
+	// and a digest of its attributes, so an unchanged user is not sent
+	// again.
+	Active bool
+	Hash   string
+	// Username is the userName the application knows the user by.
+	Username string
+	// Gone is set once the profile was deleted and its user deactivated:
+	// the user is still seatsync's, and must stay inactive.
+	Gone bool
 }
 
 // Tx is one write transaction. Its methods keep no pointer to the
@@ -135,6 +207,12 @@ type Tx interface {
 	Delete(ctx context.Context, p model.Profile) error
 	// Audit appends an audit entry.
 	Audit(ctx context.Context, e AuditEntry) error
+	// MarkPending records, in this transaction, that target must be sent
+	// the profile with profileID as it is at commit. gone is the last
+	// state of a profile this transaction deletes, nil otherwise. A push
+	// already pending is marked again (a new Seq), and a failed one is
+	// pending again.
+	MarkPending(ctx context.Context, target string, profileID int64, gone *model.Profile) error
 }
 
 // AuditEntry is one applied change: who ran it, what it was, and the

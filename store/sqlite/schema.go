@@ -22,6 +22,7 @@ func migrations() []migration {
 		{version: 1, name: "profiles, run lock, audit log and runs", sql: schemaV1},
 		{version: 2, name: "notification episodes", sql: schemaV2},
 		{version: 3, name: "compressed run reports", sql: schemaV3},
+		{version: 4, name: "targets: pending pushes and links", sql: schemaV4},
 	}
 }
 
@@ -111,6 +112,49 @@ CREATE TABLE notify_episodes (
 // a compressed report as text.
 const schemaV3 = `
 ALTER TABLE runs ADD COLUMN report_gzip BLOB;
+`
+
+// schemaV4 holds what seatsync knows of its targets. target_pending is
+// the outbox of pushes: one row per target and profile, whatever how many
+// changes it carries, since a push sends the profile as it is; gone holds
+// a deleted profile's last state. target_links ties profiles (deleted ones
+// too) to their users in the application. targets lists the targets that
+// were seeded with every profile once.
+const schemaV4 = `
+CREATE TABLE target_pending (
+	target      TEXT    NOT NULL,
+	profile_id  INTEGER NOT NULL,
+	seq         INTEGER NOT NULL,
+	gone        TEXT,
+	marked_at   INTEGER,
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	last_status INTEGER NOT NULL DEFAULT 0,
+	last_error  TEXT    NOT NULL DEFAULT '',
+	failed      INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (target, profile_id)
+);
+CREATE INDEX target_pending_seq ON target_pending (target, seq);
+CREATE TABLE target_links (
+	target     TEXT    NOT NULL,
+	profile_id INTEGER NOT NULL,
+	app_id     TEXT    NOT NULL CHECK (app_id <> ''),
+	etag       TEXT    NOT NULL DEFAULT '',
+	active     INTEGER NOT NULL,
+	hash       TEXT    NOT NULL DEFAULT '',
+	username   TEXT    NOT NULL DEFAULT '',
+	gone       INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (target, profile_id)
+);
+CREATE UNIQUE INDEX target_links_app_id ON target_links (target, app_id);
+CREATE TABLE targets (
+	name      TEXT PRIMARY KEY,
+	seeded_at INTEGER
+);
+CREATE TABLE target_seq (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL
+);
+INSERT INTO target_seq (id, seq) VALUES (1, 0);
 `
 
 const createMigrationsTable = `

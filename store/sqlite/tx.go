@@ -78,6 +78,7 @@ const (
 	stmtGet
 	stmtCount
 	stmtAudit
+	stmtMark
 	numStmts
 )
 

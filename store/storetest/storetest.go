@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"LargeReport", testLargeReport},
 		{"Audit", testAudit},
 		{"Episodes", testEpisodes},
+		{"TargetOutbox", testTargetOutbox},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
