@@ -13,6 +13,7 @@ import (
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/target"
 )
 
 // Change results, set by the apply.
@@ -49,7 +50,7 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 			for _, ci := range batch {
 				ch := &rep.Changes[ci]
 				ch.Result = ""
-				if err := applyOne(ctx, tx, seats, rep.RunID, ch, &scratch, now); err != nil {
+				if err := applyOne(ctx, tx, seats, r.Targets, rep.RunID, ch, &scratch, now); err != nil {
 					return fmt.Errorf("apply %s %s: %w", ch.Action, ch.Username, err)
 				}
 				conflicts = conflicts || ch.Result == ResultConflict
@@ -237,7 +238,7 @@ func (s *seatCheck) verify(ctx context.Context) error {
 // since the plan is a conflict: the change is left for the next run.
 // scratch is where the profile to write is put together; the plan's
 // After is left as it is.
-func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, runID string, ch *Change, scratch *model.Profile, now time.Time) error {
+func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, targets []target.Config, runID string, ch *Change, scratch *model.Profile, now time.Time) error {
 	var after *model.Profile
 	if ch.After != nil {
 		*scratch = *ch.After // the store never changes slices or maps in place
@@ -279,11 +280,15 @@ func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, runID string, 
 		return err
 	}
 	ch.Result = result
+	if err := target.MarkPending(ctx, tx, targets, ch.Before, after); err != nil {
+		return err
+	}
 	return tx.Audit(ctx, store.AuditEntry{
 		RunID: runID, At: now, Actor: "sync", Action: string(ch.Action), Username: ch.Username,
 		Reason: ch.Reason, Before: ch.Before, After: after,
 	})
 }
+
 
 // demote turns a profile that found no seat in the transaction into one
 // blocked for license, keeping its queue time.

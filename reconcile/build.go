@@ -99,12 +99,12 @@ func (c *calc) build() {
 }
 
 // unchanged reports whether target t leaves its profile as it is.
-func (c *calc) unchanged(t *target) bool {
+func (c *calc) unchanged(t *outcome) bool {
 	return t.prof >= 0 && !t.del && profileEqual(&c.in.Profiles[t.prof], &t.after)
 }
 
 // classify names a change by its most telling action, and its reason.
-func classify(before *model.Profile, t *target) (Action, string) {
+func classify(before *model.Profile, t *outcome) (Action, string) {
 	after := &t.after
 	switch {
 	case t.del:

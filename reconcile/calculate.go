@@ -78,8 +78,8 @@ type entry struct {
 	groups   []string
 }
 
-// target is a profile (existing or new) whose state this run decides.
-type target struct {
+// outcome is a profile (existing or new) whose state this run decides.
+type outcome struct {
 	prof      int // index into Input.Profiles, -1 for a new profile
 	entry     int // index into calc.entries, -1 when no identity drives it
 	after     model.Profile
@@ -101,7 +101,7 @@ type calc struct {
 	// not be read, so any unseen profile may be that person.
 	suspended []string
 	entries   []entry
-	targets   []*target
+	targets   []*outcome
 	targetOf  map[int]int // profile index -> target index
 }
 
@@ -373,17 +373,17 @@ func (c *calc) leave() {
 			!p.BlockedAt.IsZero() && !c.in.Now.Before(p.BlockedAt.Add(rules.DeleteAfter))
 		switch {
 		case rules.OnLeave == LeaveDelete || expired:
-			c.addTarget(target{prof: i, entry: -1, after: *p, del: true, deprov: true})
+			c.addTarget(outcome{prof: i, entry: -1, after: *p, del: true, deprov: true})
 		case rules.OnLeave == LeaveKeep:
 		case p.State == model.Active || p.BlockReason == model.ReasonLicense || p.BlockReason == model.ReasonSourceDisabled:
 			after := *p
 			c.block(&after, p, model.ReasonLeftSource)
-			c.addTarget(target{prof: i, entry: -1, after: after, deprov: true})
+			c.addTarget(outcome{prof: i, entry: -1, after: after, deprov: true})
 		}
 	}
 }
 
-func (c *calc) addTarget(t target) int {
+func (c *calc) addTarget(t outcome) int {
 	c.targets = append(c.targets, &t)
 	ti := len(c.targets) - 1
 	if t.prof >= 0 {
@@ -504,7 +504,7 @@ func (c *calc) diff() {
 		if e.prof < 0 {
 			after := model.Profile{CreatedAt: c.in.Now}
 			c.fill(&after, e)
-			t := target{prof: -1, entry: ei}
+			t := outcome{prof: -1, entry: ei}
 			switch {
 			case pol.IsExempt(after.Username):
 				after.State, after.ActivatedAt = model.Active, c.in.Now
@@ -524,7 +524,7 @@ func (c *calc) diff() {
 		}
 		after := *before // shallow: slices and maps are replaced, never changed in place
 		c.fill(&after, e)
-		t := target{prof: e.prof, entry: ei}
+		t := outcome{prof: e.prof, entry: ei}
 		switch {
 		case before.State == model.Blocked && before.BlockReason == model.ReasonAdmin:
 			// A sync never clears an admin block.
@@ -614,7 +614,7 @@ func (c *calc) allocate() {
 			if _, covered := c.covered[p.Source]; covered && p.Owned() {
 				continue // left the source: handled by leave()
 			}
-			c.addTarget(target{prof: i, entry: -1, after: *p, need: true, actReason: ReasonSeatFreed})
+			c.addTarget(outcome{prof: i, entry: -1, after: *p, need: true, actReason: ReasonSeatFreed})
 		}
 	}
 	kept := slices.Clone(used)
@@ -718,7 +718,7 @@ func (c *calc) blockNewest(pi, n int) int {
 		before := &c.in.Profiles[i]
 		ti, ok := c.targetOf[i]
 		if !ok {
-			ti = c.addTarget(target{prof: i, entry: -1, after: *before})
+			ti = c.addTarget(outcome{prof: i, entry: -1, after: *before})
 		}
 		t := c.targets[ti]
 		t.after.QueuedAt = c.in.Now

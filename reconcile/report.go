@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/target"
 )
 
 // Report is what plan and sync print (SPEC section 9). Its JSON form is
@@ -30,6 +31,8 @@ type Report struct {
 	Changes    []Change       `json:"changes"`
 	Skipped    []Skipped      `json:"skipped"`
 	Guard      Guard          `json:"guard"`
+	// Targets is what each target was sent (sync) or would be (plan).
+	Targets []target.Result `json:"targets"`
 }
 
 // Run results.
@@ -205,6 +208,27 @@ func (r *Report) writeText(w io.Writer) error {
 		}
 		tw.Flush()
 	}
+	if len(r.Targets) > 0 {
+		fmt.Fprintln(w)
+		sent := "SENT"
+		if r.Mode == ModePlan {
+			sent = "WOULD SEND"
+		}
+		fmt.Fprintf(tw, "TARGET\tTYPE\t%s\tPENDING\tFAILED\tERROR\n", sent)
+		for _, t := range r.Targets {
+			n, pending := t.Sent, t.Pending
+			if r.Mode == ModePlan {
+				n, pending = t.Pending, 0
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", t.Name, t.Type, n, pending, t.Failed, t.Error)
+		}
+		tw.Flush()
+		for _, t := range r.Targets {
+			for _, f := range t.Failures {
+				fmt.Fprintf(w, "target %s refused %s: %s\n", t.Name, f.Username, f.Error)
+			}
+		}
+	}
 	if len(r.Skipped) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(tw, "SKIPPED SOURCE\tEXTERNAL ID\tWHERE\tWHY")
@@ -333,6 +357,17 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", action, mdEscape(c.Username), mdEscape(c.Source),
 				mdEscape(c.Area), c.State, c.Reason, q, mdEscape(fieldList(&c)))
+		}
+	}
+	if len(r.Targets) > 0 {
+		fmt.Fprintf(w, "\n## Targets\n\n| target | type | sent | pending | failed | error |\n|---|---|---:|---:|---:|---|\n")
+		for _, t := range r.Targets {
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %d | %s |\n", mdEscape(t.Name), t.Type, t.Sent, t.Pending, t.Failed, mdEscape(t.Error))
+		}
+		for _, t := range r.Targets {
+			for _, f := range t.Failures {
+				fmt.Fprintf(w, "\n- %s refused **%s** (HTTP %d): %s", mdEscape(t.Name), mdEscape(f.Username), f.Status, mdEscape(f.Error))
+			}
 		}
 	}
 	if len(r.Skipped) > 0 {

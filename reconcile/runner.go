@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/notify"
 	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/target"
 )
 
 var (
@@ -28,6 +30,9 @@ var (
 	ErrGuardTripped = errors.New("refused by a safety guard, nothing written")
 	// ErrPull wraps every failure to pull a source in full.
 	ErrPull = errors.New("pull failed")
+	// ErrPushes is returned when the store was updated but pushes to a
+	// target failed or are still pending; they are sent again later.
+	ErrPushes = errors.New("pushes to a target failed or are still pending")
 )
 
 // Modes of a run.
@@ -58,8 +63,12 @@ type Runner struct {
 	Config     *config.Config
 	Store      store.Store
 	Connectors connector.Registry
-	Notifier   notify.Notifier
-	Log        *zap.Logger
+	// Targets are the applications the run pushes to, with their clients;
+	// a change is marked pending for them as it is applied.
+	Targets  []target.Config
+	Clients  map[string]target.Client
+	Notifier notify.Notifier
+	Log      *zap.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// BatchSize is the number of writes per store transaction (default 5000).
@@ -93,6 +102,7 @@ func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
 		StartedAt: r.now(),
 		Changes:   []Change{},
 		Skipped:   []Skipped{},
+		Targets:   []target.Result{},
 	}
 	log := r.Log.With(zap.String("run_id", rep.RunID), zap.String("mode", opt.Mode))
 	if _, err := r.selectSources(opt.Sources); err != nil {
@@ -102,6 +112,8 @@ func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
 	rep.FinishedAt = r.now()
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrPushes):
+		rep.Error = err.Error() // the store's part is done: the result stays ok
 	case errors.Is(err, ErrGuardTripped):
 		rep.Result = ResultGuardTripped
 	case errors.Is(err, store.ErrLocked):
@@ -154,6 +166,9 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 		if err := r.startRun(ctx, log, rep); err != nil {
 			return err
 		}
+		if err := r.seedTargets(ctx, log); err != nil {
+			return err
+		}
 	}
 	profiles, err := r.Store.Profiles(ctx)
 	if err != nil {
@@ -177,7 +192,7 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 		if len(plan.Changes) > 0 {
 			rep.Result = ResultChanges
 		}
-		return nil
+		return r.planTargets(ctx, rep)
 	}
 	if len(plan.Changes) >= collectBeforeApply {
 		// Planning is over: the pulled identities and the planner's
@@ -192,6 +207,77 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 		return err
 	}
 	rep.Result = ResultOK
+	return r.push(ctx, log, rep)
+}
+
+// seedTargets gives a target configured for the first time every profile
+// of its areas.
+func (r *Runner) seedTargets(ctx context.Context, log *zap.Logger) error {
+	for _, t := range r.Targets {
+		seeded, err := r.Store.SeedTarget(ctx, t.Name, t.Areas)
+		if err != nil {
+			return fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		if seeded {
+			log.Info("new target: every profile of its areas will be pushed", zap.String("target", t.Name))
+		}
+	}
+	return nil
+}
+
+// push sends every target its pending pushes, after the apply. A target
+// that fails does not undo the store's changes: its pushes stay pending
+// for the next run.
+func (r *Runner) push(ctx context.Context, log *zap.Logger, rep *Report) error {
+	pusher := &target.Pusher{Store: r.Store, Log: log}
+	var left []string
+	for _, t := range r.Targets {
+		res, err := pusher.Push(ctx, t, r.Clients[t.Name], false)
+		rep.Targets = append(rep.Targets, res)
+		switch {
+		case err != nil:
+			left = append(left, fmt.Sprintf("target %s: %v", t.Name, err))
+		case res.Pending+res.Failed > 0:
+			left = append(left, fmt.Sprintf("target %s: %d pending, %d failed", t.Name, res.Pending, res.Failed))
+		}
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("%w: %s", ErrPushes, strings.Join(left, "; "))
+	}
+	return nil
+}
+
+// planTargets says, for a dry run, how many profiles each target would be
+// sent: those pending already and those the plan changes.
+func (r *Runner) planTargets(ctx context.Context, rep *Report) error {
+	for _, t := range r.Targets {
+		pending, err := r.Store.Pending(ctx, t.Name)
+		if err != nil {
+			return fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		ids := make(map[int64]bool, len(pending))
+		res := target.Result{Name: t.Name, Type: t.Type, Failures: []target.Failure{}}
+		for _, p := range pending {
+			if p.Failed {
+				res.Failed++
+				continue
+			}
+			ids[p.ProfileID] = true
+		}
+		for i := range rep.Changes {
+			ch := &rep.Changes[i]
+			if !slices.Contains(target.Concerned([]target.Config{t}, ch.Before, ch.After), t.Name) {
+				continue
+			}
+			if ch.Before == nil {
+				res.Pending++
+			} else if !ids[ch.Before.ID] {
+				ids[ch.Before.ID] = true
+			}
+		}
+		res.Pending += len(ids)
+		rep.Targets = append(rep.Targets, res)
+	}
 	return nil
 }
 

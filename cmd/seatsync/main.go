@@ -27,6 +27,7 @@ const (
 	exitUsage   = 2
 	exitGuard   = 3
 	exitChanges = 4
+	exitPushes  = 5
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -83,6 +84,8 @@ func exitCode(err error) int {
 		return exitChanges
 	case errors.Is(err, reconcile.ErrGuardTripped):
 		return exitGuard
+	case errors.Is(err, reconcile.ErrPushes):
+		return exitPushes
 	case errors.As(err, &problems), errors.As(err, &usage), errors.Is(err, reconcile.ErrUsage),
 		errors.Is(err, connector.ErrNotBuilt):
 		return exitUsage
