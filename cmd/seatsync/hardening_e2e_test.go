@@ -7,6 +7,7 @@ package main_test
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,28 +29,105 @@ func (s *site) appendConfig(yaml string) int {
 	return strings.Count(cfg, "\n") + 1
 }
 
-// runBounded runs the binary like runIn, but kills it (by its PID) and
-// fails the test when it has not exited within waitFor: a guard against a
-// hang, not a timing assert. It also returns the process's peak memory.
-func runBounded(t *testing.T, dir string, args ...string) (result, *os.ProcessState) {
+// proc is one run of the binary that the test may signal.
+type proc struct {
+	t           *testing.T
+	cmd         *exec.Cmd
+	out, errOut bytes.Buffer
+	done        chan struct{}
+}
+
+// start starts the binary in dir.
+func start(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Dir = dir
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Start(); err != nil {
+	p := &proc{t: t, cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errOut
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill() // by its PID
+			<-p.done
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit, and kills it and fails the test
+// when it has not within waitFor: a guard against a hang, not a timing
+// assert. It returns the result and the process state (peak memory, the
+// signal that ended it).
+func (p *proc) wait() (result, *os.ProcessState) {
+	p.t.Helper()
 	select {
-	case <-done:
+	case <-p.done:
 	case <-time.After(waitFor):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("seatsync %s did not exit within %s (killed):\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), waitFor, &out, &errOut)
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		p.t.Fatalf("seatsync %s did not exit within %s (killed):\nstdout:\n%s\nstderr:\n%s",
+			strings.Join(p.cmd.Args[1:], " "), waitFor, &p.out, &p.errOut)
 	}
-	return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errOut.String()}, cmd.ProcessState
+	return result{code: p.cmd.ProcessState.ExitCode(), stdout: p.out.String(), stderr: p.errOut.String()}, p.cmd.ProcessState
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// runBounded runs the binary like runIn, guarded against a hang.
+func runBounded(t *testing.T, dir string, args ...string) (result, *os.ProcessState) {
+	t.Helper()
+	return start(t, dir, args...).wait()
+}
+
+// waitOpened waits until process pid has path open, reading /proc (it
+// skips the test where there is none).
+func waitOpened(t *testing.T, pid int, path string) {
+	t.Helper()
+	fds := fmt.Sprintf("/proc/%d/fd", pid)
+	if _, err := os.Stat(fds); err != nil {
+		t.Skipf("cannot see the process's open files: %v", err)
+	}
+	deadline := time.Now().Add(waitFor)
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir(fds)
+		for _, e := range entries {
+			if target, err := os.Readlink(filepath.Join(fds, e.Name())); err == nil && target == path {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("process %d did not open %s within %s", pid, path, waitFor)
+}
+
+// stuckExport makes the site's export a named pipe that the test holds
+// open for writing and never writes to: a pull that opens it waits
+// forever in a read no context can interrupt.
+func stuckExport(t *testing.T, s *site) string {
+	t.Helper()
+	fifo := filepath.Join(s.dir, "people.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	// O_RDWR does not wait for a reader (Linux), and keeps the pipe open
+	// for writing so a reader never sees its end.
+	w, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	b := s.read("seatsync.yaml")
+	s.write("seatsync.yaml", strings.Replace(b, "path: people.csv", "path: people.fifo", 1))
+	return fifo
 }
 
 // TestSecretFilesBounded: a *_file secret that names a named pipe, or a
@@ -133,5 +211,86 @@ func TestConfigFileBounded(t *testing.T) {
 		if want := fifo + " is a named pipe, not a regular file"; r.code != exitUsage || !strings.Contains(r.stderr, want) {
 			t.Errorf("seatsync %s -c a named pipe: want exit 2 and %q, got %s", cmd, want, r)
 		}
+	}
+}
+
+// TestValidateConnectStopsOnSIGTERM: validate --connect waiting for an
+// LDAP server that never answers (its timeout is 10 minutes) stops at
+// once on SIGTERM, says it was interrupted and exits 1.
+func TestValidateConnectStopsOnSIGTERM(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // held open, never answered
+		}
+	}()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "seatsync.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`version: 1
+licensing:
+  pools: [{name: primary, limit: 5, areas: [primary]}]
+sources:
+  - name: corp
+    type: ldap
+    url: ldap://%s
+    tls: {mode: none}
+    base_dn: "dc=corp,dc=example"
+    timeout: 10m
+`, ln.Addr())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, dir, "validate", "--connect", "-c", cfg)
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-p.done:
+		r, _ := p.wait()
+		t.Fatalf("validate --connect exited before connecting: %s", r)
+	case <-time.After(waitFor):
+		t.Fatalf("validate --connect did not connect within %s", waitFor)
+	}
+	p.signal(syscall.SIGTERM)
+	r, _ := p.wait()
+	if r.code != exitFailed || !strings.Contains(r.stderr, "interrupted (terminated signal received)") || !strings.Contains(r.stderr, "source corp") {
+		t.Errorf("validate --connect after SIGTERM: want exit 1, interrupted, naming the source; got %s", r)
+	}
+}
+
+// TestOneShotStopsOnSIGTERMWhenStuck: a plan stuck reading an export that
+// is a named pipe nobody writes to (a read no context reaches) still ends
+// after SIGTERM, a few seconds later, and says why.
+func TestOneShotStopsOnSIGTERMWhenStuck(t *testing.T) {
+	s := newSite(t, siteOptions{}, fivePeople()...)
+	fifo := stuckExport(t, s)
+	p := start(t, s.dir, "plan", "-c", s.config)
+	waitOpened(t, p.cmd.Process.Pid, fifo)
+	p.signal(syscall.SIGTERM)
+	r, _ := p.wait()
+	if r.code != exitFailed || !strings.Contains(r.stderr, "interrupted (terminated signal received), and still busy") {
+		t.Errorf("a stuck plan after SIGTERM: want exit 1 saying it was still busy, got %s", r)
+	}
+}
+
+// TestServeSecondSignalEndsIt: serve waits for a run in flight when it
+// shuts down; when that run is stuck for good, a second SIGTERM ends the
+// process at once.
+func TestServeSecondSignalEndsIt(t *testing.T) {
+	s := newSite(t, siteOptions{}, fivePeople()...)
+	fifo := stuckExport(t, s)
+	p := s.serve(serveOptions{csvPath: "people.fifo", runOnStart: "always", schedule: "@every 1h", shutdownTimeout: "100ms"})
+	waitOpened(t, p.cmd.Process.Pid, fifo)
+	p.signal(syscall.SIGTERM)
+	p.eventually("the shutdown to give up waiting for the run", func() (bool, string) {
+		return strings.Contains(p.log.String(), "cancelling the sync in flight"), ""
+	})
+	p.signal(syscall.SIGTERM)
+	p.wait()
+	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("after a second SIGTERM: %v, want the process ended by the signal", p.cmd.ProcessState)
 	}
 }
