@@ -328,7 +328,7 @@ sources:
     filter: 'profile.name eq "$${literal}"'
 server: {listen: "${HOST}:8080", token: ${TOKEN}}
 `
-	env := map[string]string{"VERSION": "1", "SEATS": "25", "HR_DIR": "/srv/hr", "DELIM": ";", "TOKEN": "tok-secret", "HOST": "0.0.0.0"}
+	env := map[string]string{"VERSION": "1", "SEATS": "25", "HR_DIR": "/srv/hr", "DELIM": ";", "TOKEN": "tok-secret-0123456789abcdef0123456789", "HOST": "0.0.0.0"}
 	cfg := mustParse(t, doc, "", env)
 	type got struct {
 		Version         int
@@ -338,7 +338,7 @@ server: {listen: "${HOST}:8080", token: ${TOKEN}}
 		Token, APIToken string
 		Exempt          []string
 	}
-	want := got{1, Limit{N: 25}, "/srv/hr/hr.csv", ";", `profile.name eq "${literal}"`, "0.0.0.0:8080", "tok-secret", "tok-secret", []string{"${ADMIN}", "x;y"}}
+	want := got{1, Limit{N: 25}, "/srv/hr/hr.csv", ";", `profile.name eq "${literal}"`, "0.0.0.0:8080", "tok-secret-0123456789abcdef0123456789", "tok-secret-0123456789abcdef0123456789", []string{"${ADMIN}", "x;y"}}
 	have := got{cfg.Version, cfg.Licensing.Pools[0].Limit, cfg.Sources[0].Path, cfg.Sources[0].Delimiter,
 		cfg.Sources[1].Filter, cfg.Server.Listen, cfg.Sources[1].Token.Reveal(), cfg.Server.Token.Reveal(), cfg.Licensing.Exempt}
 	if diff := cmp.Diff(want, have); diff != "" {
@@ -347,7 +347,7 @@ server: {listen: "${HOST}:8080", token: ${TOKEN}}
 }
 
 func TestSecretFiles(t *testing.T) {
-	cfg := mustParse(t, readTestdata(t, "secret_files.yaml"), "testdata/secret_files.yaml", map[string]string{"SEATSYNC_API_TOKEN": "api"})
+	cfg := mustParse(t, readTestdata(t, "secret_files.yaml"), "testdata/secret_files.yaml", map[string]string{"SEATSYNC_API_TOKEN": "api-token-long-enough-for-0.0.0.0"})
 	got := map[string]string{
 		"dsn":           cfg.Store.DSN.Reveal(),
 		"bind_password": cfg.Sources[0].BindPassword.Reveal(),
@@ -461,6 +461,24 @@ notify:
 	}
 	if cfg == nil || cfg.Sources[1].BindPassword.Reveal() != "bind-from-a-link" {
 		t.Errorf("the secret behind a link was not read")
+	}
+}
+
+// TestShortTokenFile: a short token read from token_file is reported at
+// token_file, where the user wrote it.
+func TestShortTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("SECRET-short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse([]byte(head+"server:\n  listen: 0.0.0.0:8080\n  token_file: token\n"), filepath.Join(dir, "seatsync.yaml"), nil)
+	var got Problems
+	if !errors.As(err, &got) || len(got) != 1 || got[0].Path != "server.token_file" || got[0].Line != 10 ||
+		!strings.Contains(got[0].Message, "shorter than 32 characters") {
+		t.Fatalf("Parse: %v, want one problem at line 10: server.token_file", err)
+	}
+	if strings.Contains(err.Error(), "SECRET-") {
+		t.Errorf("the problem shows the token: %v", err)
 	}
 }
 

@@ -294,3 +294,34 @@ func TestServeSecondSignalEndsIt(t *testing.T) {
 		t.Errorf("after a second SIGTERM: %v, want the process ended by the signal", p.cmd.ProcessState)
 	}
 }
+
+// TestRemoteServerNeedsLongToken: a server that other machines can reach
+// needs a token of at least 32 characters; validate says how to make one
+// and never prints the token. On loopback any token will do.
+func TestRemoteServerNeedsLongToken(t *testing.T) {
+	s := newSite(t, siteOptions{}, row("E1", "alice"))
+	base := s.read("seatsync.yaml")
+	const short = "SHORT-tok3n" // 11 characters
+	line := s.appendConfig("server:\n  listen: 0.0.0.0:8080\n  token: " + short + "\n")
+	r := s.must(exitUsage, "validate", "-c", s.config)
+	want := fmt.Sprintf("line %d: server.token: shorter than 32 characters", line+2)
+	if !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "openssl rand -hex 32") {
+		t.Errorf("validate of a short token on 0.0.0.0: want %q and how to make one, got %s", want, r)
+	}
+	// serve refuses it too, before listening.
+	rs := s.must(exitUsage, "serve", "-c", s.config)
+	if !strings.Contains(rs.stderr, want) {
+		t.Errorf("serve with a short token on 0.0.0.0: want %q, got %s", want, rs)
+	}
+	if strings.Contains(r.stdout+r.stderr+rs.stdout+rs.stderr, short) {
+		t.Errorf("the token was printed:\n%s\n%s", r, rs)
+	}
+
+	s.write("seatsync.yaml", base)
+	s.appendConfig("server:\n  listen: 0.0.0.0:8080\n  token: " + strings.Repeat("k", 32) + "\n")
+	s.must(exitOK, "validate", "-c", s.config)
+
+	s.write("seatsync.yaml", base)
+	s.appendConfig("server:\n  listen: 127.0.0.1:8080\n  token: Q\n")
+	s.must(exitOK, "validate", "-c", s.config)
+}
