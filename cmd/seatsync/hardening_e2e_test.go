@@ -325,3 +325,36 @@ func TestRemoteServerNeedsLongToken(t *testing.T) {
 	s.appendConfig("server:\n  listen: 127.0.0.1:8080\n  token: Q\n")
 	s.must(exitOK, "validate", "-c", s.config)
 }
+
+// TestServeCountsRefusedRequests: requests with a wrong token are counted
+// in /metrics and logged once a minute per client address, without the
+// token.
+func TestServeCountsRefusedRequests(t *testing.T) {
+	s := newSite(t, siteOptions{}, fivePeople()...)
+	p := s.serve(serveOptions{schedule: "@every 1h"})
+	const metric = "seatsync_http_unauthorized_total"
+	if got, ok := p.metrics()[metric]; !ok || got != 0 {
+		t.Fatalf("%s before any refused request: %v (exported %v), want 0", metric, got, ok)
+	}
+	for range 2 {
+		if code, body := p.request("GET", "/api/v1/status", "Bearer wrong-token-SECRET"); code != 401 {
+			t.Fatalf("a wrong token: %d %s", code, body)
+		}
+	}
+	if got := p.metrics()[metric]; got != 2 {
+		t.Errorf("%s after two wrong tokens = %v, want 2", metric, got)
+	}
+	var lines []string
+	for _, line := range strings.Split(p.log.String(), "\n") {
+		if strings.Contains(line, "refused a request without the right token") {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "WARN") || !strings.Contains(lines[0], `"client": "127.0.0.1"`) ||
+		!strings.Contains(lines[0], `"refused": 1`) {
+		t.Errorf("want one warn line naming the client, got %d:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	if strings.Contains(p.log.String(), "SECRET") || strings.Contains(p.log.String(), serveToken) {
+		t.Errorf("the log shows a token:\n%s", p.log)
+	}
+}
