@@ -565,3 +565,29 @@ func grepLines(s, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestAPIActor: the audit log records an API admin action as
+// api:<address the request came from>; a client cannot choose it with
+// X-Forwarded-For.
+func TestAPIActor(t *testing.T) {
+	b, h := newTest(t, testToken)
+	auth := bearer(testToken)
+	if code := from(t, h, "192.0.2.9:5555", call{method: "POST", path: "/api/v1/profiles/alice/block", auth: auth}, "X-Forwarded-For", "203.0.113.1"); code != 200 {
+		t.Fatalf("block: %d", code)
+	}
+	if code := from(t, h, "[2001:db8::7]:443", call{method: "POST", path: "/api/v1/profiles/erin/unblock", auth: auth}); code != 200 {
+		t.Fatalf("unblock: %d", code)
+	}
+	entries, err := b.st.Audit(context.Background(), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Actor+" "+e.Action+" "+e.Username)
+	}
+	want := []string{"api:2001:db8::7 unblock erin", "api:192.0.2.9 block alice"} // newest first
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit log (-want +got):\n%s", diff)
+	}
+}

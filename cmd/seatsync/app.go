@@ -8,8 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -455,7 +457,7 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 				return err
 			}
 			defer e.close()
-			ad := &admin.Admin{Store: e.store, Policy: licensing.FromConfig(e.cfg.Licensing)}
+			ad := &admin.Admin{Store: e.store, Policy: licensing.FromConfig(e.cfg.Licensing), Actor: cliActor()}
 			failed := 0
 			for _, u := range usernames {
 				var out admin.Outcome
@@ -472,7 +474,7 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 					fmt.Fprintf(a.stderr, "%s %s: %v\n", action, u, err)
 					continue
 				}
-				e.log.Info("admin action", zap.String("action", out.Action), zap.String("username", out.Username),
+				e.log.Info("admin action", zap.String("actor", ad.Actor), zap.String("action", out.Action), zap.String("username", out.Username),
 					zap.String("state", string(out.State)), zap.String("reason", string(out.Reason)))
 				fmt.Fprintf(a.stdout, "%s: %s\n", out.Username, out.Message)
 			}
@@ -487,6 +489,25 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 		c.Flags().BoolVar(&queue, "queue", false, "when the pool is full, put the profile into the licence queue instead of failing")
 	}
 	return c
+}
+
+// cliActor names who runs a command, for the audit log: "cli:" and the
+// OS account's name.
+func cliActor() string {
+	return "cli:" + osUserName(user.Current, os.Getenv, os.Getuid)
+}
+
+// osUserName is the name of the account running seatsync, from the user
+// database; where it has none (a container run with an arbitrary uid),
+// $USER; else the numeric uid, as "uid=1000".
+func osUserName(current func() (*user.User, error), getenv func(string) string, getuid func() int) string {
+	if u, err := current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if name := getenv("USER"); name != "" {
+		return name
+	}
+	return "uid=" + strconv.Itoa(getuid())
 }
 
 func plural(n int, word string) string {

@@ -6,15 +6,21 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/seatsync/seatsync/store/sqlite"
 )
 
 // appendConfig adds YAML at the end of the site's configuration and
@@ -356,5 +362,67 @@ func TestServeCountsRefusedRequests(t *testing.T) {
 	}
 	if strings.Contains(p.log.String(), "SECRET") || strings.Contains(p.log.String(), serveToken) {
 		t.Errorf("the log shows a token:\n%s", p.log)
+	}
+}
+
+// currentUser is who the tests run as, named the way seatsync names an
+// actor on the command line.
+func currentUser(t *testing.T) string {
+	t.Helper()
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if name := os.Getenv("USER"); name != "" {
+		return name
+	}
+	return fmt.Sprintf("uid=%d", os.Getuid())
+}
+
+// auditActors reads the site's audit log, oldest first, as
+// "actor action username".
+func (s *site) auditActors() []string {
+	s.t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(s.dir, "seatsync.db"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer st.Close()
+	entries, err := st.Audit(context.Background(), "", 0)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		out = append(out, e.Actor+" "+e.Action+" "+e.Username)
+	}
+	return out
+}
+
+// TestAuditSaysWhoActed: the audit log records a sync's changes as sync,
+// an admin's on the command line as cli:<OS user>, and one through the API
+// as api:<the client's address>.
+func TestAuditSaysWhoActed(t *testing.T) {
+	s := newSite(t, siteOptions{}, row("E1", "alice"), row("E2", "bob"))
+	s.must(exitOK, "sync", "-c", s.config)
+	s.must(exitOK, "profiles", "block", "-c", s.config, "alice")
+	s.must(exitOK, "profiles", "unblock", "-c", s.config, "alice")
+	cli := "cli:" + currentUser(t)
+	want := []string{"sync create alice", "sync create bob", cli + " block alice", cli + " unblock alice"}
+	if diff := cmp.Diff(want, s.auditActors()); diff != "" {
+		t.Errorf("audit log after a sync and a block and unblock by hand (-want +got):\n%s", diff)
+	}
+
+	p := s.serve(serveOptions{schedule: "@every 1h", runOnStart: "never"})
+	if code, body := p.request("POST", "/api/v1/profiles/bob/block", "token"); code != 200 {
+		t.Fatalf("block through the API: %d %s", code, body)
+	}
+	got := s.auditActors()
+	if last := got[len(got)-1]; last != "api:127.0.0.1 block bob" {
+		t.Errorf("the API's block is recorded as %q, want \"api:127.0.0.1 block bob\"", last)
+	}
+	s.must(exitOK, "profiles", "delete", "-c", s.config, "bob")
+	if got := s.auditActors(); got[len(got)-1] != cli+" delete bob" {
+		t.Errorf("the delete by hand is recorded as %q, want %q", got[len(got)-1], cli+" delete bob")
 	}
 }
