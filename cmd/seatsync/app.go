@@ -233,7 +233,7 @@ func (a *app) runCmd(mode string) *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("notify: %w", err)}
 			}
-			defer closeNotifier(d, e.log)
+			defer closeNotifier(c.Context(), d, e.log)
 			runner.Notifier = d
 		}
 		var line *progressLine
@@ -523,8 +523,15 @@ func isDir(path string) bool {
 }
 
 // closeNotifier lets queued notifications go out, for up to 30 seconds.
-func closeNotifier(d *notify.Dispatcher, log *zap.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// When a signal has stopped the command (cmd is cancelled), it waits for
+// half of stopGrace only, so that what it drops is logged before the
+// process gives up waiting for the command.
+func closeNotifier(cmd context.Context, d *notify.Dispatcher, log *zap.Logger) {
+	wait := 30 * time.Second
+	if cmd.Err() != nil {
+		wait = stopGrace / 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := d.Close(ctx); err != nil {
 		log.Warn("notifications still queued at exit were dropped", zap.Error(err))
