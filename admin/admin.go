@@ -21,10 +21,17 @@ import (
 // ErrNoSeat is returned by Unblock when the profile's pool is full.
 var ErrNoSeat = errors.New("no free seat")
 
+// ErrNoActor is returned by every action of an Admin without an Actor.
+var ErrNoActor = errors.New("admin: no actor: the audit log must say who acted")
+
 // Admin performs admin actions on a store.
 type Admin struct {
 	Store  store.Store
 	Policy *licensing.Policy
+	// Actor is who acts, as the audit log records it: "cli:alice" for
+	// the command line run by the OS user alice, "api:192.0.2.7" for the
+	// API called from that address. Required.
+	Actor string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -105,6 +112,9 @@ func (a *Admin) Unblock(ctx context.Context, username string, queue bool) (Outco
 // Delete deletes a profile. Deletion is permanent; its audit entry keeps
 // the last state.
 func (a *Admin) Delete(ctx context.Context, username string) (Outcome, error) {
+	if a.Actor == "" {
+		return Outcome{}, ErrNoActor
+	}
 	now := a.now()
 	var out Outcome
 	err := a.Store.WithTx(ctx, func(tx store.Tx) error {
@@ -116,7 +126,7 @@ func (a *Admin) Delete(ctx context.Context, username string) (Outcome, error) {
 			return err
 		}
 		out = Outcome{Username: p.Username, Action: "delete", State: p.State, Reason: p.BlockReason, Message: "deleted", Profile: p}
-		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: "admin", Action: "delete", Username: p.Username, Before: &p})
+		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: a.Actor, Action: "delete", Username: p.Username, Before: &p})
 	})
 	return out, err
 }
@@ -134,6 +144,9 @@ func (a *Admin) find(ctx context.Context, tx store.Tx, username string) (model.P
 }
 
 func (a *Admin) change(ctx context.Context, username, action string, fn func(store.Tx, *model.Profile, time.Time) (string, error)) (Outcome, error) {
+	if a.Actor == "" {
+		return Outcome{}, ErrNoActor
+	}
 	now := a.now()
 	var out Outcome
 	err := a.Store.WithTx(ctx, func(tx store.Tx) error {
@@ -156,7 +169,7 @@ func (a *Admin) change(ctx context.Context, username, action string, fn func(sto
 			return err
 		}
 		out.Profile = after
-		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: "admin", Action: action,
+		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: a.Actor, Action: action,
 			Username: after.Username, Reason: string(after.BlockReason), Before: &before, After: &after})
 	})
 	return out, err

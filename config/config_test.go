@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -327,7 +328,7 @@ sources:
     filter: 'profile.name eq "$${literal}"'
 server: {listen: "${HOST}:8080", token: ${TOKEN}}
 `
-	env := map[string]string{"VERSION": "1", "SEATS": "25", "HR_DIR": "/srv/hr", "DELIM": ";", "TOKEN": "tok-secret", "HOST": "0.0.0.0"}
+	env := map[string]string{"VERSION": "1", "SEATS": "25", "HR_DIR": "/srv/hr", "DELIM": ";", "TOKEN": "tok-secret-0123456789abcdef0123456789", "HOST": "0.0.0.0"}
 	cfg := mustParse(t, doc, "", env)
 	type got struct {
 		Version         int
@@ -337,7 +338,7 @@ server: {listen: "${HOST}:8080", token: ${TOKEN}}
 		Token, APIToken string
 		Exempt          []string
 	}
-	want := got{1, Limit{N: 25}, "/srv/hr/hr.csv", ";", `profile.name eq "${literal}"`, "0.0.0.0:8080", "tok-secret", "tok-secret", []string{"${ADMIN}", "x;y"}}
+	want := got{1, Limit{N: 25}, "/srv/hr/hr.csv", ";", `profile.name eq "${literal}"`, "0.0.0.0:8080", "tok-secret-0123456789abcdef0123456789", "tok-secret-0123456789abcdef0123456789", []string{"${ADMIN}", "x;y"}}
 	have := got{cfg.Version, cfg.Licensing.Pools[0].Limit, cfg.Sources[0].Path, cfg.Sources[0].Delimiter,
 		cfg.Sources[1].Filter, cfg.Server.Listen, cfg.Sources[1].Token.Reveal(), cfg.Server.Token.Reveal(), cfg.Licensing.Exempt}
 	if diff := cmp.Diff(want, have); diff != "" {
@@ -346,7 +347,7 @@ server: {listen: "${HOST}:8080", token: ${TOKEN}}
 }
 
 func TestSecretFiles(t *testing.T) {
-	cfg := mustParse(t, readTestdata(t, "secret_files.yaml"), "testdata/secret_files.yaml", map[string]string{"SEATSYNC_API_TOKEN": "api"})
+	cfg := mustParse(t, readTestdata(t, "secret_files.yaml"), "testdata/secret_files.yaml", map[string]string{"SEATSYNC_API_TOKEN": "api-token-long-enough-for-0.0.0.0"})
 	got := map[string]string{
 		"dsn":           cfg.Store.DSN.Reveal(),
 		"bind_password": cfg.Sources[0].BindPassword.Reveal(),
@@ -380,7 +381,7 @@ func TestReadSecretFile(t *testing.T) {
 		{"s3cret\n\n", "s3cret\n", ""}, // only one newline is trimmed
 		{" s3cret \n", " s3cret ", ""},
 		{"\n", "", "is empty"},
-		{strings.Repeat("x", maxSecretFile+1), "", "is larger than"},
+		{strings.Repeat("x", MaxSecretFileBytes+1), "", "is 65537 bytes, over the 64 KiB limit for a secret file"},
 	} {
 		name := filepath.Join(dir, "secret")
 		if err := os.WriteFile(name, []byte(tc.content), 0o600); err != nil {
@@ -399,11 +400,127 @@ func TestReadSecretFile(t *testing.T) {
 			t.Errorf("error shows the secret: %v", err)
 		}
 	}
-	if _, err := readSecretFile(dir); err == nil {
-		t.Error("reading a directory: no error")
+	if _, err := readSecretFile(dir); err == nil || !strings.Contains(err.Error(), "is a directory, not a regular file") {
+		t.Errorf("reading a directory: %v", err)
 	}
 	if _, err := readSecretFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: error = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestSecretFileBounds: a *_file secret that names a named pipe, a device
+// or a big file is a problem at the key's path and line, naming the file
+// and the limit, and found at once: nothing waits for a writer. A link to
+// a regular file (how Kubernetes mounts secrets) is read.
+func TestSecretFileBounds(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "token.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.txt")
+	if err := os.WriteFile(big, []byte(strings.Repeat("x", 70000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// ..data/bind -> bind, as kubelet lays out a secret volume.
+	if err := os.Mkdir(filepath.Join(dir, "..data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "..data", "bind"), []byte("bind-from-a-link\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", "bind"), filepath.Join(dir, "bind")); err != nil {
+		t.Fatal(err)
+	}
+	doc := head + `  - name: ad
+    type: ldap
+    url: ldaps://dc1
+    base_dn: dc=corp
+    bind_dn: cn=svc
+    bind_password_file: bind
+store:
+  driver: postgres
+  dsn_file: /dev/zero
+server:
+  token_file: token.fifo
+notify:
+  email: {to: [a@example.com], from: b@example.com, smtp: {host: mx, username: u, password_file: big.txt}}
+`
+	cfg, err := Parse([]byte(doc), filepath.Join(dir, "seatsync.yaml"), nil)
+	want := Problems{
+		{Path: "store.dsn_file", Line: 16, Message: "/dev/zero is a character device, not a regular file"},
+		{Path: "server.token_file", Line: 18, Message: fifo + " is a named pipe, not a regular file"},
+		{Path: "notify.email.smtp.password_file", Line: 20, Message: big + " is 70000 bytes, over the 64 KiB limit for a secret file"},
+	}
+	var got Problems
+	if !errors.As(err, &got) {
+		t.Fatalf("Parse: %v, want Problems", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	if cfg == nil || cfg.Sources[1].BindPassword.Reveal() != "bind-from-a-link" {
+		t.Errorf("the secret behind a link was not read")
+	}
+}
+
+// TestShortTokenFile: a short token read from token_file is reported at
+// token_file, where the user wrote it.
+func TestShortTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("SECRET-short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse([]byte(head+"server:\n  listen: 0.0.0.0:8080\n  token_file: token\n"), filepath.Join(dir, "seatsync.yaml"), nil)
+	var got Problems
+	if !errors.As(err, &got) || len(got) != 1 || got[0].Path != "server.token_file" || got[0].Line != 10 ||
+		!strings.Contains(got[0].Message, "shorter than 32 characters") {
+		t.Fatalf("Parse: %v, want one problem at line 10: server.token_file", err)
+	}
+	if strings.Contains(err.Error(), "SECRET-") {
+		t.Errorf("the problem shows the token: %v", err)
+	}
+}
+
+// TestLoadBounds: the configuration file must be a regular file (a link
+// to one is fine) of at most 1 MiB; a bigger one is refused without being
+// read, a named pipe without waiting for a writer.
+func TestLoadBounds(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte(head), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.yaml")
+	if err := os.Symlink(good, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(link); err != nil {
+		t.Errorf("Load through a link: %v", err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sparse 100 MB file: reading it whole is what must not happen.
+	if err := f.Truncate(100 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{big, "configuration: " + big + " is 104857600 bytes, over the 1 MiB limit for a configuration file"},
+		{fifo, "configuration: " + fifo + " is a named pipe, not a regular file"},
+		{dir, "configuration: " + dir + " is a directory, not a regular file"},
+		{filepath.Join(dir, "missing.yaml"), "configuration: cannot read " + filepath.Join(dir, "missing.yaml") + ": no such file or directory"},
+	} {
+		if _, err := Load(tc.path); err == nil || err.Error() != tc.want {
+			t.Errorf("Load(%s): %v, want %q", tc.path, err, tc.want)
+		}
 	}
 }
 

@@ -1,11 +1,7 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -14,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/seatsync/seatsync/internal/smallfile"
 )
 
 // This file holds the generic part of the loader: a decoder that walks a
@@ -37,9 +35,6 @@ type loc struct {
 
 // maxNodes bounds the work one file can cause, aliases included.
 const maxNodes = 100_000
-
-// maxSecretFile bounds the size of a *_file secret.
-const maxSecretFile = 1 << 20
 
 type decoder struct {
 	env    func(string) (string, bool)
@@ -313,19 +308,12 @@ func (d *decoder) secretFile(n *yaml.Node, v reflect.Value, path, base string, k
 }
 
 // readSecretFile returns a file's content without one trailing newline
-// ("\n" or "\r\n").
+// ("\n" or "\r\n"). The file must be a regular file (a link to one is
+// fine) of at most MaxSecretFileBytes.
 func readSecretFile(name string) (string, error) {
-	f, err := os.Open(name)
+	b, err := smallfile.Read(name, MaxSecretFileBytes, "a secret file")
 	if err != nil {
-		return "", fmt.Errorf("cannot read %s: %w", name, unwrapPath(err))
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return "", fmt.Errorf("cannot read %s: %w", name, unwrapPath(err))
-	}
-	if len(b) > maxSecretFile {
-		return "", fmt.Errorf("%s is larger than %d bytes; is it the right file?", name, maxSecretFile)
+		return "", err
 	}
 	s := string(b)
 	if t, ok := strings.CutSuffix(s, "\r\n"); ok {
@@ -337,16 +325,6 @@ func readSecretFile(name string) (string, error) {
 		return "", fmt.Errorf("%s is empty", name)
 	}
 	return s, nil
-}
-
-// unwrapPath drops the *fs.PathError layer, whose text repeats the file
-// name the message already gives.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // resolve makes a relative file name relative to the configuration's

@@ -16,6 +16,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
+
+	"github.com/seatsync/seatsync/internal/smallfile"
 )
 
 // Defaults, applied to keys the file leaves out (see docs/configuration.md).
@@ -46,6 +48,14 @@ const (
 	DefaultListen             = "127.0.0.1:8080"
 	DefaultRunOnStart         = "auto"
 	DefaultShutdownTimeout    = 30 * time.Second
+
+	// MaxConfigBytes is the largest configuration file Load reads.
+	MaxConfigBytes = 1 << 20 // 1 MiB
+	// MaxSecretFileBytes is the largest file a *_file secret may name.
+	MaxSecretFileBytes = 64 << 10 // 64 KiB
+	// MinRemoteTokenLength is the shortest server.token accepted when
+	// server.listen is not a loopback address.
+	MinRemoteTokenLength = 32
 )
 
 // DefaultOktaScopes returns the OAuth scopes an okta source asks for when
@@ -56,10 +66,14 @@ func DefaultOktaScopes() []string { return []string{"okta.users.read", "okta.gro
 // from the process environment. Relative paths in the file are resolved
 // against the file's directory. A file that can be read but is not valid
 // returns Problems, listing every problem at once.
+//
+// The file must be a regular file (a link to one is fine) of at most
+// MaxConfigBytes: a named pipe is refused at once instead of waiting for a
+// writer, and a huge file is refused from its size, without being read.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := smallfile.Read(path, MaxConfigBytes, "a configuration file")
 	if err != nil {
-		return nil, fmt.Errorf("read configuration: %w", err)
+		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	return Parse(data, path, os.LookupEnv)
 }

@@ -421,8 +421,23 @@ sources:
   listen: "127.0.0.1:http"  # want server.listen "the port must be a number from 1 to 65535"`},
 		{"server open without a token", head + `server:
   listen: 0.0.0.0:8080  # want server.listen "\"0.0.0.0:8080\" is not a loopback address and server.token is not set"`},
-		{"server open with a token", head + `server:
+		{"server open with a long token", head + `server:
   listen: ":8080"
+  token: ${LONG_SECRET}`},
+		{"server open with a short token", head + `server:
+  listen: 0.0.0.0:8080
+  token: ${SECRET}  # want server.token "shorter than 32 characters, which is too easy to guess with server.listen \"0.0.0.0:8080\" (not a loopback address); make a random one with: openssl rand -hex 32"`},
+		{"server on a host name with a one-character token", head + `server:
+  listen: seatsync.corp.example:8080
+  token: x  # want server.token "shorter than 32 characters"`},
+		{"loopback server with a short token", head + `server:
+  listen: 127.0.0.1:8080
+  token: x`},
+		{"IPv6 loopback server with a short token", head + `server:
+  listen: "[::1]:8080"
+  token: ${SECRET}`},
+		{"localhost server with a short token", head + `server:
+  listen: localhost:8080
   token: ${SECRET}`},
 		{"log", head + `log:
   level: verbose  # want log.level "\"verbose\" is not one of debug, info, warn, error"
@@ -462,7 +477,7 @@ sources:
   - {name: hr, type: csv}  # want sources[1].path "required for a csv source"
 log: {level: trace}  # want log.level "\"trace\" is not one of debug"`},
 	}
-	env := testEnv(map[string]string{"SECRET": "s3cr3t-value"})
+	env := testEnv(map[string]string{"SECRET": "s3cr3t-value", "LONG_SECRET": "s3cr3t-value-long-enough-for-a-remote-server"})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse([]byte(tc.yaml), "/nonexistent/seatsync/seatsync.yaml", env)

@@ -523,7 +523,21 @@ func (v *validator) server() {
 		v.add("server.listen", "%q: the port must be a number from 1 to 65535", s.Listen)
 		return
 	}
-	if !v.secret("server.token", s.Token) && !isLoopbackHost(host) {
+	if isLoopbackHost(host) {
+		return // any token, or none: only this machine can connect
+	}
+	if !v.secret("server.token", s.Token) {
 		v.add("server.listen", "%q is not a loopback address and server.token is not set; set a token (or token_file), or listen on 127.0.0.1", s.Listen)
+		return
+	}
+	// Other machines can try tokens: a short one can be guessed. The
+	// message never says how long it is.
+	if s.Token.IsSet() && utf8.RuneCountInString(s.Token.Reveal()) < MinRemoteTokenLength {
+		path := "server.token"
+		if v.given("server.token_file") {
+			path = "server.token_file"
+		}
+		v.add(path, "shorter than %d characters, which is too easy to guess with server.listen %q (not a loopback address); make a random one with: openssl rand -hex 32",
+			MinRemoteTokenLength, s.Listen)
 	}
 }

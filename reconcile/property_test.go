@@ -353,7 +353,7 @@ func (w *world) reconfigure() { w.runner.Config = w.cfg() }
 func (w *world) policy() *licensing.Policy { return licensing.FromConfig(w.runner.Config.Licensing) }
 
 func (w *world) admin() *admin.Admin {
-	return &admin.Admin{Store: w.st, Policy: w.policy(), Now: func() time.Time { return w.clock }}
+	return &admin.Admin{Store: w.st, Policy: w.policy(), Actor: "cli:property-test", Now: func() time.Time { return w.clock }}
 }
 
 func (w *world) newExt() string {

@@ -310,7 +310,9 @@ func (s *Server) apiAdmin(action string) http.HandlerFunc {
 			s.internal(w, "read profile", err)
 			return
 		}
-		ad := &admin.Admin{Store: st, Policy: licensing.FromConfig(s.Backend.Config().Licensing)}
+		// The audit log records the address the request came from (never
+		// a header a client can write, such as X-Forwarded-For).
+		ad := &admin.Admin{Store: st, Policy: licensing.FromConfig(s.Backend.Config().Licensing), Actor: "api:" + clientAddress(r)}
 		var out admin.Outcome
 		var err error
 		if action == "block" {
@@ -329,7 +331,7 @@ func (s *Server) apiAdmin(action string) http.HandlerFunc {
 			s.internal(w, action, err)
 			return
 		}
-		s.Log.Info("admin action", zap.String("via", "api"), zap.String("action", out.Action), zap.String("username", out.Username),
+		s.Log.Info("admin action", zap.String("actor", ad.Actor), zap.String("action", out.Action), zap.String("username", out.Username),
 			zap.String("state", string(out.State)), zap.String("reason", string(out.Reason)))
 		s.Backend.Changed(r.Context())
 		writeJSON(w, http.StatusOK, out)

@@ -25,6 +25,7 @@ type Metrics struct {
 	duration      prometheus.Histogram
 	runs          *prometheus.CounterVec
 	changes       *prometheus.CounterVec
+	unauthorized  prometheus.Counter
 }
 
 // NewMetrics makes the metrics and their registry (with the Go runtime
@@ -69,12 +70,16 @@ func NewMetrics() *Metrics {
 			Name: "seatsync_changes_total",
 			Help: "Changes applied by syncs, by action (create, update, move, activate, block, delete).",
 		}, []string{"action"}),
+		unauthorized: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seatsync_http_unauthorized_total",
+			Help: "HTTP requests refused (401) for a missing or wrong server.token.",
+		}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.poolLimit, m.poolUsed, m.poolRemaining, m.poolQueued,
-		m.identities, m.lastSuccess, m.duration, m.runs, m.changes,
+		m.identities, m.lastSuccess, m.duration, m.runs, m.changes, m.unauthorized,
 	)
 	// Show every result and action from the start, at 0, so rate() and
 	// alerts work before the first of each happens.

@@ -73,27 +73,31 @@ type Server struct {
 	Log     *zap.Logger
 	// MaxBody caps request bodies (DefaultMaxBody when 0).
 	MaxBody int64
-	// Now is the clock of the status page; time.Now when nil.
+	// Now is the clock of the status page and of the log of refused
+	// requests; time.Now when nil.
 	Now func() time.Time
 }
 
-// Handler returns the routes.
+// Handler returns the routes. Each handler it returns keeps its own log
+// of refused requests.
 func (s *Server) Handler() http.Handler {
+	refused := newRefusalLog(s.Log, refusalWindow, maxRefusalClients)
+	auth := func(basic bool, h http.HandlerFunc) http.Handler { return s.auth(refused, basic, h) }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 	}
-	mux.Handle("GET /{$}", s.auth(true, s.statusPage))
-	mux.Handle("GET /api/v1/status", s.auth(true, s.apiStatus))
-	mux.Handle("GET /api/v1/runs", s.auth(true, s.apiRuns))
-	mux.Handle("GET /api/v1/runs/{id}", s.auth(true, s.apiRun))
-	mux.Handle("GET /api/v1/profiles", s.auth(true, s.apiProfiles))
-	mux.Handle("POST /api/v1/sync", s.auth(false, s.apiSync))
-	mux.Handle("POST /api/v1/plan", s.auth(false, s.apiPlan))
-	mux.Handle("POST /api/v1/profiles/{username}/block", s.auth(false, s.apiAdmin("block")))
-	mux.Handle("POST /api/v1/profiles/{username}/unblock", s.auth(false, s.apiAdmin("unblock")))
+	mux.Handle("GET /{$}", auth(true, s.statusPage))
+	mux.Handle("GET /api/v1/status", auth(true, s.apiStatus))
+	mux.Handle("GET /api/v1/runs", auth(true, s.apiRuns))
+	mux.Handle("GET /api/v1/runs/{id}", auth(true, s.apiRun))
+	mux.Handle("GET /api/v1/profiles", auth(true, s.apiProfiles))
+	mux.Handle("POST /api/v1/sync", auth(false, s.apiSync))
+	mux.Handle("POST /api/v1/plan", auth(false, s.apiPlan))
+	mux.Handle("POST /api/v1/profiles/{username}/block", auth(false, s.apiAdmin("block")))
+	mux.Handle("POST /api/v1/profiles/{username}/unblock", auth(false, s.apiAdmin("unblock")))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// Every pattern above names its method, so a known path with
 		// another method lands here too: tell the two apart.
@@ -182,8 +186,9 @@ func (s *Server) limitBody(h http.Handler) http.Handler {
 // Basic auth, any user name. Writes (POST) take the bearer token only, so
 // a browser's remembered Basic credentials cannot be used to forge one
 // from another site. Without a configured token the server listens on
-// loopback only and lets everyone in.
-func (s *Server) auth(basic bool, h http.HandlerFunc) http.Handler {
+// loopback only and lets everyone in. A refused request is counted and
+// goes to the refused log, without the token it presented.
+func (s *Server) auth(refused *refusalLog, basic bool, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cfg := s.Backend.Config()
 		if cfg == nil {
@@ -191,10 +196,19 @@ func (s *Server) auth(basic bool, h http.HandlerFunc) http.Handler {
 			return
 		}
 		token := cfg.Server.Token.Reveal()
-		if token == "" || authorized(r, token, basic) {
+		if token == "" {
 			h(w, r)
 			return
 		}
+		why := authorized(r, token, basic)
+		if why == "" {
+			h(w, r)
+			return
+		}
+		if s.Metrics != nil {
+			s.Metrics.unauthorized.Inc()
+		}
+		refused.refused(r, why, s.now())
 		w.Header().Add("WWW-Authenticate", `Bearer realm="seatsync"`)
 		if basic {
 			w.Header().Add("WWW-Authenticate", `Basic realm="seatsync", charset="UTF-8"`)
@@ -207,17 +221,31 @@ func (s *Server) auth(basic bool, h http.HandlerFunc) http.Handler {
 	})
 }
 
-func authorized(r *http.Request, token string, basic bool) bool {
+// authorized returns "" when the request carries the token, or else why
+// it is refused, for the log: "no token", "wrong token", or "basic auth on
+// a write".
+func authorized(r *http.Request, token string, basic bool) string {
 	h := r.Header.Get("Authorization")
 	if scheme, rest, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-		return equal(strings.TrimSpace(rest), token)
+		return verdict(equal(strings.TrimSpace(rest), token))
 	}
-	if basic {
-		if _, pw, ok := r.BasicAuth(); ok {
-			return equal(pw, token)
+	if _, pw, ok := r.BasicAuth(); ok {
+		if !basic {
+			return "basic auth on a write"
 		}
+		return verdict(equal(pw, token))
 	}
-	return false
+	if h == "" {
+		return "no token"
+	}
+	return "wrong token"
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return ""
+	}
+	return "wrong token"
 }
 
 // equal compares in constant time (for equal lengths; the length of the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/licensing"
@@ -407,5 +410,184 @@ func TestStatusPageLastRunFailed(t *testing.T) {
 	}
 	if !strings.Contains(page, `class="run-result result-failed"`) {
 		t.Error("the failed run is not marked in the runs table")
+	}
+}
+
+// refusedServer is a server with the test token, a clock the test moves,
+// and a log the test reads.
+func refusedServer(t *testing.T) (h http.Handler, logs *observer.ObservedLogs, clock *time.Time) {
+	t.Helper()
+	b, _ := newTest(t, testToken)
+	core, logs := observer.New(zap.WarnLevel)
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	s := &Server{Backend: b, Metrics: NewMetrics(), Log: zap.New(core), Now: func() time.Time { return now }}
+	return s.Handler(), logs, &now
+}
+
+// from sends a request from the given remote address.
+func from(t *testing.T, h http.Handler, addr string, c call, header ...string) int {
+	t.Helper()
+	req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	req.RemoteAddr = addr
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// refusedLines returns the refused-request lines: client and count.
+func refusedLines(logs *observer.ObservedLogs) []string {
+	var out []string
+	for _, e := range logs.TakeAll() {
+		f := e.ContextMap()
+		out = append(out, fmt.Sprintf("%s %v refused=%v why=%v", e.Level, f["client"], f["refused"], f["why"]))
+	}
+	return out
+}
+
+// TestUnauthorizedCountedAndLogged: every refused request is counted; the
+// log has a warn line per client address at most once a minute, saying
+// how many were refused since its last line, and never the token.
+func TestUnauthorizedCountedAndLogged(t *testing.T) {
+	h, logs, clock := refusedServer(t)
+	wrong := call{method: "GET", path: "/api/v1/status", auth: bearer("wrong-" + testToken)}
+	for _, port := range []string{"1111", "2222", "3333"} { // a new connection each time
+		if code := from(t, h, "192.0.2.1:"+port, wrong); code != 401 {
+			t.Fatalf("wrong token: %d", code)
+		}
+	}
+	// X-Forwarded-For is not believed: the connection's address is logged.
+	from(t, h, "198.51.100.7:4444", call{method: "POST", path: "/api/v1/sync"}, "X-Forwarded-For", "203.0.113.9")
+	from(t, h, "198.51.100.7:4444", call{method: "POST", path: "/api/v1/sync", auth: basic("admin", testToken)})
+	if code := from(t, h, "192.0.2.1:5555", call{method: "GET", path: "/api/v1/status", auth: bearer(testToken)}); code != 200 {
+		t.Fatalf("right token: %d", code)
+	}
+	want := []string{
+		"warn 192.0.2.1 refused=1 why=wrong token",
+		"warn 198.51.100.7 refused=1 why=no token",
+	}
+	if diff := cmp.Diff(want, refusedLines(logs)); diff != "" {
+		t.Errorf("log lines within the first minute (-want +got):\n%s", diff)
+	}
+
+	// A minute later: one line per address, with the count since its
+	// last. 192.0.2.1 sends nothing more: its 2 held back get their line
+	// when the next refusal comes, from any address.
+	*clock = clock.Add(time.Minute)
+	from(t, h, "198.51.100.7:7777", call{method: "GET", path: "/"})
+	from(t, h, "192.0.2.1:6666", wrong) // its line was just written: held back
+	want = []string{
+		"warn 192.0.2.1 refused=2 why=wrong token",
+		"warn 198.51.100.7 refused=2 why=no token", // the basic auth on a write, and this one
+	}
+	if diff := cmp.Diff(want, refusedLines(logs)); diff != "" {
+		t.Errorf("log lines a minute later (-want +got):\n%s", diff)
+	}
+
+	rec := do(t, h, call{method: "GET", path: "/metrics"})
+	if !strings.Contains(rec.Body.String(), "\nseatsync_http_unauthorized_total 7\n") {
+		t.Errorf("/metrics does not count the 7 refused requests:\n%s", grepLines(rec.Body.String(), "unauthorized"))
+	}
+}
+
+// TestUnauthorizedLogNeverShowsTheToken: neither the configured token nor
+// a presented one is in the log.
+func TestUnauthorizedLogNeverShowsTheToken(t *testing.T) {
+	h, logs, _ := refusedServer(t)
+	from(t, h, "192.0.2.1:1", call{method: "GET", path: "/api/v1/status", auth: bearer("presented-SECRET")})
+	from(t, h, "192.0.2.2:1", call{method: "GET", path: "/", auth: basic("admin", "presented-SECRET")})
+	from(t, h, "192.0.2.3:1", call{method: "POST", path: "/api/v1/sync", auth: basic("admin", testToken)})
+	entries := logs.All()
+	if len(entries) != 3 {
+		t.Fatalf("%d log lines, want 3", len(entries))
+	}
+	for _, e := range entries {
+		line := fmt.Sprint(e.Message, e.ContextMap())
+		if strings.Contains(line, "SECRET") || strings.Contains(line, testToken) {
+			t.Errorf("the log shows a token: %s", line)
+		}
+	}
+}
+
+// TestRefusalLogBounded: a flood of addresses does not grow the log's
+// memory past its bound; the addresses beyond it share one line a window,
+// and once the window has passed, old addresses are forgotten.
+func TestRefusalLogBounded(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	l := newRefusalLog(zap.New(core), time.Minute, 3)
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	req := func(addr string) *http.Request {
+		r := httptest.NewRequest("GET", "/api/v1/status", nil)
+		r.RemoteAddr = addr + ":1234"
+		return r
+	}
+	for i := range 1000 {
+		l.refused(req(fmt.Sprintf("10.0.%d.%d", i/256, i%256)), "no token", now)
+	}
+	if len(l.clients) != 3 {
+		t.Errorf("%d addresses remembered, want at most 3", len(l.clients))
+	}
+	var lines []string
+	for _, e := range logs.TakeAll() {
+		lines = append(lines, fmt.Sprintf("%v %v", e.ContextMap()["client"], e.ContextMap()["refused"]))
+	}
+	want := []string{"10.0.0.0 1", "10.0.0.1 1", "10.0.0.2 1", "<nil> 1"}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("log lines of a flood (-want +got):\n%s", diff)
+	}
+
+	now = now.Add(time.Minute)
+	l.refused(req("10.9.9.9"), "no token", now)
+	lines = nil
+	for _, e := range logs.TakeAll() {
+		lines = append(lines, fmt.Sprintf("%v %v", e.ContextMap()["client"], e.ContextMap()["refused"]))
+	}
+	// The 996 from untracked addresses held back get their line too.
+	if diff := cmp.Diff([]string{"<nil> 996", "10.9.9.9 1"}, lines); diff != "" {
+		t.Errorf("a minute later, a new address (-want +got):\n%s", diff)
+	}
+	if len(l.clients) != 1 {
+		t.Errorf("a minute later %d addresses remembered, want only the new one", len(l.clients))
+	}
+}
+
+func grepLines(s, word string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, word) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestAPIActor: the audit log records an API admin action as
+// api:<address the request came from>; a client cannot choose it with
+// X-Forwarded-For.
+func TestAPIActor(t *testing.T) {
+	b, h := newTest(t, testToken)
+	auth := bearer(testToken)
+	if code := from(t, h, "192.0.2.9:5555", call{method: "POST", path: "/api/v1/profiles/alice/block", auth: auth}, "X-Forwarded-For", "203.0.113.1"); code != 200 {
+		t.Fatalf("block: %d", code)
+	}
+	if code := from(t, h, "[2001:db8::7]:443", call{method: "POST", path: "/api/v1/profiles/erin/unblock", auth: auth}); code != 200 {
+		t.Fatalf("unblock: %d", code)
+	}
+	entries, err := b.st.Audit(context.Background(), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Actor+" "+e.Action+" "+e.Username)
+	}
+	want := []string{"api:2001:db8::7 unblock erin", "api:192.0.2.9 block alice"} // newest first
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit log (-want +got):\n%s", diff)
 	}
 }

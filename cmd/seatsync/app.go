@@ -8,8 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -302,7 +304,7 @@ func (a *app) runCmd(mode string) *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("notify: %w", err)}
 			}
-			defer closeNotifier(d, e.log)
+			defer closeNotifier(c.Context(), d, e.log)
 			runner.Notifier = d
 		}
 		var line *progressLine
@@ -526,7 +528,7 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 				return err
 			}
 			defer e.close()
-			ad := &admin.Admin{Store: e.store, Policy: licensing.FromConfig(e.cfg.Licensing)}
+			ad := &admin.Admin{Store: e.store, Policy: licensing.FromConfig(e.cfg.Licensing), Actor: cliActor()}
 			failed := 0
 			for _, u := range usernames {
 				var out admin.Outcome
@@ -543,7 +545,7 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 					fmt.Fprintf(a.stderr, "%s %s: %v\n", action, u, err)
 					continue
 				}
-				e.log.Info("admin action", zap.String("action", out.Action), zap.String("username", out.Username),
+				e.log.Info("admin action", zap.String("actor", ad.Actor), zap.String("action", out.Action), zap.String("username", out.Username),
 					zap.String("state", string(out.State)), zap.String("reason", string(out.Reason)))
 				fmt.Fprintf(a.stdout, "%s: %s\n", out.Username, out.Message)
 			}
@@ -560,6 +562,25 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 	return c
 }
 
+// cliActor names who runs a command, for the audit log: "cli:" and the
+// OS account's name.
+func cliActor() string {
+	return "cli:" + osUserName(user.Current, os.Getenv, os.Getuid)
+}
+
+// osUserName is the name of the account running seatsync, from the user
+// database; where it has none (a container run with an arbitrary uid),
+// $USER; else the numeric uid, as "uid=1000".
+func osUserName(current func() (*user.User, error), getenv func(string) string, getuid func() int) string {
+	if u, err := current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if name := getenv("USER"); name != "" {
+		return name
+	}
+	return "uid=" + strconv.Itoa(getuid())
+}
+
 func plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
@@ -573,8 +594,15 @@ func isDir(path string) bool {
 }
 
 // closeNotifier lets queued notifications go out, for up to 30 seconds.
-func closeNotifier(d *notify.Dispatcher, log *zap.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// When a signal has stopped the command (cmd is cancelled), it waits for
+// half of stopGrace only, so that what it drops is logged before the
+// process gives up waiting for the command.
+func closeNotifier(cmd context.Context, d *notify.Dispatcher, log *zap.Logger) {
+	wait := 30 * time.Second
+	if cmd.Err() != nil {
+		wait = stopGrace / 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := d.Close(ctx); err != nil {
 		log.Warn("notifications still queued at exit were dropped", zap.Error(err))

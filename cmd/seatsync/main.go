@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -36,9 +37,24 @@ var version = "dev"
 // errChanges is returned by plan --check when the plan is not empty.
 var errChanges = errors.New("plan --check: there are changes to make")
 
+// stopGrace is how long a one-shot command has to return once SIGTERM or
+// SIGINT has cancelled its context. Everything it does stops at a
+// cancelled context (a pull, a store transaction, which is rolled back);
+// the grace only bounds a call no context reaches, such as reading a CSV
+// export that is a named pipe nobody writes to. serve has its own
+// shutdown (server.shutdown_timeout).
+const stopGrace = 5 * time.Second
+
 func main() {
+	// The first SIGTERM or SIGINT cancels the context: the command stops
+	// what it is doing and exits. Then the signals get their default
+	// action back, so a second one ends the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	// Reports can have hundreds of thousands of lines: buffer them.
 	stdout := bufio.NewWriterSize(os.Stdout, 1<<16)
 	code := run(ctx, os.Args[1:], stdout, os.Stderr)
@@ -56,7 +72,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Cobra checks the command, its flags and its arguments before the
 	// persistent pre-run; an error before it is a usage error.
 	started := false
-	root.PersistentPreRun = func(*cobra.Command, []string) { started = true }
+	root.PersistentPreRun = func(c *cobra.Command, _ []string) {
+		started = true
+		if c.Name() != "serve" {
+			go exitWhenStuck(ctx, stderr)
+		}
+	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
@@ -65,10 +86,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = usageError{fmt.Errorf("%w (see seatsync --help)", err)}
 	}
 	code := exitCode(err)
-	if code != exitChanges {
+	switch {
+	case code == exitChanges:
+	case ctx.Err() != nil:
+		fmt.Fprintf(stderr, "seatsync: interrupted (%v): %v\n", context.Cause(ctx), err)
+	default:
 		fmt.Fprintf(stderr, "seatsync: %v\n", err)
 	}
 	return code
+}
+
+// exitWhenStuck ends the process stopGrace after ctx is cancelled by a
+// signal, for a one-shot command still busy in a call the context does
+// not reach. A store transaction it may have open is rolled back by the
+// store (SQLite's journal), as after a crash.
+func exitWhenStuck(ctx context.Context, stderr io.Writer) {
+	<-ctx.Done()
+	time.Sleep(stopGrace)
+	fmt.Fprintf(stderr, "seatsync: interrupted (%v), and still busy %s later: exiting without waiting for it\n", context.Cause(ctx), stopGrace)
+	os.Exit(exitFailed)
 }
 
 // usageError marks a bad command line.

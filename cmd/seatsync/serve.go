@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -38,7 +39,9 @@ func (a *app) serveCmd() *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("notify: %w", err)}
 			}
-			defer closeNotifier(notifier, e.log)
+			// serve ends on a signal; its shutdown has its own bounds, and
+			// queued notifications get the full time.
+			defer closeNotifier(context.Background(), notifier, e.log)
 			// SIGHUP would end the process by default: catch it first.
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGHUP)

@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
+
+	"github.com/seatsync/seatsync/internal/smallfile"
 )
 
 var (
@@ -46,6 +47,9 @@ func (c *conn) close() {
 	_ = c.Conn.Close()
 }
 
+// maxCAFile bounds tls.ca_file: a whole system bundle is some 200 KiB.
+const maxCAFile = 1 << 20
+
 // tlsConfig builds the TLS settings: TLS 1.2 at least, verification always
 // on, against ca_file when it is set and the system roots otherwise.
 func (s *source) tlsConfig(host string) (*tls.Config, error) {
@@ -54,7 +58,7 @@ func (s *source) tlsConfig(host string) (*tls.Config, error) {
 		tc.ServerName = s.serverName
 	}
 	if s.caFile != "" {
-		pem, err := os.ReadFile(s.caFile)
+		pem, err := smallfile.Read(s.caFile, maxCAFile, "a CA file")
 		if err != nil {
 			return nil, fmt.Errorf("tls.ca_file: %w", err)
 		}

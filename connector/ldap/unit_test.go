@@ -1,8 +1,10 @@
 package ldap
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,5 +142,19 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestCAFileNotRegular: a tls.ca_file that names a named pipe is refused
+// at once instead of waiting for a writer.
+func TestCAFileNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "ca.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &source{caFile: fifo}
+	_, err := s.tlsConfig("dc1.example")
+	if want := "tls.ca_file: " + fifo + " is a named pipe, not a regular file"; err == nil || err.Error() != want {
+		t.Errorf("tlsConfig with a named pipe: %v, want %q", err, want)
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/okta/okta-sdk-golang/v2/okta"
+
+	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/internal/smallfile"
 )
 
 // wipe resets the SDK's configuration to its zero value. okta.NewClient
@@ -77,7 +79,9 @@ func (s *source) clientOptions(t *transport) ([]okta.ConfigSetter, error) {
 // KEY") or PKCS#8 ("PRIVATE KEY", as the Okta admin console and openssl
 // genpkey write it), and returns it as the PKCS#1 PEM the SDK signs with.
 func readPrivateKey(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	// A key is a secret file: a regular file of at most 64 KiB, read
+	// without waiting on a named pipe.
+	b, err := smallfile.Read(path, config.MaxSecretFileBytes, "a secret file")
 	if err != nil {
 		return "", fmt.Errorf("private_key_file: %w", err)
 	}

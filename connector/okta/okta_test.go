@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -478,6 +479,14 @@ func TestPrivateKeyAuth(t *testing.T) {
 	cfg.PrivateKeyFile = filepath.Join(t.TempDir(), "missing.pem")
 	if _, _, err := o.pull(t, cfg); err == nil || !strings.Contains(err.Error(), "private_key_file") {
 		t.Fatalf("missing key: err %v", err)
+	}
+	// A named pipe: refused at once, not waited on for a writer.
+	cfg.PrivateKeyFile = filepath.Join(t.TempDir(), "key.fifo")
+	if err := syscall.Mkfifo(cfg.PrivateKeyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := o.pull(t, cfg); err == nil || !strings.Contains(err.Error(), "private_key_file: "+cfg.PrivateKeyFile+" is a named pipe, not a regular file") {
+		t.Fatalf("key in a named pipe: err %v", err)
 	}
 }
 

@@ -1,0 +1,102 @@
+package admin_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/seatsync/seatsync/admin"
+	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/licensing"
+	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/store/sqlite"
+)
+
+func newStore(t *testing.T, usernames ...string) store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "seatsync.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	err = st.WithTx(ctx, func(tx store.Tx) error {
+		for _, u := range usernames {
+			p := model.Profile{Username: u, Area: "primary", State: model.Active, CreatedAt: now, UpdatedAt: now}
+			if err := tx.Insert(ctx, &p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func policy() *licensing.Policy {
+	return licensing.FromConfig(config.Licensing{Pools: []config.Pool{{Name: "primary", Limit: config.Limit{N: 5}, Areas: []string{"primary"}}}})
+}
+
+// TestActorInAuditLog: every action's audit entry names who acted.
+func TestActorInAuditLog(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t, "alice", "bob")
+	ad := &admin.Admin{Store: st, Policy: policy(), Actor: "cli:carol"}
+	if _, err := ad.Block(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ad.Unblock(ctx, "alice", false); err != nil {
+		t.Fatal(err)
+	}
+	ad.Actor = "api:192.0.2.7"
+	if _, err := ad.Delete(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := st.Audit(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ Actor, Action, Username string }
+	var got []row
+	for _, e := range entries {
+		got = append(got, row{e.Actor, e.Action, e.Username})
+	}
+	want := []row{ // newest first
+		{"api:192.0.2.7", "delete", "bob"},
+		{"cli:carol", "unblock", "alice"},
+		{"cli:carol", "block", "alice"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit log (-want +got):\n%s", diff)
+	}
+}
+
+// TestNoActor: an Admin that does not say who acts changes nothing.
+func TestNoActor(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t, "alice")
+	ad := &admin.Admin{Store: st, Policy: policy()}
+	for name, act := range map[string]func() error{
+		"block":   func() error { _, err := ad.Block(ctx, "alice"); return err },
+		"unblock": func() error { _, err := ad.Unblock(ctx, "alice", false); return err },
+		"delete":  func() error { _, err := ad.Delete(ctx, "alice"); return err },
+	} {
+		if err := act(); !errors.Is(err, admin.ErrNoActor) {
+			t.Errorf("%s without an actor: %v, want ErrNoActor", name, err)
+		}
+	}
+	if p, err := st.Profile(ctx, "alice"); err != nil || p.State != model.Active {
+		t.Errorf("alice after actions without an actor: %+v, %v", p, err)
+	}
+	if entries, _ := st.Audit(ctx, "", 0); len(entries) != 0 {
+		t.Errorf("audit entries without an actor: %+v", entries)
+	}
+}
