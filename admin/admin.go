@@ -16,6 +16,7 @@ import (
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/target"
 )
 
 // ErrNoSeat is returned by Unblock when the profile's pool is full.
@@ -32,6 +33,9 @@ type Admin struct {
 	// the command line run by the OS user alice, "api:192.0.2.7" for the
 	// API called from that address. Required.
 	Actor string
+	// Targets are the applications that must be told of each change; the
+	// change is marked pending for them in its own transaction.
+	Targets []target.Config
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -126,6 +130,9 @@ func (a *Admin) Delete(ctx context.Context, username string) (Outcome, error) {
 			return err
 		}
 		out = Outcome{Username: p.Username, Action: "delete", State: p.State, Reason: p.BlockReason, Message: "deleted", Profile: p}
+		if err := target.MarkPending(ctx, tx, a.Targets, &p, nil); err != nil {
+			return err
+		}
 		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: a.Actor, Action: "delete", Username: p.Username, Before: &p})
 	})
 	return out, err
@@ -169,6 +176,9 @@ func (a *Admin) change(ctx context.Context, username, action string, fn func(sto
 			return err
 		}
 		out.Profile = after
+		if err := target.MarkPending(ctx, tx, a.Targets, &before, &after); err != nil {
+			return err
+		}
 		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: a.Actor, Action: action,
 			Username: after.Username, Reason: string(after.BlockReason), Before: &before, After: &after})
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/store"
 	"github.com/seatsync/seatsync/store/sqlite"
+	"github.com/seatsync/seatsync/target"
 )
 
 func newStore(t *testing.T, usernames ...string) store.Store {
@@ -98,5 +99,50 @@ func TestNoActor(t *testing.T) {
 	}
 	if entries, _ := st.Audit(ctx, "", 0); len(entries) != 0 {
 		t.Errorf("audit entries without an actor: %+v", entries)
+	}
+}
+
+// TestActionsMarkPushes: an admin's block, unblock and delete reach the
+// targets that cover the profile's area, through the store's outbox.
+func TestActionsMarkPushes(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t, "alice", "bob")
+	targets := []target.Config{{Name: "intranet", Areas: []string{"primary"}}, {Name: "extranet", Areas: []string{"partners"}}}
+	ad := &admin.Admin{Store: st, Policy: policy(), Actor: "cli:carol", Targets: targets}
+	pending := func(name string) []string {
+		t.Helper()
+		ps, err := st.Pending(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range ps {
+			switch {
+			case p.Profile != nil:
+				out = append(out, p.Profile.Username+" "+string(p.Profile.State))
+			case p.Gone != nil:
+				out = append(out, p.Gone.Username+" deleted")
+			}
+		}
+		return out
+	}
+	if _, err := ad.Block(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ad.Delete(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"alice blocked", "bob deleted"}, pending("intranet")); diff != "" {
+		t.Errorf("pending for intranet (-want +got):\n%s", diff)
+	}
+	if got := pending("extranet"); len(got) != 0 {
+		t.Errorf("pending for a target of other areas: %v", got)
+	}
+	// Nothing to do marks nothing.
+	if _, err := ad.Block(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending("intranet"); len(got) != 2 {
+		t.Errorf("a block with nothing to do changed the outbox: %v", got)
 	}
 }
