@@ -20,6 +20,7 @@ type Config struct {
 	Licensing Licensing `yaml:"licensing"`
 	Safety    Safety    `yaml:"safety"`
 	Sources   []Source  `yaml:"sources"`
+	Targets   []Target  `yaml:"targets"`
 	Notify    Notify    `yaml:"notify"`
 	Server    Server    `yaml:"server"`
 	Log       Log       `yaml:"log"`
@@ -130,6 +131,39 @@ type Source struct {
 	// csv
 	Path      string `yaml:"path" types:"csv"`
 	Delimiter string `yaml:"delimiter" types:"csv"` // one character, default ","
+}
+
+// Target is one application seatsync provisions (a target). The keys
+// every type shares are here; Settings holds those of its type, owned by
+// the type's package.
+type Target struct {
+	Name string `yaml:"name"`
+	Type string `yaml:"type"`
+	// Areas are the areas whose profiles go to the target; empty means
+	// every area.
+	Areas    []string `yaml:"areas"`
+	OnDelete string   `yaml:"on_delete"` // deactivate (default) | delete
+	// Adopt links an application user that already has a profile's
+	// userName (default true).
+	Adopt   bool     `yaml:"adopt"`
+	Timeout Duration `yaml:"timeout"` // per request
+	// MaxRequestsPerSecond paces the requests (default 10).
+	MaxRequestsPerSecond float64 `yaml:"max_requests_per_second"`
+	// VerifySchedule is when serve runs `targets verify --fix`.
+	VerifySchedule string `yaml:"verify_schedule"`
+
+	// Settings are the type's own keys, decoded by its package's Settings.
+	Settings Settings `yaml:"-"`
+}
+
+// Target returns the target called name, or nil.
+func (c *Config) Target(name string) *Target {
+	for i := range c.Targets {
+		if c.Targets[i].Name == name {
+			return &c.Targets[i]
+		}
+	}
+	return nil
 }
 
 // TLS configures an LDAP connection's transport security.

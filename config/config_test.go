@@ -495,7 +495,7 @@ func TestLoadBounds(t *testing.T) {
 	if err := os.Symlink(good, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(link); err != nil {
+	if _, err := Load(link, Plugins{}); err != nil {
 		t.Errorf("Load through a link: %v", err)
 	}
 	big := filepath.Join(dir, "big.yaml")
@@ -518,7 +518,7 @@ func TestLoadBounds(t *testing.T) {
 		{dir, "configuration: " + dir + " is a directory, not a regular file"},
 		{filepath.Join(dir, "missing.yaml"), "configuration: cannot read " + filepath.Join(dir, "missing.yaml") + ": no such file or directory"},
 	} {
-		if _, err := Load(tc.path); err == nil || err.Error() != tc.want {
+		if _, err := Load(tc.path, Plugins{}); err == nil || err.Error() != tc.want {
 			t.Errorf("Load(%s): %v, want %q", tc.path, err, tc.want)
 		}
 	}
@@ -641,7 +641,7 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(name, []byte(readTestdata(t, "minimal.yaml")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(name)
+	cfg, err := Load(name, Plugins{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,18 +654,18 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(name, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, err := Load(name); err != nil || cfg.Licensing.Pools[0].Limit.N != 12 {
+	if cfg, err := Load(name, Plugins{}); err != nil || cfg.Licensing.Pools[0].Limit.N != 12 {
 		t.Errorf("Load with ${SEATSYNC_TEST_SEATS}: %v", err)
 	}
 
-	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := Load(filepath.Join(dir, "missing.yaml"), Plugins{}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load(missing) error = %v, want fs.ErrNotExist", err)
 	}
 	if err := os.WriteFile(name, []byte("version: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var ps Problems
-	if _, err := Load(name); !errors.As(err, &ps) || len(ps) != 2 {
+	if _, err := Load(name, Plugins{}); !errors.As(err, &ps) || len(ps) != 2 {
 		t.Errorf("Load(no pools, no sources) = %v, want 2 problems", err)
 	}
 }

@@ -37,12 +37,13 @@ type loc struct {
 const maxNodes = 100_000
 
 type decoder struct {
-	env    func(string) (string, bool)
-	dir    string          // relative *_file names are read from here ("" = working directory)
-	locs   map[string]loc  // path -> where it was written
-	bad    map[string]bool // paths that already have a problem
-	probs  Problems
-	budget int
+	plugins Plugins
+	env     func(string) (string, bool)
+	dir     string          // relative *_file names are read from here ("" = working directory)
+	locs    map[string]loc  // path -> where it was written
+	bad     map[string]bool // paths that already have a problem
+	probs   Problems
+	budget  int
 }
 
 func newDecoder(env func(string) (string, bool), dir string) *decoder {
@@ -122,6 +123,15 @@ func (d *decoder) fill(n *yaml.Node, v reflect.Value, path string) {
 				return
 			}
 			v.SetInt(i)
+		}
+	case reflect.Float64:
+		if s, ok := d.scalar(n, path, "a number"); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+			if err != nil {
+				d.add(path, n.Line, "%q is not a number", s)
+				return
+			}
+			v.SetFloat(f)
 		}
 	case reflect.Bool:
 		if s, ok := d.scalar(n, path, "true or false"); ok {
@@ -226,15 +236,41 @@ func (d *decoder) object(n *yaml.Node, v reflect.Value, path string) {
 		present[e.name] = true
 	}
 	kind := d.kindOf(fields, entries)
+	// A source or target: its type's own keys go to its Settings.
+	plug, isPlugged := d.pluggedOf(v.Type())
+	var settings Settings
+	var sv reflect.Value
+	var sfields []field
+	if isPlugged {
+		settings, kind = d.settingsFor(plug, entries)
+		if settings != nil {
+			sv = reflect.ValueOf(settings).Elem()
+			sfields = fieldsOf(sv.Type())
+			v.FieldByName("Settings").Set(reflect.ValueOf(settings))
+		}
+	}
 
 	for _, e := range entries {
 		p := joinKey(path, e.name)
+		target := v
 		i := slices.IndexFunc(fields, func(f field) bool { return f.name == e.name })
-		if i < 0 {
+		var f field
+		switch j := slices.IndexFunc(sfields, func(f field) bool { return f.name == e.name }); {
+		case i >= 0:
+			f = fields[i]
+		case j >= 0:
+			f, target = sfields[j], sv
+		case isPlugged:
+			if others := otherKinds(plug, e.name); len(others) > 0 && kind != "" {
+				d.add(p, e.key.Line, "%s", notForKind(plug, kind, others))
+			} else {
+				d.add(p, e.key.Line, "unknown key%s", hint(e.name, allKeys(plug, fields), kind))
+			}
+			continue
+		default:
 			d.add(p, e.key.Line, "unknown key%s", hint(e.name, fields, kind))
 			continue
 		}
-		f := fields[i]
 		if kind != "" && f.types != nil && !slices.Contains(f.types, kind) {
 			d.add(p, e.key.Line, "not a setting of %s %s source (it is for %s)",
 				article(kind), kind, strings.Join(f.types, " and "))
@@ -245,10 +281,10 @@ func (d *decoder) object(n *yaml.Node, v reflect.Value, path string) {
 				d.add(p, e.key.Line, "%s is also set; give only one of %s and %s", f.base, f.base, f.name)
 				continue
 			}
-			d.secretFile(e.value, v.Field(f.index), p, joinKey(path, f.base), e.key.Line)
+			d.secretFile(e.value, target.Field(f.index), p, joinKey(path, f.base), e.key.Line)
 			continue
 		}
-		d.value(e.value, v.Field(f.index), p, e.key.Line)
+		d.value(e.value, target.Field(f.index), p, e.key.Line)
 	}
 }
 

@@ -38,16 +38,21 @@ const (
 	DefaultOktaAuth           = "token"
 	DefaultOktaRateLimitShare = 50 // percent
 	DefaultCSVDelimiter       = ","
-	DefaultWarnAtPercent      = 90
-	DefaultSMTPTLS            = "starttls"
-	DefaultSMTPPort           = 587 // 465 when smtp.tls is tls
-	DefaultWebhookFormat      = "json"
-	DefaultWebhookTimeout     = 10 * time.Second
-	DefaultLogLevel           = "info"
-	DefaultLogFormat          = "json"
-	DefaultListen             = "127.0.0.1:8080"
-	DefaultRunOnStart         = "auto"
-	DefaultShutdownTimeout    = 30 * time.Second
+	// Targets.
+	DefaultTargetOnDelete          = "deactivate"
+	DefaultTargetTimeout           = 30 * time.Second
+	DefaultTargetRequestsPerSecond = 10
+	DefaultTargetVerifySchedule    = "0 3 * * *"
+	DefaultWarnAtPercent           = 90
+	DefaultSMTPTLS                 = "starttls"
+	DefaultSMTPPort                = 587 // 465 when smtp.tls is tls
+	DefaultWebhookFormat           = "json"
+	DefaultWebhookTimeout          = 10 * time.Second
+	DefaultLogLevel                = "info"
+	DefaultLogFormat               = "json"
+	DefaultListen                  = "127.0.0.1:8080"
+	DefaultRunOnStart              = "auto"
+	DefaultShutdownTimeout         = 30 * time.Second
 
 	// MaxConfigBytes is the largest configuration file Load reads.
 	MaxConfigBytes = 1 << 20 // 1 MiB
@@ -70,12 +75,14 @@ func DefaultOktaScopes() []string { return []string{"okta.users.read", "okta.gro
 // The file must be a regular file (a link to one is fine) of at most
 // MaxConfigBytes: a named pipe is refused at once instead of waiting for a
 // writer, and a huge file is refused from its size, without being read.
-func Load(path string) (*Config, error) {
+//
+// plugins are the source and target types, each with its own keys.
+func Load(path string, plugins Plugins) (*Config, error) {
 	data, err := smallfile.Read(path, MaxConfigBytes, "a configuration file")
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	return Parse(data, path, os.LookupEnv)
+	return ParseWith(data, path, os.LookupEnv, plugins)
 }
 
 // Parse decodes, completes with defaults and checks a configuration.
@@ -91,6 +98,11 @@ func Load(path string) (*Config, error) {
 // validate` can add problems of its own and report them all together;
 // nothing should run with it.
 func Parse(data []byte, path string, env func(string) (string, bool)) (*Config, error) {
+	return ParseWith(data, path, env, Plugins{})
+}
+
+// ParseWith is Parse with the plug-in types whose keys it decodes.
+func ParseWith(data []byte, path string, env func(string) (string, bool), plugins Plugins) (*Config, error) {
 	if env == nil {
 		env = func(string) (string, bool) { return "", false }
 	}
@@ -108,6 +120,7 @@ func Parse(data []byte, path string, env func(string) (string, bool)) (*Config, 
 		dir = configDir(path)
 	}
 	d := newDecoder(env, dir)
+	d.plugins = plugins
 	cfg := &Config{}
 	d.value(root, reflect.ValueOf(cfg).Elem(), "", 0)
 	if d.bad[""] { // not a mapping: nothing to complete or check
@@ -117,7 +130,7 @@ func Parse(data []byte, path string, env func(string) (string, bool)) (*Config, 
 	cfg.locs = d.locs
 	applyDefaults(cfg, d.locs)
 	resolvePaths(cfg, dir)
-	v := &validator{c: cfg, locs: d.locs, bad: d.bad}
+	v := &validator{c: cfg, locs: d.locs, bad: d.bad, plugins: plugins}
 	v.validate()
 	probs = append(d.probs, v.probs...)
 	if len(probs) > 0 {
@@ -313,6 +326,25 @@ func applyDefaults(c *Config, locs map[string]loc) {
 			}
 		case "csv":
 			orString(&s.Delimiter, DefaultCSVDelimiter)
+		}
+	}
+
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		at := func(key string) string { return index("targets", i) + "." + key }
+		orString(&t.OnDelete, DefaultTargetOnDelete)
+		if !given(at("adopt")) {
+			t.Adopt = true
+		}
+		if !given(at("timeout")) {
+			t.Timeout.Duration = DefaultTargetTimeout
+		}
+		if !given(at("max_requests_per_second")) {
+			t.MaxRequestsPerSecond = DefaultTargetRequestsPerSecond
+		}
+		orString(&t.VerifySchedule, DefaultTargetVerifySchedule)
+		if t.Settings != nil {
+			t.Settings.Defaults(c.entry(index("targets", i), nil, nil))
 		}
 	}
 

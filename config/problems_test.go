@@ -59,7 +59,7 @@ func TestProblems(t *testing.T) {
 	}{
 		// The decoder: keys, types, variables and secret files.
 		{"unknown top-level key", head + `stroe: {driver: sqlite}  # want stroe "unknown key (did you mean store?)"`},
-		{"unknown top-level key, no near match", head + `colour: blue  # want colour "unknown key (known keys: licensing, log, notify, safety, schedule, server, sources, store, version)"`},
+		{"unknown top-level key, no near match", head + `colour: blue  # want colour "unknown key (known keys: licensing, log, notify, safety, schedule, server, sources, store, targets, version)"`},
 		{"unknown key, no near match", head + `log:
   colour: true  # want log.colour "unknown key (known keys: format, level)"`},
 		{"unknown source key with a typo", head + `  - name: ad

@@ -24,10 +24,11 @@ import (
 func IdentityFields() []string { return model.FieldNames() }
 
 type validator struct {
-	c     *Config
-	locs  map[string]loc
-	bad   map[string]bool // paths the decoder already reported
-	probs Problems
+	plugins Plugins
+	c       *Config
+	locs    map[string]loc
+	bad     map[string]bool // paths the decoder already reported
+	probs   Problems
 }
 
 // add records a problem at path, unless the decoder already reported one
@@ -125,6 +126,7 @@ func (v *validator) validate() {
 	v.schedule("schedule", c.Schedule)
 	areas := v.licensing()
 	v.sources(areas)
+	v.targets(areas)
 	v.notify()
 	v.server()
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -254,6 +256,44 @@ func (v *validator) sources(areas map[string]int) {
 	names := map[string]int{}
 	for i := range v.c.Sources {
 		v.source(i, &v.c.Sources[i], areas, names)
+	}
+}
+
+func (v *validator) targets(areas map[string]int) {
+	names := map[string]int{}
+	for i := range v.c.Targets {
+		t := &v.c.Targets[i]
+		p := index("targets", i)
+		at := func(key string) string { return p + "." + key }
+		switch j, dup := names[t.Name]; {
+		case t.Name == "":
+			v.add(at("name"), "required")
+		case !isSourceName(t.Name):
+			v.add(at("name"), "%q may only contain letters, digits, '-', '_' and '.'", t.Name)
+		case dup:
+			v.add(at("name"), "%q is already the name of targets[%d]", t.Name, j)
+		default:
+			names[t.Name] = i
+		}
+		types := v.plugins.Targets.Names()
+		switch {
+		case t.Type == "":
+			v.add(at("type"), "required: one of %s", strings.Join(types, ", "))
+		case t.Settings == nil:
+			v.add(at("type"), "%q is not a target type of this seatsync (one of %s)", t.Type, strings.Join(types, ", "))
+		}
+		for j, a := range t.Areas {
+			v.area(index(at("areas"), j), a, areas)
+		}
+		v.oneOf(at("on_delete"), t.OnDelete, "deactivate", "delete")
+		v.positive(at("timeout"), t.Timeout)
+		if t.MaxRequestsPerSecond < 0 {
+			v.add(at("max_requests_per_second"), "must not be negative (0 means no pace)")
+		}
+		v.schedule(at("verify_schedule"), t.VerifySchedule)
+		if t.Settings != nil {
+			t.Settings.Validate(v.c.entry(p, v, areas))
+		}
 	}
 }
 

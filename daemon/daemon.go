@@ -26,6 +26,7 @@ import (
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/server"
 	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/target"
 )
 
 // DefaultSchedule is used for sources when neither they nor the top level
@@ -48,6 +49,8 @@ type Daemon struct {
 	// taken into account on restart.
 	Store      store.Store
 	Connectors connector.Registry
+	// TargetTypes opens the configured targets' clients for each run.
+	TargetTypes target.Registry
 	// Notifier receives every sync's events. This is the seam for the
 	// email and webhook senders; notify.Log when nil.
 	Notifier notify.Notifier
@@ -333,12 +336,13 @@ func (d *Daemon) start(opt reconcile.Options, trigger string) (done <-chan struc
 	cfg := d.Config()
 	log := d.Log.With(zap.String("trigger", trigger))
 	runner := &reconcile.Runner{
-		Config:     cfg,
-		Store:      d.Store,
-		Connectors: d.Connectors,
-		Notifier:   d.notifier(),
-		Log:        log,
-		Now:        d.Now,
+		Config:      cfg,
+		Store:       d.Store,
+		Connectors:  d.Connectors,
+		TargetTypes: d.TargetTypes,
+		Notifier:    d.notifier(),
+		Log:         log,
+		Now:         d.Now,
 	}
 	go func() {
 		defer d.runs.Done()
@@ -402,7 +406,8 @@ func (d *Daemon) notifier() notify.Notifier {
 // plan does a dry run with the configuration in force.
 func (d *Daemon) plan(ctx context.Context, opt reconcile.Options) (*reconcile.Report, error) {
 	cfg := d.Config()
-	r := &reconcile.Runner{Config: cfg, Store: d.Store, Connectors: d.Connectors, Log: d.Log.With(zap.String("trigger", "api")), Now: d.Now}
+	r := &reconcile.Runner{Config: cfg, Store: d.Store, Connectors: d.Connectors, TargetTypes: d.TargetTypes,
+		Log: d.Log.With(zap.String("trigger", "api")), Now: d.Now}
 	return r.Run(ctx, opt)
 }
 

@@ -36,6 +36,7 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 		size = 5000
 	}
 	exempt := pol.Exempt()
+	targets := r.targets()
 	// The profile each change writes is built here, one change at a time:
 	// a store keeps no pointer to what it is given.
 	var scratch model.Profile
@@ -50,7 +51,7 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 			for _, ci := range batch {
 				ch := &rep.Changes[ci]
 				ch.Result = ""
-				if err := applyOne(ctx, tx, seats, r.Targets, rep.RunID, ch, &scratch, now); err != nil {
+				if err := applyOne(ctx, tx, seats, targets, rep.RunID, ch, &scratch, now); err != nil {
 					return fmt.Errorf("apply %s %s: %w", ch.Action, ch.Username, err)
 				}
 				conflicts = conflicts || ch.Result == ResultConflict
@@ -288,7 +289,6 @@ func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, targets []targ
 		Reason: ch.Reason, Before: ch.Before, After: after,
 	})
 }
-
 
 // demote turns a profile that found no seat in the transaction into one
 // blocked for license, keeping its queue time.

@@ -63,12 +63,12 @@ type Runner struct {
 	Config     *config.Config
 	Store      store.Store
 	Connectors connector.Registry
-	// Targets are the applications the run pushes to, with their clients;
-	// a change is marked pending for them as it is applied.
-	Targets  []target.Config
-	Clients  map[string]target.Client
-	Notifier notify.Notifier
-	Log      *zap.Logger
+	// TargetTypes opens the clients of the configured targets
+	// (Config.Targets), which every applied change is marked pending for,
+	// and pushed to after the apply.
+	TargetTypes target.Registry
+	Notifier    notify.Notifier
+	Log         *zap.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// BatchSize is the number of writes per store transaction (default 5000).
@@ -210,10 +210,13 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 	return r.push(ctx, log, rep)
 }
 
+// targets are the configured targets, as the target package needs them.
+func (r *Runner) targets() []target.Config { return target.Configs(r.Config.Targets) }
+
 // seedTargets gives a target configured for the first time every profile
 // of its areas.
 func (r *Runner) seedTargets(ctx context.Context, log *zap.Logger) error {
-	for _, t := range r.Targets {
+	for _, t := range r.targets() {
 		seeded, err := r.Store.SeedTarget(ctx, t.Name, t.Areas)
 		if err != nil {
 			return fmt.Errorf("target %s: %w", t.Name, err)
@@ -231,8 +234,15 @@ func (r *Runner) seedTargets(ctx context.Context, log *zap.Logger) error {
 func (r *Runner) push(ctx context.Context, log *zap.Logger, rep *Report) error {
 	pusher := &target.Pusher{Store: r.Store, Log: log}
 	var left []string
-	for _, t := range r.Targets {
-		res, err := pusher.Push(ctx, t, r.Clients[t.Name], false)
+	for i, t := range r.targets() {
+		res := target.Result{Name: t.Name, Type: t.Type, Failures: []target.Failure{}}
+		client, err := r.TargetTypes.Open(r.Config.Targets[i], log.With(zap.String("target", t.Name)))
+		if err == nil {
+			res, err = pusher.Push(ctx, t, client, false)
+		}
+		if err != nil && res.Error == "" {
+			res.Error = err.Error()
+		}
 		rep.Targets = append(rep.Targets, res)
 		switch {
 		case err != nil:
@@ -250,7 +260,7 @@ func (r *Runner) push(ctx context.Context, log *zap.Logger, rep *Report) error {
 // planTargets says, for a dry run, how many profiles each target would be
 // sent: those pending already and those the plan changes.
 func (r *Runner) planTargets(ctx context.Context, rep *Report) error {
-	for _, t := range r.Targets {
+	for _, t := range r.targets() {
 		pending, err := r.Store.Pending(ctx, t.Name)
 		if err != nil {
 			return fmt.Errorf("target %s: %w", t.Name, err)

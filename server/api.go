@@ -19,6 +19,7 @@ import (
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/target"
 )
 
 // Status is the answer of GET /api/v1/status, and what the status page
@@ -312,7 +313,8 @@ func (s *Server) apiAdmin(action string) http.HandlerFunc {
 		}
 		// The audit log records the address the request came from (never
 		// a header a client can write, such as X-Forwarded-For).
-		ad := &admin.Admin{Store: st, Policy: licensing.FromConfig(s.Backend.Config().Licensing), Actor: "api:" + clientAddress(r)}
+		ad := &admin.Admin{Store: st, Policy: licensing.FromConfig(s.Backend.Config().Licensing), Actor: "api:" + clientAddress(r),
+			Targets: target.Configs(s.Backend.Config().Targets)}
 		var out admin.Outcome
 		var err error
 		if action == "block" {

@@ -31,6 +31,8 @@ import (
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/store"
 	"github.com/seatsync/seatsync/store/sqlite"
+	"github.com/seatsync/seatsync/target"
+	"github.com/seatsync/seatsync/target/scim"
 )
 
 // app carries what every command shares.
@@ -48,6 +50,18 @@ func registry() connector.Registry {
 	}
 }
 
+// targetTypes lists the target types built into this binary.
+func targetTypes() target.Registry {
+	return target.Registry{
+		"scim": scim.Kind,
+	}
+}
+
+// plugins are the types whose own configuration keys the loader decodes.
+func plugins() config.Plugins {
+	return config.Plugins{Targets: targetTypes().Kinds()}
+}
+
 func (a *app) configFlag(c *cobra.Command) {
 	c.Flags().StringVarP(&a.configPath, "config", "c", "", "configuration file (YAML), required")
 }
@@ -58,7 +72,7 @@ func (a *app) loadConfig() (*config.Config, error) {
 	if a.configPath == "" {
 		return nil, usageError{errors.New("missing -c FILE: the configuration file is required")}
 	}
-	cfg, err := config.Load(a.configPath)
+	cfg, err := config.Load(a.configPath, plugins())
 	var problems config.Problems
 	if err != nil && !errors.As(err, &problems) {
 		return cfg, usageError{err}
@@ -154,11 +168,12 @@ func (a *app) openEnv(ctx context.Context, cfg *config.Config, readOnly bool) (*
 
 func (e *env) runner() *reconcile.Runner {
 	return &reconcile.Runner{
-		Config:     e.cfg,
-		Store:      e.store,
-		Connectors: registry(),
-		Notifier:   notify.Log{Logger: e.log},
-		Log:        e.log,
+		Config:      e.cfg,
+		Store:       e.store,
+		Connectors:  registry(),
+		TargetTypes: targetTypes(),
+		Notifier:    notify.Log{Logger: e.log},
+		Log:         e.log,
 	}
 }
 
@@ -528,7 +543,8 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 				return err
 			}
 			defer e.close()
-			ad := &admin.Admin{Store: e.store, Policy: licensing.FromConfig(e.cfg.Licensing), Actor: cliActor()}
+			ad := &admin.Admin{Store: e.store, Policy: licensing.FromConfig(e.cfg.Licensing), Actor: cliActor(),
+				Targets: target.Configs(e.cfg.Targets)}
 			failed := 0
 			for _, u := range usernames {
 				var out admin.Outcome

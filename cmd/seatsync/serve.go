@@ -56,7 +56,7 @@ func (a *app) serveCmd() *cobra.Command {
 				}
 			}()
 			load := func() (*config.Config, error) {
-				cfg, err := config.Load(a.configPath)
+				cfg, err := config.Load(a.configPath, plugins())
 				if err == nil {
 					if problems := notBuilt(cfg, registry()); len(problems) > 0 {
 						return nil, problems
@@ -65,6 +65,7 @@ func (a *app) serveCmd() *cobra.Command {
 				return cfg, err
 			}
 			d := daemon.New(cfg, e.store, registry(), notifier, load, e.log)
+			d.TargetTypes = targetTypes()
 			// c.Context() is cancelled on SIGTERM and SIGINT (main).
 			if err := d.Serve(c.Context(), hup); err != nil {
 				if errors.Is(err, server.ErrNotLoopback) {
