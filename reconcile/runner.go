@@ -456,17 +456,23 @@ func RulesOf(sc config.Source) SourceRules {
 // run killed, a machine that lost power) is taken over at once; any other
 // holder's lock stands until its TTL runs out.
 func (r *Runner) lock(ctx context.Context, log *zap.Logger, self lockholder.Holder) (unlock func(), err error) {
-	ttl := r.LockTTL
+	return Lock(ctx, r.Store, log, self, r.LockTTL)
+}
+
+// Lock takes st's run lock for self, for anything that must not run
+// beside a sync (targets push, verify --fix), and keeps renewing it until
+// unlock. ttl is 2 minutes when 0.
+func Lock(ctx context.Context, st store.Store, log *zap.Logger, self lockholder.Holder, ttl time.Duration) (unlock func(), err error) {
 	if ttl <= 0 {
 		ttl = 2 * time.Minute
 	}
 	holder := self.String()
-	err = r.Store.AcquireLock(ctx, holder, ttl)
+	err = st.AcquireLock(ctx, holder, ttl)
 	var le *store.LockedError
 	if errors.As(err, &le) {
 		if prev, ok := lockholder.Parse(le.Holder); ok {
 			if gone, why := prev.Gone(); gone {
-				err = r.Store.TakeOverLock(ctx, le.Holder, holder, ttl)
+				err = st.TakeOverLock(ctx, le.Holder, holder, ttl)
 				if err == nil {
 					log.Warn("took over the run lock: its holder is gone", zap.String("previous_holder", le.Holder),
 						zap.String("why", why), zap.Time("would_have_expired", le.Expires))
@@ -488,7 +494,7 @@ func (r *Runner) lock(ctx context.Context, log *zap.Logger, self lockholder.Hold
 			case <-done:
 				return
 			case <-t.C:
-				if err := r.Store.AcquireLock(context.WithoutCancel(ctx), holder, ttl); err != nil {
+				if err := st.AcquireLock(context.WithoutCancel(ctx), holder, ttl); err != nil {
 					log.Error("renew the run lock", zap.Error(err))
 				}
 			}
@@ -497,7 +503,7 @@ func (r *Runner) lock(ctx context.Context, log *zap.Logger, self lockholder.Hold
 	return func() {
 		close(done)
 		<-stopped
-		if err := r.Store.ReleaseLock(context.WithoutCancel(ctx), holder); err != nil {
+		if err := st.ReleaseLock(context.WithoutCancel(ctx), holder); err != nil {
 			log.Error("release the run lock", zap.Error(err))
 		}
 	}, nil

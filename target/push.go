@@ -73,6 +73,9 @@ func (x *push) username() string {
 	if x.p.Gone != nil {
 		return x.p.Gone.Username
 	}
+	if x.link != nil && x.link.Username != "" {
+		return x.link.Username
+	}
 	return fmt.Sprintf("profile %d", x.p.ProfileID)
 }
 

@@ -116,7 +116,7 @@ func exitCode(err error) int {
 	var problems config.Problems
 	var usage usageError
 	switch {
-	case errors.Is(err, errChanges):
+	case errors.Is(err, errChanges), errors.Is(err, errDrift):
 		return exitChanges
 	case errors.Is(err, reconcile.ErrGuardTripped):
 		return exitGuard
@@ -141,7 +141,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	app := &app{stdout: stdout, stderr: stderr}
 	root.AddCommand(
 		app.planCmd(), app.syncCmd(), app.serveCmd(), app.validateCmd(), app.seatsCmd(),
-		app.profilesCmd(), versionCmd(stdout),
+		app.profilesCmd(), app.targetsCmd(), versionCmd(stdout),
 	)
 	return root
 }
