@@ -34,6 +34,15 @@ type Run struct {
 	RunID  string
 	Events []Event
 	Pools  []PoolState
+	// Targets are the targets the run pushed to, and whether each took
+	// every push (a target_failed episode ends then).
+	Targets []TargetState
+}
+
+// TargetState is how a run's push to one target ended.
+type TargetState struct {
+	Name string `json:"name"`
+	OK   bool   `json:"ok"`
 }
 
 // RunNotifier is a Notifier that also takes the pool states of a run, so
@@ -133,6 +142,9 @@ var (
 // EpisodeKey is the store key of an event's episode: its kind, and its
 // pool for pool events ("seats_exhausted/primary").
 func EpisodeKey(e Event) string {
+	if e.Target != "" {
+		return string(e.Kind) + "/" + e.Target
+	}
 	if e.Pool == "" {
 		return string(e.Kind)
 	}
@@ -216,11 +228,20 @@ func (d *Dispatcher) notify(ctx context.Context, run Run, allPools bool) {
 	}
 	failed, refused := current[string(RunFailed)], current[string(GuardTripped)]
 	succeeded := failed.Kind == "" && refused.Kind == ""
+	targetOK := map[string]bool{}
+	for _, t := range run.Targets {
+		targetOK[t.Name] = t.OK
+	}
 	ended := make([]string, 0)
 	for key := range eps {
 		kind, pool := cutKey(key)
 		_, seen := current[key]
 		switch {
+		case kind == TargetFailed:
+			// Lasts until a push to the target goes through.
+			if targetOK[pool] {
+				ended = append(ended, key)
+			}
 		case kind == RunFailed || kind == GuardTripped:
 			// Both last until a run succeeds: a failed pull says nothing
 			// about the guard, and a refused run is no success.

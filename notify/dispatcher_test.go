@@ -20,63 +20,68 @@ func TestEpisodes(t *testing.T) {
 		steps []step
 	}{
 		{"seats_exhausted once while the pool stays full, then seats_available", []step{
-			{Run{"r1", []Event{exhausted("r1", full, "a", "b", "c")}, []PoolState{full}}, []string{"seats_exhausted/primary r1"}},
-			{Run{"r2", []Event{exhausted("r2", pool("primary", 10, 10, 4), "d")}, []PoolState{pool("primary", 10, 10, 4)}}, nil},
+			{Run{RunID: "r1", Events: []Event{exhausted("r1", full, "a", "b", "c")}, Pools: []PoolState{full}}, []string{"seats_exhausted/primary r1"}},
+			{Run{RunID: "r2", Events: []Event{exhausted("r2", pool("primary", 10, 10, 4), "d")}, Pools: []PoolState{pool("primary", 10, 10, 4)}}, nil},
 			// No one new blocked, but the pool is still full with people queued.
-			{Run{"r3", nil, []PoolState{full}}, nil},
-			{Run{"r4", []Event{available("r4", pool("primary", 10, 9, 0), "a", "b", "c")}, []PoolState{pool("primary", 10, 9, 0)}},
+			{Run{RunID: "r3", Events: nil, Pools: []PoolState{full}}, nil},
+			{Run{RunID: "r4", Events: []Event{available("r4", pool("primary", 10, 9, 0), "a", "b", "c")}, Pools: []PoolState{pool("primary", 10, 9, 0)}},
 				[]string{"seats_available/primary r4"}},
 			// Full again, and someone blocked: a new episode.
-			{Run{"r5", []Event{exhausted("r5", pool("primary", 10, 10, 1), "e")}, []PoolState{pool("primary", 10, 10, 1)}},
+			{Run{RunID: "r5", Events: []Event{exhausted("r5", pool("primary", 10, 10, 1), "e")}, Pools: []PoolState{pool("primary", 10, 10, 1)}},
 				[]string{"seats_exhausted/primary r5"}},
 		}},
 		{"seats_available once while seats stay free, again after the pool filled up", []step{
-			{Run{"r1", []Event{available("r1", pool("primary", 10, 8, 0), "a")}, []PoolState{pool("primary", 10, 8, 0)}},
+			{Run{RunID: "r1", Events: []Event{available("r1", pool("primary", 10, 8, 0), "a")}, Pools: []PoolState{pool("primary", 10, 8, 0)}},
 				[]string{"seats_available/primary r1"}},
-			{Run{"r2", []Event{available("r2", pool("primary", 10, 9, 0), "b")}, []PoolState{pool("primary", 10, 9, 0)}}, nil},
-			{Run{"r3", nil, []PoolState{pool("primary", 10, 10, 0)}}, nil},
-			{Run{"r4", []Event{available("r4", pool("primary", 10, 9, 0), "c")}, []PoolState{pool("primary", 10, 9, 0)}},
+			{Run{RunID: "r2", Events: []Event{available("r2", pool("primary", 10, 9, 0), "b")}, Pools: []PoolState{pool("primary", 10, 9, 0)}}, nil},
+			{Run{RunID: "r3", Events: nil, Pools: []PoolState{pool("primary", 10, 10, 0)}}, nil},
+			{Run{RunID: "r4", Events: []Event{available("r4", pool("primary", 10, 9, 0), "c")}, Pools: []PoolState{pool("primary", 10, 9, 0)}},
 				[]string{"seats_available/primary r4"}},
 		}},
 		{"seats_available that fills the pool is news every time", []step{
-			{Run{"r1", []Event{available("r1", pool("primary", 10, 10, 2), "a")}, []PoolState{pool("primary", 10, 10, 2)}},
+			{Run{RunID: "r1", Events: []Event{available("r1", pool("primary", 10, 10, 2), "a")}, Pools: []PoolState{pool("primary", 10, 10, 2)}},
 				[]string{"seats_available/primary r1"}},
-			{Run{"r2", []Event{available("r2", pool("primary", 10, 10, 1), "b")}, []PoolState{pool("primary", 10, 10, 1)}},
+			{Run{RunID: "r2", Events: []Event{available("r2", pool("primary", 10, 10, 1), "b")}, Pools: []PoolState{pool("primary", 10, 10, 1)}},
 				[]string{"seats_available/primary r2"}},
 		}},
 		{"seats_low and overage while they last", []step{
-			{Run{"r1", []Event{low("r1", pool("primary", 10, 9, 0))}, []PoolState{pool("primary", 10, 9, 0)}}, []string{"seats_low/primary r1"}},
-			{Run{"r2", []Event{low("r2", pool("primary", 10, 10, 0)), overage("r2", pool("extranet", 5, 6, 0))},
-				[]PoolState{pool("primary", 10, 10, 0), pool("extranet", 5, 6, 0)}}, []string{"overage/extranet r2"}},
-			{Run{"r3", []Event{low("r3", pool("primary", 10, 9, 0))}, []PoolState{pool("primary", 10, 9, 0), pool("extranet", 5, 5, 0)}}, nil},
-			{Run{"r4", nil, []PoolState{pool("primary", 10, 5, 0), pool("extranet", 5, 6, 0)}}, nil},
-			{Run{"r5", []Event{low("r5", pool("primary", 10, 9, 0)), overage("r5", pool("extranet", 5, 6, 0))},
-				[]PoolState{pool("primary", 10, 9, 0), pool("extranet", 5, 6, 0)}}, []string{"seats_low/primary r5", "overage/extranet r5"}},
+			{Run{RunID: "r1", Events: []Event{low("r1", pool("primary", 10, 9, 0))}, Pools: []PoolState{pool("primary", 10, 9, 0)}}, []string{"seats_low/primary r1"}},
+			{Run{RunID: "r2", Events: []Event{low("r2", pool("primary", 10, 10, 0)), overage("r2", pool("extranet", 5, 6, 0))}, Pools: []PoolState{pool("primary", 10, 10, 0), pool("extranet", 5, 6, 0)}}, []string{"overage/extranet r2"}},
+			{Run{RunID: "r3", Events: []Event{low("r3", pool("primary", 10, 9, 0))}, Pools: []PoolState{pool("primary", 10, 9, 0), pool("extranet", 5, 5, 0)}}, nil},
+			{Run{RunID: "r4", Events: nil, Pools: []PoolState{pool("primary", 10, 5, 0), pool("extranet", 5, 6, 0)}}, nil},
+			{Run{RunID: "r5", Events: []Event{low("r5", pool("primary", 10, 9, 0)), overage("r5", pool("extranet", 5, 6, 0))}, Pools: []PoolState{pool("primary", 10, 9, 0), pool("extranet", 5, 6, 0)}}, []string{"seats_low/primary r5", "overage/extranet r5"}},
 		}},
 		{"run_failed once per failure episode; a failed run leaves pool episodes open", []step{
-			{Run{"r1", []Event{exhausted("r1", full, "a")}, []PoolState{full}}, []string{"seats_exhausted/primary r1"}},
-			{Run{"r2", []Event{failed("r2")}, nil}, []string{"run_failed r2"}},
-			{Run{"r3", []Event{failed("r3")}, nil}, nil},
-			{Run{"r4", nil, []PoolState{full}}, nil},
-			{Run{"r5", []Event{failed("r5")}, nil}, []string{"run_failed r5"}},
+			{Run{RunID: "r1", Events: []Event{exhausted("r1", full, "a")}, Pools: []PoolState{full}}, []string{"seats_exhausted/primary r1"}},
+			{Run{RunID: "r2", Events: []Event{failed("r2")}, Pools: nil}, []string{"run_failed r2"}},
+			{Run{RunID: "r3", Events: []Event{failed("r3")}, Pools: nil}, nil},
+			{Run{RunID: "r4", Events: nil, Pools: []PoolState{full}}, nil},
+			{Run{RunID: "r5", Events: []Event{failed("r5")}, Pools: nil}, []string{"run_failed r5"}},
+		}},
+		{"target_failed once until a push to that target goes through", []step{
+			{Run{RunID: "r1", Events: []Event{targetDown("r1", "intranet")}, Targets: []TargetState{{"intranet", false}, {"lms", true}}}, []string{"target_failed/intranet r1"}},
+			{Run{RunID: "r2", Events: []Event{targetDown("r2", "intranet")}, Targets: []TargetState{{"intranet", false}}}, nil},
+			{Run{RunID: "r3", Events: []Event{targetDown("r3", "lms")}, Targets: []TargetState{{"intranet", false}, {"lms", false}}}, []string{"target_failed/lms r3"}},
+			{Run{RunID: "r4", Targets: []TargetState{{"intranet", true}, {"lms", false}}}, nil},
+			{Run{RunID: "r5", Events: []Event{targetDown("r5", "intranet")}, Targets: []TargetState{{"intranet", false}}}, []string{"target_failed/intranet r5"}},
 		}},
 		{"guard_tripped once until a run goes through", []step{
-			{Run{"r1", []Event{refused("r1")}, []PoolState{full}}, []string{"guard_tripped r1"}},
-			{Run{"r2", []Event{refused("r2")}, []PoolState{full}}, nil},
-			{Run{"r3", []Event{failed("r3")}, nil}, []string{"run_failed r3"}},
-			{Run{"r4", []Event{refused("r4")}, []PoolState{full}}, nil},
-			{Run{"r5", nil, []PoolState{full}}, nil},
-			{Run{"r6", []Event{refused("r6")}, []PoolState{full}}, []string{"guard_tripped r6"}},
+			{Run{RunID: "r1", Events: []Event{refused("r1")}, Pools: []PoolState{full}}, []string{"guard_tripped r1"}},
+			{Run{RunID: "r2", Events: []Event{refused("r2")}, Pools: []PoolState{full}}, nil},
+			{Run{RunID: "r3", Events: []Event{failed("r3")}, Pools: nil}, []string{"run_failed r3"}},
+			{Run{RunID: "r4", Events: []Event{refused("r4")}, Pools: []PoolState{full}}, nil},
+			{Run{RunID: "r5", Events: nil, Pools: []PoolState{full}}, nil},
+			{Run{RunID: "r6", Events: []Event{refused("r6")}, Pools: []PoolState{full}}, []string{"guard_tripped r6"}},
 		}},
 		{"a refused run's pool numbers do not end pool episodes", []step{
-			{Run{"r1", []Event{exhausted("r1", full, "a")}, []PoolState{full}}, []string{"seats_exhausted/primary r1"}},
-			{Run{"r2", []Event{refused("r2")}, []PoolState{pool("primary", 10, 4, 0)}}, []string{"guard_tripped r2"}},
-			{Run{"r3", []Event{exhausted("r3", full, "b")}, []PoolState{full}}, nil},
+			{Run{RunID: "r1", Events: []Event{exhausted("r1", full, "a")}, Pools: []PoolState{full}}, []string{"seats_exhausted/primary r1"}},
+			{Run{RunID: "r2", Events: []Event{refused("r2")}, Pools: []PoolState{pool("primary", 10, 4, 0)}}, []string{"guard_tripped r2"}},
+			{Run{RunID: "r3", Events: []Event{exhausted("r3", full, "b")}, Pools: []PoolState{full}}, nil},
 		}},
 		{"a pool gone from the configuration ends its episodes", []step{
-			{Run{"r1", []Event{overage("r1", pool("old", 5, 6, 0))}, []PoolState{pool("old", 5, 6, 0)}}, []string{"overage/old r1"}},
-			{Run{"r2", nil, []PoolState{full}}, nil},
-			{Run{"r3", []Event{overage("r3", pool("old", 5, 6, 0))}, []PoolState{pool("old", 5, 6, 0)}}, []string{"overage/old r3"}},
+			{Run{RunID: "r1", Events: []Event{overage("r1", pool("old", 5, 6, 0))}, Pools: []PoolState{pool("old", 5, 6, 0)}}, []string{"overage/old r1"}},
+			{Run{RunID: "r2", Events: nil, Pools: []PoolState{full}}, nil},
+			{Run{RunID: "r3", Events: []Event{overage("r3", pool("old", 5, 6, 0))}, Pools: []PoolState{pool("old", 5, 6, 0)}}, []string{"overage/old r3"}},
 		}},
 	}
 	for _, tc := range tests {
@@ -104,13 +109,13 @@ func TestRestart(t *testing.T) {
 	full := pool("primary", 10, 10, 3)
 	rec := &recorder{}
 	d := NewDispatcher(openStore(t, dir), []Sender{rec}, zap.NewNop(), DispatcherOptions{})
-	d.NotifyRun(t.Context(), Run{"r1", []Event{exhausted("r1", full, "a"), failed("r1")}, []PoolState{full}})
+	d.NotifyRun(t.Context(), Run{RunID: "r1", Events: []Event{exhausted("r1", full, "a"), failed("r1")}, Pools: []PoolState{full}})
 	closeDispatcher(t, d)
 
 	rec2 := &recorder{}
 	d2 := NewDispatcher(openStore(t, dir), []Sender{rec2}, zap.NewNop(), DispatcherOptions{})
 	defer closeDispatcher(t, d2)
-	d2.NotifyRun(t.Context(), Run{"r2", []Event{exhausted("r2", full, "b"), failed("r2")}, []PoolState{full}})
+	d2.NotifyRun(t.Context(), Run{RunID: "r2", Events: []Event{exhausted("r2", full, "b"), failed("r2")}, Pools: []PoolState{full}})
 	flush(t, d2)
 	if diff := cmp.Diff([]string{"seats_exhausted/primary r1", "run_failed r1"}, rec.kinds()); diff != "" {
 		t.Errorf("before the restart, sent (-want +got):\n%s", diff)
@@ -119,8 +124,8 @@ func TestRestart(t *testing.T) {
 		t.Errorf("after the restart, sent again: %v", got)
 	}
 	// The episodes were not forgotten: their end is seen after the restart.
-	d2.NotifyRun(t.Context(), Run{"r3", nil, []PoolState{pool("primary", 10, 8, 0)}})
-	d2.NotifyRun(t.Context(), Run{"r4", []Event{failed("r4")}, nil})
+	d2.NotifyRun(t.Context(), Run{RunID: "r3", Events: nil, Pools: []PoolState{pool("primary", 10, 8, 0)}})
+	d2.NotifyRun(t.Context(), Run{RunID: "r4", Events: []Event{failed("r4")}, Pools: nil})
 	flush(t, d2)
 	if diff := cmp.Diff([]string{"run_failed r4"}, rec2.kinds()); diff != "" {
 		t.Errorf("after the restart, sent (-want +got):\n%s", diff)
@@ -135,14 +140,14 @@ func TestUnsentRetriedNextRun(t *testing.T) {
 	log, logs := observedLogger()
 	d := NewDispatcher(openStore(t, t.TempDir()), []Sender{rec}, log, DispatcherOptions{})
 	defer closeDispatcher(t, d)
-	d.NotifyRun(t.Context(), Run{"r1", []Event{exhausted("r1", full, "a")}, []PoolState{full}})
+	d.NotifyRun(t.Context(), Run{RunID: "r1", Events: []Event{exhausted("r1", full, "a")}, Pools: []PoolState{full}})
 	flush(t, d)
 	if n := logs.FilterMessage("send notification").Len(); n != 1 {
 		t.Errorf("%d send errors logged, want 1", n)
 	}
 	rec.setFail(false)
 	for _, run := range []string{"r2", "r3"} {
-		d.NotifyRun(t.Context(), Run{run, []Event{exhausted(run, full, "b")}, []PoolState{full}})
+		d.NotifyRun(t.Context(), Run{RunID: run, Events: []Event{exhausted(run, full, "b")}, Pools: []PoolState{full}})
 		flush(t, d)
 	}
 	if diff := cmp.Diff([]string{"seats_exhausted/primary r2"}, rec.kinds()); diff != "" {
@@ -171,7 +176,7 @@ func TestNotifyWithoutPools(t *testing.T) {
 func TestNoSenders(t *testing.T) {
 	log, logs := observedLogger()
 	d := NewDispatcher(openStore(t, t.TempDir()), nil, log, DispatcherOptions{})
-	d.NotifyRun(t.Context(), Run{"r1", []Event{failed("r1")}, nil})
+	d.NotifyRun(t.Context(), Run{RunID: "r1", Events: []Event{failed("r1")}, Pools: nil})
 	closeDispatcher(t, d)
 	if n := logs.FilterField(zap.String("event", "run_failed")).Len(); n != 1 {
 		t.Errorf("%d log lines for run_failed, want 1", n)

@@ -46,11 +46,11 @@ func TestEmailOncePerEpisode(t *testing.T) {
 	defer closeDispatcher(t, d)
 
 	full := pool("primary", 10, 10, 5)
-	d.NotifyRun(t.Context(), Run{"01R1", []Event{exhausted("01R1", full, "alice", "bob", "carol", "dave", "erin")}, []PoolState{full}})
+	d.NotifyRun(t.Context(), Run{RunID: "01R1", Events: []Event{exhausted("01R1", full, "alice", "bob", "carol", "dave", "erin")}, Pools: []PoolState{full}})
 	flush(t, d)
-	d.NotifyRun(t.Context(), Run{"01R2", []Event{exhausted("01R2", pool("primary", 10, 10, 6), "frank")}, []PoolState{pool("primary", 10, 10, 6)}})
+	d.NotifyRun(t.Context(), Run{RunID: "01R2", Events: []Event{exhausted("01R2", pool("primary", 10, 10, 6), "frank")}, Pools: []PoolState{pool("primary", 10, 10, 6)}})
 	flush(t, d)
-	d.NotifyRun(t.Context(), Run{"01R3", nil, []PoolState{pool("primary", 10, 10, 6)}})
+	d.NotifyRun(t.Context(), Run{RunID: "01R3", Events: nil, Pools: []PoolState{pool("primary", 10, 10, 6)}})
 	flush(t, d)
 	msgs := ms.Messages()
 	if len(msgs) != 1 {
@@ -75,7 +75,7 @@ func TestEmailOncePerEpisode(t *testing.T) {
 
 	// Seats free up: two people from the queue get them.
 	freed := pool("primary", 12, 11, 4)
-	d.NotifyRun(t.Context(), Run{"01R4", []Event{available("01R4", freed, "alice", "bob")}, []PoolState{freed}})
+	d.NotifyRun(t.Context(), Run{RunID: "01R4", Events: []Event{available("01R4", freed, "alice", "bob")}, Pools: []PoolState{freed}})
 	flush(t, d)
 	msgs = ms.Messages()
 	if len(msgs) != 2 {
@@ -112,7 +112,7 @@ func TestEmailUntrustedCertificate(t *testing.T) {
 	d := NewDispatcher(openStore(t, t.TempDir()), []Sender{emailSender(t, ms, TLSStartTLS, &otherCA, "seatsync", "pw")},
 		log, DispatcherOptions{})
 	defer closeDispatcher(t, d)
-	d.NotifyRun(t.Context(), Run{"01R1", []Event{failed("01R1")}, nil})
+	d.NotifyRun(t.Context(), Run{RunID: "01R1", Events: []Event{failed("01R1")}, Pools: nil})
 	flush(t, d)
 	if n := len(ms.Messages()); n != 0 {
 		t.Errorf("%d mails accepted over an untrusted certificate", n)
@@ -181,7 +181,7 @@ func TestEmailServerDownDoesNotBlock(t *testing.T) {
 	d := NewDispatcher(openStore(t, t.TempDir()), []Sender{s}, log, DispatcherOptions{})
 	full := pool("primary", 10, 10, 1)
 	for _, run := range []string{"01R1", "01R2", "01R3"} {
-		d.NotifyRun(t.Context(), Run{run, []Event{exhausted(run, full, "a"), failed(run)}, []PoolState{full}})
+		d.NotifyRun(t.Context(), Run{RunID: run, Events: []Event{exhausted(run, full, "a"), failed(run)}, Pools: []PoolState{full}})
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
@@ -192,7 +192,7 @@ func TestEmailServerDownDoesNotBlock(t *testing.T) {
 		t.Errorf("%d notifications sent to a server that never answers", n)
 	}
 	// After Close, events are refused without blocking.
-	d.NotifyRun(t.Context(), Run{"01R4", []Event{failed("01R4")}, nil})
+	d.NotifyRun(t.Context(), Run{RunID: "01R4", Events: []Event{failed("01R4")}, Pools: nil})
 }
 
 // TestMessagePeople: at most MaxPeople names, then a count.

@@ -41,6 +41,10 @@ func failed(run string) Event {
 	return Event{Kind: RunFailed, RunID: run, Message: "seatsync run failed, nothing was changed by the failed step: pull corp-ad: bind: connection refused"}
 }
 
+func targetDown(run, target string) Event {
+	return Event{Kind: TargetFailed, RunID: run, Target: target, Message: "Target " + target + " failed: the application refused the token (HTTP 401)."}
+}
+
 func refused(run string) Event {
 	return Event{Kind: GuardTripped, RunID: run, Message: "source corp-ad would deprovision 40 of 200 profiles (limit 10%). Nothing was written."}
 }

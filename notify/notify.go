@@ -19,6 +19,9 @@ const (
 	Overage        Kind = "overage"
 	RunFailed      Kind = "run_failed"
 	GuardTripped   Kind = "guard_tripped"
+	// TargetFailed is a target that refused seatsync's credentials or
+	// could not be reached: its pushes stay pending.
+	TargetFailed Kind = "target_failed"
 )
 
 // Event is one thing worth telling an admin about.
@@ -27,6 +30,8 @@ type Event struct {
 	RunID string `json:"run_id"`
 	// Pool is the pool concerned ("" for run-level events).
 	Pool string `json:"pool,omitempty"`
+	// Target is the target concerned, for target_failed.
+	Target string `json:"target,omitempty"`
 	// Limit, Used, Remaining and Queued are the pool's numbers after the run.
 	Limit     int  `json:"limit,omitempty"`
 	Unlimited bool `json:"unlimited,omitempty"`
@@ -53,6 +58,9 @@ type Log struct{ Logger *zap.Logger }
 func (l Log) Notify(_ context.Context, events []Event) {
 	for _, e := range events {
 		fields := []zap.Field{zap.String("event", string(e.Kind)), zap.String("run_id", e.RunID)}
+		if e.Target != "" {
+			fields = append(fields, zap.String("target", e.Target))
+		}
 		if e.Pool != "" {
 			fields = append(fields, zap.String("pool", e.Pool), zap.Int("used", e.Used), zap.Int("limit", e.Limit),
 				zap.Int("remaining", e.Remaining), zap.Int("queued", e.Queued))

@@ -77,7 +77,7 @@ func TestWebhookRetries(t *testing.T) {
 			log, logs := observedLogger()
 			d := NewDispatcher(openStore(t, t.TempDir()), []Sender{webhook(t, r, FormatJSON)}, log, DispatcherOptions{})
 			defer closeDispatcher(t, d)
-			d.NotifyRun(t.Context(), Run{"01R1", []Event{failed("01R1")}, nil})
+			d.NotifyRun(t.Context(), Run{RunID: "01R1", Events: []Event{failed("01R1")}, Pools: nil})
 			flush(t, d)
 			if n := len(r.requests()); n != tc.wantTries {
 				t.Errorf("%d requests, want %d", n, tc.wantTries)

@@ -26,6 +26,9 @@ func (r *Runner) notify(ctx context.Context, rep *Report) {
 		return
 	}
 	run := notify.Run{RunID: rep.RunID, Events: events}
+	for _, t := range rep.Targets {
+		run.Targets = append(run.Targets, notify.TargetState{Name: t.Name, OK: t.Error == ""})
+	}
 	if rep.Result == ResultOK {
 		for _, p := range rep.Pools {
 			run.Pools = append(run.Pools, notify.PoolState{Name: p.Name, Limit: p.Limit, Unlimited: p.Unlimited,
@@ -48,6 +51,13 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 	case ResultGuardTripped:
 		return []notify.Event{{Kind: notify.GuardTripped, RunID: rep.RunID,
 			Message: guardWhy(rep.Guard) + ". Nothing was written. If this is intended, run `seatsync sync --allow-deprovision` once."}}
+	}
+	for _, t := range rep.Targets {
+		if t.Error != "" {
+			out = append(out, notify.Event{Kind: notify.TargetFailed, RunID: rep.RunID, Target: t.Name, Message: fmt.Sprintf(
+				"Target %s failed: %s. The store's changes stand; its %d pushes stay pending and are sent again by the next run. `seatsync targets status` lists them.",
+				t.Name, t.Error, t.Pending+t.Failed)})
+		}
 	}
 	blocked := map[string][]string{}
 	activated := map[string][]string{}

@@ -88,6 +88,30 @@ func Queue(pol *licensing.Policy, profiles []model.Profile) []QueueEntry {
 	return out
 }
 
+// targets reads every configured target's status.
+func (s *Server) targets(ctx context.Context) ([]target.Status, error) {
+	out := []target.Status{}
+	for _, t := range target.Configs(s.Backend.Config().Targets) {
+		st, err := target.StatusOf(ctx, s.Backend.Store(), t)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// apiTargets is GET /api/v1/targets: what `targets status --format json`
+// prints.
+func (s *Server) apiTargets(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.targets(r.Context())
+	if err != nil {
+		s.internal(w, "targets", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ts)
+}
+
 func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := s.status(r.Context())
 	if err != nil {

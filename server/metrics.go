@@ -2,12 +2,14 @@ package server
 
 import (
 	"math"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/reconcile"
+	"github.com/seatsync/seatsync/target"
 )
 
 // Metrics are the Prometheus metrics of one serve process. They live in a
@@ -26,6 +28,10 @@ type Metrics struct {
 	runs          *prometheus.CounterVec
 	changes       *prometheus.CounterVec
 	unauthorized  prometheus.Counter
+
+	targetPending     *prometheus.GaugeVec
+	targetPushes      *prometheus.CounterVec
+	targetLastSuccess *prometheus.GaugeVec
 }
 
 // NewMetrics makes the metrics and their registry (with the Go runtime
@@ -70,6 +76,18 @@ func NewMetrics() *Metrics {
 			Name: "seatsync_changes_total",
 			Help: "Changes applied by syncs, by action (create, update, move, activate, block, delete).",
 		}, []string{"action"}),
+		targetPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "seatsync_target_pending",
+			Help: "Pushes waiting to reach the target: pending and refused ones.",
+		}, []string{"target"}),
+		targetPushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seatsync_target_pushes_total",
+			Help: "Pushes to targets by result: sent, failed (refused for one user) or error (the target failed as a whole).",
+		}, []string{"target", "result"}),
+		targetLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "seatsync_target_last_success_timestamp_seconds",
+			Help: "When a push to the target last ended with nothing left pending (Unix time).",
+		}, []string{"target"}),
 		unauthorized: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seatsync_http_unauthorized_total",
 			Help: "HTTP requests refused (401) for a missing or wrong server.token.",
@@ -80,6 +98,7 @@ func NewMetrics() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.poolLimit, m.poolUsed, m.poolRemaining, m.poolQueued,
 		m.identities, m.lastSuccess, m.duration, m.runs, m.changes, m.unauthorized,
+		m.targetPending, m.targetPushes, m.targetLastSuccess,
 	)
 	// Show every result and action from the start, at 0, so rate() and
 	// alerts work before the first of each happens.
@@ -112,6 +131,32 @@ func (m *Metrics) SetPools(seats []licensing.Status) {
 	}
 }
 
+// SetTargets sets each target's pending gauge (pending plus refused
+// pushes); targets no longer configured are dropped.
+func (m *Metrics) SetTargets(statuses []target.Status) {
+	m.targetPending.Reset()
+	for _, s := range statuses {
+		m.targetPending.WithLabelValues(s.Name).Set(float64(s.Pending + s.Failed))
+		for _, r := range []string{"sent", "failed", "error"} {
+			m.targetPushes.WithLabelValues(s.Name, r)
+		}
+	}
+}
+
+// ObservePush counts one push run to a target (after a sync, a retry or
+// targets push) that ended at now.
+func (m *Metrics) ObservePush(res target.Result, now time.Time) {
+	m.targetPushes.WithLabelValues(res.Name, "sent").Add(float64(res.Sent))
+	m.targetPushes.WithLabelValues(res.Name, "failed").Add(float64(len(res.Failures)))
+	if res.Error != "" {
+		m.targetPushes.WithLabelValues(res.Name, "error").Inc()
+	}
+	m.targetPending.WithLabelValues(res.Name).Set(float64(res.Pending + res.Failed))
+	if res.Error == "" && res.Pending+res.Failed == 0 {
+		m.targetLastSuccess.WithLabelValues(res.Name).Set(float64(now.UnixNano()) / 1e9)
+	}
+}
+
 // ObserveRun counts one finished sync. A run turned away by another
 // process's run lock (result skipped) is counted, and nothing else of it.
 func (m *Metrics) ObserveRun(rep *reconcile.Report) {
@@ -141,5 +186,8 @@ func (m *Metrics) ObserveRun(rep *reconcile.Report) {
 		if ch.Result == reconcile.ResultApplied || ch.Result == reconcile.ResultNoSeat {
 			m.changes.WithLabelValues(string(ch.Action)).Inc()
 		}
+	}
+	for _, t := range rep.Targets {
+		m.ObservePush(t, rep.FinishedAt)
 	}
 }

@@ -94,6 +94,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/runs", auth(true, s.apiRuns))
 	mux.Handle("GET /api/v1/runs/{id}", auth(true, s.apiRun))
 	mux.Handle("GET /api/v1/profiles", auth(true, s.apiProfiles))
+	mux.Handle("GET /api/v1/targets", auth(true, s.apiTargets))
 	mux.Handle("POST /api/v1/sync", auth(false, s.apiSync))
 	mux.Handle("POST /api/v1/plan", auth(false, s.apiPlan))
 	mux.Handle("POST /api/v1/profiles/{username}/block", auth(false, s.apiAdmin("block")))

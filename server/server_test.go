@@ -591,3 +591,59 @@ func TestAPIActor(t *testing.T) {
 		t.Errorf("audit log (-want +got):\n%s", diff)
 	}
 }
+
+// TestAPITargets: GET /api/v1/targets gives each target's pending and
+// refused pushes, as targets status --format json does, and the status
+// page shows the target's health.
+func TestAPITargets(t *testing.T) {
+	b, h := newTest(t, testToken)
+	b.cfg.Targets = []config.Target{{Name: "intranet", Type: "scim", Areas: []string{"primary"}}}
+	ctx := context.Background()
+	profiles, err := b.st.Profiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.st.WithTx(ctx, func(tx store.Tx) error {
+		for _, p := range profiles[:2] {
+			if err := tx.MarkPending(ctx, "intranet", p.ID, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := b.st.Pending(ctx, "intranet")
+	if err := b.st.PushFailed(ctx, "intranet", ps[0].ProfileID, ps[0].Seq, 400, "invalidValue: no", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	rec := do(t, h, call{method: "GET", path: "/api/v1/targets", auth: "Bearer " + testToken})
+	if rec.Code != 200 {
+		t.Fatalf("GET /api/v1/targets: %d %s", rec.Code, rec.Body)
+	}
+	var got []struct {
+		Name     string `json:"name"`
+		Pending  int    `json:"pending"`
+		Failed   int    `json:"failed"`
+		Failures []struct {
+			Username string `json:"username"`
+			Status   int    `json:"status"`
+			Error    string `json:"error"`
+		} `json:"failures"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != "intranet" || got[0].Pending != 1 || got[0].Failed != 1 ||
+		len(got[0].Failures) != 1 || got[0].Failures[0].Username != profiles[0].Username || got[0].Failures[0].Error != "invalidValue: no" {
+		t.Errorf("GET /api/v1/targets = %s", rec.Body)
+	}
+	if rec := do(t, h, call{method: "GET", path: "/api/v1/targets"}); rec.Code != 401 {
+		t.Errorf("GET /api/v1/targets without the token: %d", rec.Code)
+	}
+	page := do(t, h, call{method: "GET", path: "/", auth: "Bearer " + testToken})
+	if body := page.Body.String(); !strings.Contains(body, `data-target="intranet"`) || !strings.Contains(body, "users refused") {
+		t.Errorf("the status page does not show the target's health:\n%s", body)
+	}
+}

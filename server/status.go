@@ -12,6 +12,7 @@ import (
 
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/target"
 )
 
 // The status page is rendered on the server, with its styles inline and
@@ -21,6 +22,7 @@ import (
 //	section.pool#pool-NAME[data-pool]  .pool-limit .pool-used .pool-remaining .pool-queued .pool-reserve
 //	table#queue tr.queue-entry         .queue-pool .queue-position .queue-username .queue-since
 //	table#runs tr.run[data-run-id]     .run-result .run-started a.run-report
+//	table#targets tr.target[data-target] .target-health .target-linked .target-pending .target-failed
 //	.banner#banner-pool-full-NAME, #banner-pool-over-NAME, #banner-last-run-failed
 var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
 	"time": func(t time.Time) string {
@@ -82,6 +84,14 @@ table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:.25em .
 {{range .Status.Queue}}<tr class="queue-entry" data-pool="{{.Pool}}"><td class="queue-pool">{{.Pool}}</td><td class="queue-position">{{.Position}}</td><td class="queue-username">{{.Username}}</td><td class="queue-since">{{time .QueuedAt}}</td></tr>
 {{end}}</tbody>
 </table>{{else}}<p id="queue-empty">Nobody is waiting for a seat.</p>{{end}}
+{{if .Targets}}<h2>Targets</h2>
+<table id="targets">
+<thead><tr><th>target</th><th>type</th><th>health</th><th>linked</th><th>pending</th><th>refused</th></tr></thead>
+<tbody>
+{{range .Targets}}<tr class="target" data-target="{{.Name}}"><td>{{.Name}}</td><td>{{.Type}}</td><td class="target-health {{if .Healthy}}result-ok{{else}}result-failed{{end}}">{{if .Healthy}}in step{{else if .Failed}}users refused{{else}}pushes pending{{end}}</td><td class="target-linked">{{.Linked}}</td><td class="target-pending">{{.Pending}}</td><td class="target-failed">{{.Failed}}</td></tr>
+{{range .Failures}}<tr class="target-failure"><td></td><td colspan="5">{{.Username}}: {{.Error}}</td></tr>
+{{end}}{{end}}</tbody>
+</table>{{end}}
 <h2>Last runs</h2>
 {{if .Runs}}<table id="runs">
 <thead><tr><th>started</th><th>result</th><th>changes</th><th>report</th></tr></thead>
@@ -107,11 +117,17 @@ type runView struct {
 	Counts string
 }
 
+type targetView struct {
+	target.Status
+	Healthy bool
+}
+
 type pageData struct {
 	Now     time.Time
 	Status  *Status
 	Pools   []poolView
 	Runs    []runView
+	Targets []targetView
 	LastRun *store.Run
 }
 
@@ -123,6 +139,15 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := pageData{Now: s.now(), Status: st}
+	targets, err := s.targets(r.Context())
+	if err != nil {
+		s.Log.Error("http: status page", zap.Error(err))
+		http.Error(w, "seatsync: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	for _, t := range targets {
+		data.Targets = append(data.Targets, targetView{Status: t, Healthy: t.Pending+t.Failed == 0})
+	}
 	for _, p := range st.Pools {
 		v := poolView{Name: p.Name, Limit: p.Limit, Reserve: p.Reserve, Active: p.Active, Remaining: p.Remaining,
 			Queued: p.Queued, Unlimited: p.Unlimited}
