@@ -70,6 +70,11 @@ type Daemon struct {
 	runCtx    context.Context
 	cancelRun context.CancelFunc
 
+	// retry sends pending pushes again (afterPush); retryAttempt is how
+	// many retries in a row left pushes pending. Both under mu.
+	retry        *time.Timer
+	retryAttempt int
+
 	cron *cron.Cron
 	http *http.Server
 	ln   net.Listener
@@ -108,6 +113,7 @@ func (d *Daemon) Serve(ctx context.Context, hup <-chan struct{}) error {
 	}
 	d.cron = d.startCron(cfg)
 	d.runOnStart(cfg)
+	d.retryLeftover(ctx)
 	d.Log.Info("serving", zap.String("listen", d.ln.Addr().String()), zap.Int("sources", len(cfg.Sources)))
 	for {
 		select {
@@ -202,6 +208,7 @@ func (d *Daemon) startCron(cfg *config.Config) *cron.Cron {
 		d.Log.Info("scheduled", zap.String("schedule", spec), zap.Strings("sources", names),
 			zap.Time("next", sched.Next(d.now())))
 	}
+	d.scheduleVerify(c, cfg)
 	c.Start()
 	return c
 }
@@ -381,6 +388,9 @@ func (d *Daemon) finished(rep *reconcile.Report, err error, log *zap.Logger) {
 	}
 	d.metrics.ObserveRun(rep)
 	d.refresh(context.WithoutCancel(d.runCtx))
+	if rep.Mode == reconcile.ModeSync && rep.Result == reconcile.ResultOK && len(rep.Targets) > 0 {
+		d.afterPush(rep.Targets)
+	}
 }
 
 // refresh recomputes the pool gauges from the store, so they agree with
@@ -394,6 +404,16 @@ func (d *Daemon) refresh(ctx context.Context) {
 		return
 	}
 	d.metrics.SetPools(licensing.FromConfig(d.Config().Licensing).Count(profiles))
+	var statuses []target.Status
+	for _, t := range target.Configs(d.Config().Targets) {
+		st, err := target.StatusOf(ctx, d.Store, t)
+		if err != nil {
+			d.Log.Warn("read pending pushes for the target metrics", zap.String("target", t.Name), zap.Error(err))
+			return
+		}
+		statuses = append(statuses, st)
+	}
+	d.metrics.SetTargets(statuses)
 }
 
 func (d *Daemon) notifier() notify.Notifier {
@@ -464,6 +484,9 @@ func (d *Daemon) shutdown() error {
 	d.mu.Lock()
 	d.stopping = true
 	running := d.running
+	if d.retry != nil {
+		d.retry.Stop()
+	}
 	d.mu.Unlock()
 	timeout := d.Config().Server.ShutdownTimeout.Duration
 	if timeout <= 0 {

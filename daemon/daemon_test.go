@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,5 +110,16 @@ sources:
 	}
 	if diff := cmp.Diff([]string{"a", "c"}, got); diff != "" {
 		t.Errorf("due (-want +got):\n%s", diff)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	var got []time.Duration
+	for a := range 7 {
+		got = append(got, retryDelay(a))
+	}
+	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, RetryMax, RetryMax}
+	if !slices.Equal(got, want) {
+		t.Errorf("retry delays %v, want %v", got, want)
 	}
 }
