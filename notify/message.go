@@ -30,6 +30,8 @@ func Subject(e Event) string {
 		s = "A sync run failed"
 	case GuardTripped:
 		s = "A sync was refused by the deprovision guard"
+	case TargetFailed:
+		s = fmt.Sprintf("Target %s failed: pushes stay pending", e.Target)
 	default:
 		s = string(e.Kind)
 		if e.Pool != "" {
