@@ -135,6 +135,9 @@ type TargetStore interface {
 	// the profile's link (nil removes it), and the pending push is removed
 	// unless it was marked again since it was read (seq differs).
 	PushDone(ctx context.Context, target string, profileID, seq int64, link *Link) error
+	// PushesDone records many accepted pushes in one transaction, each as
+	// PushDone would.
+	PushesDone(ctx context.Context, target string, done []Done) error
 	// PushFailed records a push that did not go through. permanent is a
 	// refusal of this one user (a 4xx); such a push is not sent again until
 	// the profile changes or SendFailed is called. link, when not nil,
@@ -170,6 +173,12 @@ type Pending struct {
 	LastStatus int
 	LastError  string
 	Failed     bool // refused for this user; see PushFailed
+}
+
+// Done is one push the application accepted (see PushDone).
+type Done struct {
+	ProfileID, Seq int64
+	Link           *Link
 }
 
 // Link ties a profile to its user in a target application.

@@ -148,41 +148,82 @@ func (s *Store) Pending(ctx context.Context, target string) ([]store.Pending, er
 	return out, nil
 }
 
-// writeLink sets (or with link nil removes) one link in tx.
-func writeLink(ctx context.Context, tx *sql.Tx, target string, profileID int64, link *store.Link) error {
+// linkStmts are the statements that write links, prepared once for a
+// transaction that writes many.
+type linkStmts struct {
+	del, move, upsert *sql.Stmt
+}
+
+func prepareLinks(ctx context.Context, tx *sql.Tx) (*linkStmts, error) {
+	var ls linkStmts
+	var err error
+	if ls.del, err = tx.PrepareContext(ctx, `DELETE FROM target_links WHERE target = ? AND profile_id = ?`); err != nil {
+		return nil, err
+	}
+	// An application id belongs to one profile: a user linked anew (found
+	// again after its profile was recreated) leaves the old link.
+	if ls.move, err = tx.PrepareContext(ctx, `DELETE FROM target_links WHERE target = ? AND app_id = ? AND profile_id <> ?`); err != nil {
+		return nil, err
+	}
+	ls.upsert, err = tx.PrepareContext(ctx, `INSERT INTO target_links (target, profile_id, app_id, etag, active, hash, username, gone)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (target, profile_id) DO UPDATE SET app_id = excluded.app_id, etag = excluded.etag,
+			active = excluded.active, hash = excluded.hash, username = excluded.username, gone = excluded.gone`)
+	return &ls, err
+}
+
+// write sets (or with link nil removes) one link.
+func (ls *linkStmts) write(ctx context.Context, target string, profileID int64, link *store.Link) error {
 	if link == nil {
-		_, err := tx.ExecContext(ctx, `DELETE FROM target_links WHERE target = ? AND profile_id = ?`, target, profileID)
+		_, err := ls.del.ExecContext(ctx, target, profileID)
 		return err
 	}
 	if link.AppID == "" {
 		return errors.New("a link needs the application's id of the user")
 	}
-	// An application id belongs to one profile: a user linked anew (found
-	// again after its profile was recreated) leaves the old link.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM target_links WHERE target = ? AND app_id = ? AND profile_id <> ?`,
-		target, link.AppID, profileID); err != nil {
+	if _, err := ls.move.ExecContext(ctx, target, link.AppID, profileID); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO target_links (target, profile_id, app_id, etag, active, hash, username, gone)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (target, profile_id) DO UPDATE SET app_id = excluded.app_id, etag = excluded.etag,
-			active = excluded.active, hash = excluded.hash, username = excluded.username, gone = excluded.gone`,
-		target, profileID, link.AppID, link.ETag, link.Active, link.Hash, link.Username, link.Gone)
+	_, err := ls.upsert.ExecContext(ctx, target, profileID, link.AppID, link.ETag, link.Active, link.Hash, link.Username, link.Gone)
 	return err
 }
 
-// PushDone records an accepted push.
-func (s *Store) PushDone(ctx context.Context, target string, profileID, seq int64, link *store.Link) error {
+// writeLink writes one link in tx.
+func writeLink(ctx context.Context, tx *sql.Tx, target string, profileID int64, link *store.Link) error {
+	ls, err := prepareLinks(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return ls.write(ctx, target, profileID, link)
+}
+
+// PushesDone records accepted pushes in one transaction: a first push of
+// thousands would otherwise pay a write transaction for each.
+func (s *Store) PushesDone(ctx context.Context, target string, done []store.Done) error {
+	if len(done) == 0 {
+		return nil
+	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := writeLink(ctx, tx, target, profileID, link); err != nil {
+		del, err := tx.PrepareContext(ctx, `DELETE FROM target_pending WHERE target = ? AND profile_id = ? AND seq = ?`)
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM target_pending WHERE target = ? AND profile_id = ? AND seq = ?`,
-			target, profileID, seq)
-		return err
+		ls, err := prepareLinks(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, d := range done {
+			if err := ls.write(ctx, target, d.ProfileID, d.Link); err != nil {
+				return fmt.Errorf("profile %d: %w", d.ProfileID, err)
+			}
+			if _, err := del.ExecContext(ctx, target, d.ProfileID, d.Seq); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: record push of profile %d to target %s: %w", profileID, target, err)
+		return fmt.Errorf("sqlite: record %d pushes to target %s: %w", len(done), target, err)
 	}
 	return nil
 }
@@ -263,4 +304,9 @@ func (s *Store) TargetCounts(ctx context.Context, target string) (pending, faile
 		return 0, 0, fmt.Errorf("sqlite: count pending pushes of target %s: %w", target, err)
 	}
 	return pending, failed, nil
+}
+
+// PushDone records an accepted push.
+func (s *Store) PushDone(ctx context.Context, target string, profileID, seq int64, link *store.Link) error {
+	return s.PushesDone(ctx, target, []store.Done{{ProfileID: profileID, Seq: seq, Link: link}})
 }
