@@ -64,10 +64,10 @@ type Client struct {
 	paths   []mapped
 	log     *zap.Logger
 
-	spcOnce sync.Once
-	spcErr  error
-	patch   bool
-	etag    bool
+	spcMu    sync.Mutex
+	spcKnown bool
+	patch    bool
+	etag     bool
 }
 
 // mapped is one attribute of the mapping: its path and the profile field
@@ -204,32 +204,35 @@ func (c *Client) user(res map[string]any, etag string) target.User {
 }
 
 // serviceProvider reads /ServiceProviderConfig once: PATCH and ETag
-// support. A server without one gets PUT and no If-Match.
+// support. A server that has none (a 4xx) gets PUT and no If-Match; one
+// that cannot answer now (no answer, 401, 429, 5xx) is asked again next
+// time. (A sync.Once reset from inside its own Do, as this once was,
+// unlocks a zeroed mutex: a fatal error on the first 401.)
 func (c *Client) serviceProvider(ctx context.Context) error {
-	c.spcOnce.Do(func() {
-		var spc struct {
-			Patch struct {
-				Supported bool `json:"supported"`
-			} `json:"patch"`
-			Etag struct {
-				Supported bool `json:"supported"`
-			} `json:"etag"`
-		}
-		status, _, err := c.do(ctx, http.MethodGet, "/ServiceProviderConfig", nil, "", &spc)
-		switch {
-		case errors.Is(err, target.ErrUnauthorized):
-			c.spcErr = err
-			c.spcOnce = sync.Once{} // ask again once the token is right
-		case err != nil && status == 0:
-			c.spcErr = err
-			c.spcOnce = sync.Once{}
-		case err != nil:
-			c.log.Warn("the SCIM server has no /ServiceProviderConfig; using PUT and no ETags", zap.Error(err))
-		default:
-			c.patch, c.etag = spc.Patch.Supported, spc.Etag.Supported
-		}
-	})
-	return c.spcErr
+	c.spcMu.Lock()
+	defer c.spcMu.Unlock()
+	if c.spcKnown {
+		return nil
+	}
+	var spc struct {
+		Patch struct {
+			Supported bool `json:"supported"`
+		} `json:"patch"`
+		Etag struct {
+			Supported bool `json:"supported"`
+		} `json:"etag"`
+	}
+	_, _, err := c.do(ctx, http.MethodGet, "/ServiceProviderConfig", nil, "", &spc)
+	switch {
+	case err != nil && !target.Permanent(err):
+		return fmt.Errorf("read the server's features: %w", err)
+	case err != nil:
+		c.log.Warn("the SCIM server has no /ServiceProviderConfig; using PUT and no ETags", zap.Error(err))
+	default:
+		c.patch, c.etag = spc.Patch.Supported, spc.Etag.Supported
+	}
+	c.spcKnown = true
+	return nil
 }
 
 // do sends one request and decodes a 2xx answer's body into out (when
