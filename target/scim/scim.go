@@ -7,7 +7,9 @@
 // JSON booleans. A 429 is waited out (Retry-After) up to the target's
 // timeout; requests are paced at max_requests_per_second. Every filter it
 // sends is well formed, and it never relies on a server comparing
-// userName case-insensitively: it compares the answers itself.
+// userName case-insensitively: it compares the answers itself, and finds
+// a user whose userName differs in case even on a server whose filter
+// does not (see Find).
 //
 // It is tested against a real server (SCIMMY, internal/scimtest); what
 // SCIMMY taught it is noted where it applies.
@@ -30,7 +32,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode"
 
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
@@ -61,6 +65,16 @@ const (
 // work email (RFC 7644 section 3.5.2).
 var errNoTarget = errors.New("the PATCH path selects nothing in the user")
 
+// What the client learnt of the server's `userName eq` filter.
+const (
+	foldUnknown int32 = iota
+	// foldYes: it ignores case, as RFC 7643 says: a lookup that misses
+	// means there is no such user.
+	foldYes
+	// foldNo: it does not (SCIMMY): a user may be there in other case.
+	foldNo
+)
+
 // Client is a target.Client for one SCIM application.
 type Client struct {
 	name    string
@@ -81,6 +95,8 @@ type Client struct {
 	spcMu    sync.Mutex
 	spcKnown bool
 	spc      features
+
+	fold atomic.Int32
 }
 
 // features are what /ServiceProviderConfig says the server supports.
@@ -452,6 +468,21 @@ func userPath(id string) string { return "/Users/" + url.PathEscape(id) }
 
 // Find implements target.Client: a userName eq lookup each for a few
 // names, one listing of every user for many.
+//
+// A server's eq filter may compare userName case-sensitively (SCIMMY
+// does, though RFC 7643 says userName is not case-exact), so a lookup
+// that misses does not prove the user is not there. When one misses, the
+// client finds out once whether the filter ignores case: it looks a user
+// it knows (one just found, or the first of the listing) up by its
+// userName in swapped case. If the filter ignores case, misses are
+// believed, now and from then on, at no further cost. If it does not,
+// the missed names are looked for in one listing of every user. This is
+// the cheapest way that does not create a second user beside one in
+// other case: on a case-sensitive server, a listing per push that creates
+// users; on an RFC one, two requests in the client's life. (Leaving it
+// to the 409 a create would get is not enough: a server whose filter is
+// case-sensitive may well not refuse "jdoe" beside "JDoe" either; SCIMMY
+// alone does not.)
 func (c *Client) Find(ctx context.Context, usernames []string) (map[string]target.User, error) {
 	out := make(map[string]target.User, len(usernames))
 	if len(usernames) == 0 {
@@ -460,16 +491,42 @@ func (c *Client) Find(ctx context.Context, usernames []string) (map[string]targe
 	if len(usernames) > listAbove {
 		return out, c.listFor(ctx, usernames, out)
 	}
+	var missed []string
+	var sample *target.User // a user found, to learn whether the filter ignores case
+	mustList := false
 	for _, n := range usernames {
 		u, ok, err := c.lookupName(ctx, n)
+		var te *target.Error
+		switch {
+		case err != nil && errors.As(err, &te) && te.Status == http.StatusBadRequest:
+			// The server cannot take this filter (a character its parser
+			// refuses): look for the name in the listing.
+			c.log.Debug("userName lookup refused; the name is looked for in the listing", zap.String("username", n), zap.Error(err))
+			missed, mustList = append(missed, n), true
+		case err != nil:
+			return nil, err
+		case ok:
+			out[model.FoldUsername(n)] = u
+			if sample == nil && swapCase(u.UserName) != u.UserName {
+				sample = &u
+			}
+		default:
+			missed = append(missed, n)
+		}
+	}
+	if len(missed) == 0 {
+		return out, nil
+	}
+	if !mustList {
+		folds, err := c.filterFolds(ctx, sample)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			out[model.FoldUsername(n)] = u
+		if folds {
+			return out, nil
 		}
 	}
-	return out, nil
+	return out, c.listFor(ctx, missed, out)
 }
 
 // lookupName looks one userName up with an eq filter, and compares the
@@ -492,15 +549,78 @@ func (c *Client) lookupName(ctx context.Context, name string) (target.User, bool
 	return target.User{}, false, nil
 }
 
+// filterFolds reports whether a lookup that missed can be believed: the
+// server's eq filter ignores case (learnt once, with sample or the first
+// user the server lists), or it holds no user at all.
+func (c *Client) filterFolds(ctx context.Context, sample *target.User) (bool, error) {
+	switch c.fold.Load() {
+	case foldYes:
+		return true, nil
+	case foldNo:
+		return false, nil
+	}
+	if sample == nil {
+		p := "/Users?startIndex=1&count=1"
+		a, err := c.do(ctx, http.MethodGet, p, nil, "")
+		if err != nil {
+			return false, err
+		}
+		var page listResponse
+		if err := decode(http.MethodGet, p, a, &page); err != nil {
+			return false, err
+		}
+		if page.TotalResults == 0 {
+			return true, nil // no user at all: nothing to miss
+		}
+		for _, res := range page.Resources {
+			if u := c.user(res, ""); swapCase(u.UserName) != u.UserName {
+				sample = &u
+			}
+		}
+		if sample == nil {
+			return false, nil // no letters to swap: learn another time
+		}
+	}
+	u, ok, err := c.lookupName(ctx, swapCase(sample.UserName))
+	if err != nil {
+		// Cannot learn it now; the listing answers this time.
+		c.log.Debug("could not learn how the SCIM server compares userName in filters", zap.Error(err))
+		return false, nil
+	}
+	folds := ok && u.ID == sample.ID
+	if folds {
+		c.fold.Store(foldYes)
+	} else {
+		c.fold.Store(foldNo)
+	}
+	c.log.Debug("learnt how the SCIM server compares userName in filters", zap.Bool("ignores_case", folds))
+	return folds, nil
+}
+
+// swapCase turns every lower-case letter of s upper-case and the others
+// lower-case.
+func swapCase(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLower(r) {
+			return unicode.ToUpper(r)
+		}
+		return unicode.ToLower(r)
+	}, s)
+}
+
 // listFor lists every user and keeps in out those whose userName is one
 // of names, ignoring case.
 func (c *Client) listFor(ctx context.Context, names []string, out map[string]target.User) error {
-	want := make(map[string]bool, len(names))
+	want := make(map[string]string, len(names))
 	for _, n := range names {
-		want[model.FoldUsername(n)] = true
+		want[model.FoldUsername(n)] = n
 	}
 	return c.List(ctx, func(u target.User) error {
-		if k := model.FoldUsername(u.UserName); want[k] {
+		k := model.FoldUsername(u.UserName)
+		n, ok := want[k]
+		// A server that compares userName case-sensitively may hold
+		// both jdoe and JDoe: the one spelt as asked wins.
+		if ok && (out[k].ID == "" || u.UserName == n) {
 			out[k] = u
 		}
 		return nil
