@@ -142,3 +142,21 @@ func asProblems(err error, ps *config.Problems) bool {
 	*ps = p
 	return ok
 }
+
+// A filter inside an extension attribute is refused (the check once came
+// after the filtered form had already been accepted).
+func TestTargetConfigExtensionFilter(t *testing.T) {
+	_, err := parse(t, `targets:
+  - name: app
+    type: scim
+    url: https://app.example.com/scim/v2
+    token: x
+    attributes:
+      userName: username
+      "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:emails[type eq \"work\"].value": email
+`, nil)
+	var ps config.Problems
+	if !asProblems(err, &ps) || !strings.Contains(ps.Error(), "a filter inside an extension attribute is not supported") {
+		t.Fatalf("want the filter refused, got %v", err)
+	}
+}
