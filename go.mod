@@ -12,7 +12,7 @@ require (
 	modernc.org/sqlite v1.62.0
 )
 
-require golang.org/x/time v0.16.0 // indirect
+require golang.org/x/time v0.16.0
 
 require (
 	github.com/Azure/go-ntlmssp v0.1.1 // indirect
