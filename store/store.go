@@ -151,6 +151,11 @@ type TargetStore interface {
 	Links(ctx context.Context, target string) (map[int64]Link, error)
 	// SetLink writes one link (verify --fix links a user it found).
 	SetLink(ctx context.Context, target string, profileID int64, link Link) error
+	// TargetMemory is what a target's client learnt of its application
+	// (package target, Remembering) and when; "" when nothing yet.
+	TargetMemory(ctx context.Context, target string) (string, time.Time, error)
+	// SetTargetMemory keeps it.
+	SetTargetMemory(ctx context.Context, target, memory string) error
 	// TargetCounts counts target's pushes that are pending and failed.
 	TargetCounts(ctx context.Context, target string) (pending, failed int, err error)
 }

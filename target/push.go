@@ -93,6 +93,7 @@ type Pusher struct {
 func (ps *Pusher) Push(ctx context.Context, cfg Config, c Client, retryFailed bool) (Result, error) {
 	res := Result{Name: cfg.Name, Type: cfg.Type, Failures: []Failure{}}
 	log := ps.Log.With(zap.String("target", cfg.Name))
+	defer recall(ctx, ps.Store, cfg.Name, c)()
 	if retryFailed {
 		if _, err := ps.Store.RetryFailed(ctx, cfg.Name); err != nil {
 			return res, err

@@ -98,6 +98,40 @@ type Client interface {
 	List(ctx context.Context, each func(User) error) error
 }
 
+// Remembering is an optional Client capability: what it learnt of the
+// application (the features it supports) as a string that the store
+// keeps between runs, so that a run need not ask again.
+type Remembering interface {
+	// Memory is what the Client knows; "" while it knows nothing.
+	Memory() string
+	// Remember gives it what an earlier run's Memory was.
+	Remember(memory string)
+}
+
+// MemoryLasts is how long what a Client learnt is trusted: an
+// application upgraded in the meantime is asked again after a day.
+const MemoryLasts = 24 * time.Hour
+
+// recall hands c what the store remembers of target, when it is fresh,
+// and returns a function that keeps what c knows after its work.
+func recall(ctx context.Context, st store.TargetStore, target string, c Client) (keep func()) {
+	r, ok := c.(Remembering)
+	if !ok {
+		return func() {}
+	}
+	memory, at, err := st.TargetMemory(ctx, target)
+	if err == nil && memory != "" && time.Since(at) < MemoryLasts {
+		r.Remember(memory)
+	} else {
+		memory = ""
+	}
+	return func() {
+		if m := r.Memory(); m != "" && m != memory {
+			_ = st.SetTargetMemory(context.WithoutCancel(ctx), target, m) // only a saving: asked again next run
+		}
+	}
+}
+
 // Config is what every target type's configuration shares.
 type Config struct {
 	Name string

@@ -70,6 +70,7 @@ type Verifier struct {
 func (v *Verifier) Verify(ctx context.Context, cfg Config, c Client, apply bool) (Drift, error) {
 	d := Drift{Name: cfg.Name, Type: cfg.Type, Missing: []string{}, SeatLeaks: []string{}, Inactive: []string{},
 		Changed: []Changed{}, Unlinked: []string{}}
+	defer recall(ctx, v.Store, cfg.Name, c)()
 	profiles, err := v.Store.Profiles(ctx)
 	if err != nil {
 		return d, err

@@ -23,6 +23,7 @@ func migrations() []migration {
 		{version: 2, name: "notification episodes", sql: schemaV2},
 		{version: 3, name: "compressed run reports", sql: schemaV3},
 		{version: 4, name: "targets: pending pushes and links", sql: schemaV4},
+		{version: 5, name: "targets: what a client learnt of its application", sql: schemaV5},
 	}
 }
 
@@ -155,6 +156,13 @@ CREATE TABLE target_seq (
 	seq INTEGER NOT NULL
 );
 INSERT INTO target_seq (id, seq) VALUES (1, 0);
+`
+
+// schemaV5 keeps what a target's client learnt of its application (the
+// features its /ServiceProviderConfig gave), so a run need not ask again.
+const schemaV5 = `
+ALTER TABLE targets ADD COLUMN memory TEXT NOT NULL DEFAULT '';
+ALTER TABLE targets ADD COLUMN memory_at INTEGER;
 `
 
 const createMigrationsTable = `

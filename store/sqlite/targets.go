@@ -65,7 +65,8 @@ func (t *tx) MarkPending(ctx context.Context, target string, profileID int64, go
 func (s *Store) SeedTarget(ctx context.Context, target string, areas []string) (bool, error) {
 	seeded := false
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO targets (name, seeded_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`,
+		res, err := tx.ExecContext(ctx, `INSERT INTO targets (name, seeded_at) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET seeded_at = excluded.seeded_at WHERE targets.seeded_at IS NULL`,
 			target, timeArg(time.Now()))
 		if err != nil {
 			return err
@@ -309,4 +310,32 @@ func (s *Store) TargetCounts(ctx context.Context, target string) (pending, faile
 // PushDone records an accepted push.
 func (s *Store) PushDone(ctx context.Context, target string, profileID, seq int64, link *store.Link) error {
 	return s.PushesDone(ctx, target, []store.Done{{ProfileID: profileID, Seq: seq, Link: link}})
+}
+
+// TargetMemory reads what a target's client learnt of its application.
+func (s *Store) TargetMemory(ctx context.Context, target string) (string, time.Time, error) {
+	var memory string
+	var at sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT memory, memory_at FROM targets WHERE name = ?`, target).Scan(&memory, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", time.Time{}, nil
+	}
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sqlite: read what target %s is known to support: %w", target, err)
+	}
+	return memory, timeOf(at), nil
+}
+
+// SetTargetMemory keeps what a target's client learnt of its application.
+func (s *Store) SetTargetMemory(ctx context.Context, target, memory string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO targets (name, memory, memory_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET memory = excluded.memory, memory_at = excluded.memory_at`,
+			target, memory, timeArg(time.Now()))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: keep what target %s is known to support: %w", target, err)
+	}
+	return nil
 }

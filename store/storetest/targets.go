@@ -212,6 +212,27 @@ func testTargetOutbox(t *testing.T, newHandle func() store.Store) {
 	if _, ok := links[carol.ID]; ok {
 		t.Errorf("PushDone with no link kept carol's link: %+v", links)
 	}
+	// What a client learnt of its application is kept between runs.
+	if m, at, err := other.TargetMemory(ctx, "crm"); err != nil || m != "" || !at.IsZero() {
+		t.Fatalf("TargetMemory of a target never seen = %q, %s, %v", m, at, err)
+	}
+	for _, m := range []string{"patch=1 etag=0", "patch=0 etag=1"} {
+		if err := s.SetTargetMemory(ctx, "intranet", m); err != nil {
+			t.Fatal(err)
+		}
+		if got, at, err := other.TargetMemory(ctx, "intranet"); err != nil || got != m || at.IsZero() {
+			t.Errorf("TargetMemory = %q, %s, %v; want %q and a time", got, at, err, m)
+		}
+	}
+	if err := s.SetTargetMemory(ctx, "crm", "patch=1 etag=1"); err != nil {
+		t.Fatal(err)
+	}
+	if seeded, err := s.SeedTarget(ctx, "crm", nil); err != nil || !seeded {
+		t.Errorf("SeedTarget of a target only remembered so far = %v, %v; want seeded", seeded, err)
+	}
+	if got := len(pendingIDs(t, s, "crm")); got != 2 {
+		t.Errorf("crm seeded with %d profiles, want the 2 left", got)
+	}
 	// Other targets are apart.
 	if got := counts(t, s, "lms"); got != [2]int{3, 0} {
 		t.Errorf("lms counts = %v, want 3 pending", got)

@@ -273,6 +273,29 @@ func (c *Client) user(res map[string]any, etag string) target.User {
 	return u
 }
 
+// Memory implements target.Remembering: the server's features once they
+// are known, so the next run need not read /ServiceProviderConfig.
+func (c *Client) Memory() string {
+	c.spcMu.Lock()
+	defer c.spcMu.Unlock()
+	if !c.spcKnown {
+		return ""
+	}
+	return fmt.Sprintf("patch=%t etag=%t", c.spc.patch, c.spc.etag)
+}
+
+// Remember implements target.Remembering. A memory it cannot read is
+// ignored, and the server is asked.
+func (c *Client) Remember(memory string) {
+	var f features
+	if _, err := fmt.Sscanf(memory, "patch=%t etag=%t", &f.patch, &f.etag); err != nil {
+		return
+	}
+	c.spcMu.Lock()
+	defer c.spcMu.Unlock()
+	c.spc, c.spcKnown = f, true
+}
+
 // features reads /ServiceProviderConfig, once: PATCH and ETag support. A
 // server that has none (a 4xx) gets PUT and no If-Match; one that cannot
 // answer now (no answer, 401, 429, 5xx) is asked again next time.

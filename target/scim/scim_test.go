@@ -714,3 +714,44 @@ func TestPace(t *testing.T) {
 		t.Errorf("%d requests in %s at 5 a second; want at least 2 and at most %.0f", n, elapsed, most)
 	}
 }
+
+// TestRemember: what a client learnt of the server's features is handed
+// to the next run's client, which then sends no /ServiceProviderConfig
+// request; a memory it cannot read is ignored.
+func TestRemember(t *testing.T) {
+	t.Parallel()
+	s := scimtest.Start(t, scimtest.Options{})
+	ctx := t.Context()
+	first := open(t, s, s.URL(), "")
+	if m := first.Memory(); m != "" {
+		t.Fatalf("a new client's memory = %q, want none", m)
+	}
+	p := person("remy")
+	u, err := first.Create(ctx, p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Title = "Chef"
+	if _, err := first.Update(ctx, u, p, true); err != nil {
+		t.Fatal(err)
+	}
+	memory := first.Memory()
+	if memory != "patch=true etag=false" {
+		t.Fatalf("memory after an update = %q", memory)
+	}
+	next := open(t, s, s.URL(), "")
+	next.Remember(memory)
+	s.ResetCounters()
+	p.Title = "Head chef"
+	if _, err := next.Update(ctx, u, p, true); err != nil {
+		t.Fatal(err)
+	}
+	if r := requests(s.Counters()); !cmp.Equal(r, map[string]int{scimtest.KindPatch: 1}) {
+		t.Errorf("an update by a client that remembers sent %v; want one PATCH", r)
+	}
+	garbled := open(t, s, s.URL(), "")
+	garbled.Remember("patch=maybe")
+	if m := garbled.Memory(); m != "" {
+		t.Errorf("a garbled memory was taken: %q", m)
+	}
+}
