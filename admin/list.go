@@ -73,28 +73,15 @@ func value(p *model.Profile, pol *licensing.Policy, field string) any {
 		}
 		return t.UTC().Format(time.RFC3339)
 	}
+	if v, ok := p.Text(field); ok {
+		return v
+	}
 	switch field {
-	case "username":
-		return p.Username
-	case "email":
-		return p.Email
-	case "given_name":
-		return p.GivenName
-	case "family_name":
-		return p.FamilyName
-	case "display_name":
-		return p.DisplayName
-	case "title":
-		return p.Title
-	case "department":
-		return p.Department
 	case "groups":
 		if p.Groups == nil {
 			return []string{}
 		}
 		return p.Groups
-	case "area":
-		return p.Area
 	case "pool":
 		return pol.PoolName(p.Area)
 	case "state":
@@ -103,10 +90,6 @@ func value(p *model.Profile, pol *licensing.Policy, field string) any {
 		return string(p.BlockReason)
 	case "exempt":
 		return pol.IsExempt(p.Username)
-	case "source":
-		return p.Source
-	case "external_id":
-		return p.ExternalID
 	case "queued_at":
 		return ts(p.QueuedAt)
 	case "activated_at":

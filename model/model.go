@@ -93,6 +93,36 @@ type Profile struct {
 }
 
 // Owned reports whether a source owns the profile.
+// Text returns one of the profile's text fields by its name in the
+// configuration and the profile export (username, external_id, email,
+// given_name, family_name, display_name, title, department, area,
+// source), and whether name is one.
+func (p *Profile) Text(name string) (string, bool) {
+	switch name {
+	case "username":
+		return p.Username, true
+	case "external_id":
+		return p.ExternalID, true
+	case "email":
+		return p.Email, true
+	case "given_name":
+		return p.GivenName, true
+	case "family_name":
+		return p.FamilyName, true
+	case "display_name":
+		return p.DisplayName, true
+	case "title":
+		return p.Title, true
+	case "department":
+		return p.Department, true
+	case "area":
+		return p.Area, true
+	case "source":
+		return p.Source, true
+	}
+	return "", false
+}
+
 func (p *Profile) Owned() bool { return p.Source != "" }
 
 // Key is the match key of an owned profile: (owner, external_id).

@@ -374,10 +374,16 @@ func (s *Store) Runs(ctx context.Context, limit int) ([]store.Run, error) {
 	if limit <= 0 {
 		limit = -1 // no limit
 	}
+	return s.queryRuns(ctx, "list runs", `ORDER BY started_at DESC, id DESC LIMIT ?`, limit)
+}
+
+// queryRuns reads the runs that rest (the query's end: a WHERE, an ORDER
+// BY) selects, without their reports.
+func (s *Store) queryRuns(ctx context.Context, what, rest string, args ...any) ([]store.Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, mode, result, error, started_at, finished_at,
-		sources, summary FROM runs ORDER BY started_at DESC, id DESC LIMIT ?`, limit)
+		sources, summary FROM runs `+rest, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list runs: %w", err)
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []store.Run
@@ -385,12 +391,12 @@ func (s *Store) Runs(ctx context.Context, limit int) ([]store.Run, error) {
 	for rows.Next() {
 		r, err := rs.scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list runs: %w", err)
+			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list runs: %w", err)
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	return out, nil
 }
@@ -411,25 +417,7 @@ func (s *Store) Run(ctx context.Context, id string) (store.Run, error) {
 
 // UnfinishedRuns returns the runs still recorded as running, oldest first.
 func (s *Store) UnfinishedRuns(ctx context.Context) ([]store.Run, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, mode, result, error, started_at, finished_at, sources, summary
-		FROM runs WHERE result = ? ORDER BY started_at, id`, store.RunRunning)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read unfinished runs: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Run
-	rs := newRunScanner(false)
-	for rows.Next() {
-		r, err := rs.scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: read unfinished runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: read unfinished runs: %w", err)
-	}
-	return out, nil
+	return s.queryRuns(ctx, "read unfinished runs", `WHERE result = ? ORDER BY started_at, id`, store.RunRunning)
 }
 
 // AuditCounts counts the audit entries of runID by action.

@@ -186,27 +186,8 @@ func (c *Client) RequestsPerSecond() float64 {
 
 // field reads a profile field by its configuration name.
 func field(p *model.Profile, name string) string {
-	switch name {
-	case "username":
-		return p.Username
-	case "external_id":
-		return p.ExternalID
-	case "email":
-		return p.Email
-	case "given_name":
-		return p.GivenName
-	case "family_name":
-		return p.FamilyName
-	case "display_name":
-		return p.DisplayName
-	case "title":
-		return p.Title
-	case "department":
-		return p.Department
-	case "area":
-		return p.Area
-	}
-	return ""
+	v, _ := p.Text(name)
+	return v
 }
 
 // Render implements target.Client.
