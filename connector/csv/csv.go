@@ -14,6 +14,16 @@
 // lines, and rows whose fields are all blank (the ";;;;" rows spreadsheets
 // leave behind), are ignored.
 //
+// A skip carries the row's external_id only when it can be trusted: the
+// planner leaves that person's profile as it is, and takes a skip without
+// one to mean that anybody of the source may be in it, so that nobody is
+// taken as gone in that run. A row with a field too many or too few never
+// has one, as its columns may be shifted. A row with a malformed quote has
+// one when the external_id column comes before the broken field and the
+// delimiters after the quote make up the header's number of fields. A
+// well-formed row rejected for a value has one when the external_id cell
+// itself is valid UTF-8. A reason quotes at most 64 bytes of a value.
+//
 // A row that cannot be read and that runs over several physical lines makes
 // the whole pull fail: that is the mark of a quote that was opened and not
 // closed, which swallows the rows after it, and losing rows silently would

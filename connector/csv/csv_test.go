@@ -235,8 +235,8 @@ func TestPullBadRows(t *testing.T) {
 			content: "E1,a,yes,x\nE2,b,yes\nE3,c,yes,x,extra\nE4,d,yes,x\n",
 			wantIDs: []string{"E1", "E4"},
 			want: []connector.Skip{
-				{ExternalID: "E2", Where: "line 3", Reason: "has 3 fields, the header has 4"},
-				{ExternalID: "E3", Where: "line 4", Reason: "has 5 fields, the header has 4"},
+				{Where: "line 3", Reason: `has 3 fields, the header has 4, so its columns may be shifted (its external_id column reads "E2")`},
+				{Where: "line 4", Reason: `has 5 fields, the header has 4, so its columns may be shifted (its external_id column reads "E3")`},
 			},
 		},
 		{
@@ -262,8 +262,9 @@ func TestPullBadRows(t *testing.T) {
 			content: "E1,a,yes,x\nE2,\"b,yes,x\n",
 			wantIDs: []string{"E1"},
 			want: []connector.Skip{{
-				ExternalID: "E2", Where: "line 3",
-				Reason: `malformed quote in column "username" at position 13: a quoted field must end with " before the delimiter or the line end, and a " inside it must be doubled`,
+				Where: "line 3",
+				Reason: `malformed quote in column "username" at position 13: a quoted field must end with " before the delimiter or the line end, and a " inside it must be doubled` +
+					` (its external_id column reads "E2")`,
 			}},
 		},
 		{
@@ -318,7 +319,7 @@ func TestPullBadRows(t *testing.T) {
 			wantIDs: []string{"E1", "E3"},
 			want: []connector.Skip{
 				{ExternalID: "E2", Where: "line 6", Reason: `invalid enabled value "nope" in column "enabled" (use yes/no, true/false, 1/0, active/inactive or y/n)`},
-				{ExternalID: "E4", Where: "line 10", Reason: "has 2 fields, the header has 4"},
+				{Where: "line 10", Reason: `has 2 fields, the header has 4, so its columns may be shifted (its external_id column reads "E4")`},
 			},
 		},
 	}

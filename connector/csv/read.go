@@ -52,27 +52,51 @@ func (l *layout) column(i int) string {
 	return strconv.Itoa(i + 1)
 }
 
-// partialID is the external_id of a record that could not be read, when it
-// was read before the problem and is printable.
-func (l *layout) partialID(rec []string) string {
-	i := l.cols[model.FieldExternalID]
-	if i < len(rec) && utf8.ValidString(rec[i]) {
+// idCell is the external_id cell of rec as it stands, "" when rec does
+// not reach its column.
+func (l *layout) idCell(rec []string) string {
+	if i := l.cols[model.FieldExternalID]; i < len(rec) {
 		return strings.TrimSpace(rec[i])
 	}
 	return ""
 }
 
+// trustedID is the external_id of a row whose columns are known to line
+// up with the header, when the cell can be trusted as it is: valid UTF-8.
+// A row whose columns may be shifted (a field
+// too many or too few) must not be given one, because the value in the
+// external_id column may be another column's: that person would be left
+// alone while the real one looks gone.
+func (l *layout) trustedID(rec []string) string {
+	i := l.cols[model.FieldExternalID]
+	if i >= len(rec) || !utf8.ValidString(rec[i]) {
+		return ""
+	}
+	return strings.TrimSpace(rec[i])
+}
+
+// hint names what the external_id column of a row that cannot be trusted
+// reads, for a person to look for; "" when it reads nothing.
+func (l *layout) hint(rec []string) string {
+	if id := l.idCell(rec); id != "" {
+		return " (its external_id column reads " + clip(id) + ")"
+	}
+	return ""
+}
+
 // read streams the identities in in (the file's content) to emit.
-func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
+func (s *source) read(ctx context.Context, in file, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
 	var st stats
-	br := bufio.NewReaderSize(in, 64<<10)
+	br := bufio.NewReaderSize(in, bufSize)
 	head, err := br.Peek(3)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return st, s.readErr(err)
 	}
+	var bom int64 // the parser's offsets start after it
 	switch {
 	case bytes.HasPrefix(head, []byte("\xef\xbb\xbf")):
 		_, _ = br.Discard(3) // cannot fail: the bytes are buffered
+		bom = 3
 	case bytes.HasPrefix(head, []byte("\xff\xfe")), bytes.HasPrefix(head, []byte("\xfe\xff")):
 		return st, fmt.Errorf("%s: the file is UTF-16 encoded; export it as UTF-8 CSV", s.path)
 	}
@@ -108,6 +132,7 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 		skip(sk)
 	}
 	for {
+		start := r.InputOffset()
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return st, nil
@@ -126,11 +151,16 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 			if pe.Line > pe.StartLine {
 				return st, s.swallowed(pe.StartLine, pe.Line, fmt.Sprintf("has a malformed quote on line %d", pe.Line))
 			}
-			report(connector.Skip{
-				ExternalID: lay.partialID(rec),
+			raw := rawLine(in, bom+start, bom+r.InputOffset())
+			sk := connector.Skip{
+				ExternalID: s.idAfterQuote(lay, rec, raw, pe),
 				Where:      where(pe.StartLine),
 				Reason:     quoteReason(pe, lay.column(len(rec))),
-			})
+			}
+			if sk.ExternalID == "" {
+				sk.Reason += lay.hint(rec)
+			}
+			report(sk)
 			continue
 		}
 
@@ -144,7 +174,7 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 			if last := lastLine(line, rec); last > line {
 				return st, s.swallowed(line, last, what)
 			}
-			report(connector.Skip{ExternalID: lay.partialID(rec), Where: where(line), Reason: what})
+			report(connector.Skip{Where: where(line), Reason: what + ", so its columns may be shifted" + lay.hint(rec)})
 			continue
 		}
 		for _, i := range lay.mapped {
@@ -154,7 +184,7 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 		}
 		if i := invalidUTF8(rec); i >= 0 {
 			report(connector.Skip{
-				ExternalID: lay.partialID(rec),
+				ExternalID: lay.trustedID(rec),
 				Where:      where(line),
 				Reason:     fmt.Sprintf("invalid UTF-8 in column %s (export the file as UTF-8)", lay.column(i)),
 			})
@@ -166,7 +196,7 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 		id, reason := lay.identity(rec)
 		if id.ExternalID != "" {
 			if first, dup := seen[id.ExternalID]; dup {
-				reason = fmt.Sprintf("duplicate external_id %q (first on line %d)", id.ExternalID, first)
+				reason = fmt.Sprintf("duplicate external_id %s (first on line %d)", clip(id.ExternalID), first)
 			} else {
 				// Clone: the field pins the whole row's memory.
 				seen[strings.Clone(id.ExternalID)] = line
@@ -182,6 +212,43 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 		}
 		st.identities++
 	}
+}
+
+// idAfterQuote is the external_id of a row that has a malformed quote,
+// when it can be trusted. The parser stops at the quote and returns the
+// fields before it (rec), so the external_id is there only when its column
+// comes before the broken field. Whether the row has the right number of
+// fields is not in rec, and an extra or missing delimiter before the
+// external_id column would shift it. So the row's line (raw) is looked at
+// again: the external_id is trusted only when the fields before the quote,
+// the broken one and one more per delimiter after the quote make exactly
+// as many as the header has. Counting every delimiter after the quote can
+// only count too many (a quoted "Doe, John" later on), which trusts less,
+// never a shifted row.
+func (s *source) idAfterQuote(lay *layout, rec []string, raw []byte, pe *stdcsv.ParseError) string {
+	if lay.cols[model.FieldExternalID] >= len(rec) || pe.Column < 1 || pe.Column > len(raw) || raw[pe.Column-1] != '"' {
+		return ""
+	}
+	if len(rec)+1+bytes.Count(raw[pe.Column:], []byte(string(s.delim))) != len(lay.header) {
+		return ""
+	}
+	return lay.trustedID(rec)
+}
+
+// rawLine is the last physical line, without its line break, of what the
+// parser read between the file offsets from and to: the line of a record
+// that failed on it. It is nil when it cannot be read again.
+func rawLine(in io.ReaderAt, from, to int64) []byte {
+	if to <= from {
+		return nil
+	}
+	b := make([]byte, to-from)
+	if n, err := in.ReadAt(b, from); n < len(b) && err != nil {
+		return nil
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	return b[bytes.LastIndexByte(b, '\n')+1:]
 }
 
 // identity builds the identity of one well-formed row, or says why it
@@ -212,8 +279,8 @@ func (l *layout) identity(rec []string) (model.Identity, string) {
 		v := get(model.FieldEnabled)
 		enabled, ok := parseEnabled(v)
 		if !ok {
-			return id, fmt.Sprintf("invalid enabled value %q in column %s (use yes/no, true/false, 1/0, active/inactive or y/n)",
-				v, l.column(i))
+			return id, fmt.Sprintf("invalid enabled value %s in column %s (use yes/no, true/false, 1/0, active/inactive or y/n)",
+				clip(v), l.column(i))
 		}
 		id.Enabled = enabled
 	}
@@ -349,6 +416,23 @@ func blank(rec []string) bool {
 		}
 	}
 	return true
+}
+
+// clipTo is the most bytes of a value a skip reason quotes.
+const clipTo = 64
+
+// clip quotes v for a message, cut to its first clipTo bytes (at a
+// character boundary) with its length when it is longer: a reason says
+// which value is wrong, it does not copy a whole cell into the report.
+func clip(v string) string {
+	if len(v) <= clipTo {
+		return strconv.Quote(v)
+	}
+	n := clipTo
+	for n > clipTo-utf8.UTFMax && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(v[:n]), len(v))
 }
 
 // invalidUTF8 returns the index of the first field that is not valid
