@@ -24,10 +24,16 @@
 // well-formed row rejected for a value has one when the external_id cell
 // itself is valid UTF-8. A reason quotes at most 64 bytes of a value.
 //
-// A row that cannot be read and that runs over several physical lines makes
-// the whole pull fail: that is the mark of a quote that was opened and not
-// closed, which swallows the rows after it, and losing rows silently would
-// look like people leaving.
+// The pull fails, rather than lose rows that would look like people
+// leaving:
+//   - when a row that cannot be read runs over several physical lines:
+//     that is the mark of a quote that was opened and not closed, which
+//     swallows the rows after it;
+//   - when the file looks cut off: a file with no final line break is
+//     fine when its last row is whole, but not when that row has fewer
+//     fields than the header or a malformed quote; nor is a quote still
+//     open at the end of the file, or a file whose size changed while it
+//     was read (still being written).
 package csv
 
 import (
@@ -130,7 +136,8 @@ func (s *source) run(ctx context.Context, emit func(model.Identity) error, skip 
 		return stats{}, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		return stats{}, fmt.Errorf("%s: %w", s.path, err)
 	} else if fi.IsDir() {
 		return stats{}, fmt.Errorf("%s: is a directory, not a CSV file", s.path)
@@ -138,6 +145,12 @@ func (s *source) run(ctx context.Context, emit func(model.Identity) error, skip 
 	st, err := s.read(ctx, f, emit, skip)
 	if err != nil {
 		return st, err
+	}
+	// A file still being written can end in a row that looks whole but
+	// is not (cut in its last field): its size moves while it is read.
+	if now, err := f.Stat(); err == nil && fi.Mode().IsRegular() && (now.Size() != fi.Size() || st.bytes != fi.Size()) {
+		return st, fmt.Errorf("%s: the file changed while it was read (%d bytes when opened, %d read, %d now): "+
+			"it looks like it is still being written; the next run reads it again", s.path, fi.Size(), st.bytes, now.Size())
 	}
 	s.log.Debug("csv file read",
 		zap.String("path", s.path),

@@ -258,16 +258,6 @@ func TestPullBadRows(t *testing.T) {
 			}},
 		},
 		{
-			name:    "quote not closed on the last line",
-			content: "E1,a,yes,x\nE2,\"b,yes,x\n",
-			wantIDs: []string{"E1"},
-			want: []connector.Skip{{
-				Where: "line 3",
-				Reason: `malformed quote in column "username" at position 13: a quoted field must end with " before the delimiter or the line end, and a " inside it must be doubled` +
-					` (its external_id column reads "E2")`,
-			}},
-		},
-		{
 			name:    "empty external_id",
 			content: "E1,a,yes,x\n  ,b,yes,x\n\"\",c,yes,x\nE4,d,yes,x\n",
 			wantIDs: []string{"E1", "E4"},
@@ -367,6 +357,12 @@ func TestPullSwallowedRows(t *testing.T) {
 			name:    "swallowed rows make the field count wrong",
 			content: "E1,a,yes,x\nE2,b,yes,\"x\nE3,c,yes,x\",\nE4,d,yes,x\n",
 			want:    "line 3: the record starting here runs on to line 4 and has 5 fields, the header has 4" + tail,
+		},
+		{
+			name:    "quote not closed on the last line",
+			content: "E1,a,yes,x\nE2,\"b,yes,x\n",
+			want: "line 3: a quote opened on this line is not closed before the end of the file: " +
+				"the file looks cut off (is it still being written, or was it copied incompletely?), or the quote is not closed",
 		},
 		{
 			name:    "swallowed rows fit the field count",

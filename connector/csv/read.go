@@ -29,6 +29,7 @@ type stats struct {
 	identities int
 	skipped    int
 	blank      int
+	bytes      int64 // read from the file, to its end
 }
 
 // layout is where each field sits in one file, resolved from its header.
@@ -87,7 +88,8 @@ func (l *layout) hint(rec []string) string {
 // read streams the identities in in (the file's content) to emit.
 func (s *source) read(ctx context.Context, in file, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
 	var st stats
-	br := bufio.NewReaderSize(in, bufSize)
+	t := &tracker{r: in}
+	br := bufio.NewReaderSize(t, bufSize)
 	head, err := br.Peek(3)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return st, s.readErr(err)
@@ -135,6 +137,7 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 		start := r.InputOffset()
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
+			st.bytes = t.read
 			return st, nil
 		}
 		st.rows++
@@ -143,15 +146,28 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 				return st, fmt.Errorf("%s: stopped after %d rows: %w", s.path, st.rows, err)
 			}
 		}
+		// This record is the file's last and the file does not end with a
+		// line break: if the record is not whole, the file was cut.
+		cut := t.eof && br.Buffered() == 0 && !t.endsWithNewline()
 		if err != nil {
 			var pe *stdcsv.ParseError
 			if !errors.As(err, &pe) {
 				return st, s.readErr(err)
 			}
-			if pe.Line > pe.StartLine {
+			switch {
+			case cut:
+				return st, s.cutOff(pe.StartLine, "this last record has a malformed quote on line "+strconv.Itoa(pe.Line))
+			case pe.Line > pe.StartLine:
 				return st, s.swallowed(pe.StartLine, pe.Line, fmt.Sprintf("has a malformed quote on line %d", pe.Line))
 			}
 			raw := rawLine(in, bom+start, bom+r.InputOffset())
+			if errors.Is(pe.Err, stdcsv.ErrQuote) && pe.Column > len(raw) {
+				// A quote still open at the end of its line would have
+				// run on to the next one: there is none.
+				return st, fmt.Errorf("%s: line %d: a quote opened on this line is not closed before the end of the file: "+
+					"the file looks cut off (is it still being written, or was it copied incompletely?), or the quote is not closed",
+					s.path, pe.StartLine)
+			}
 			sk := connector.Skip{
 				ExternalID: s.idAfterQuote(lay, rec, raw, pe),
 				Where:      where(pe.StartLine),
@@ -165,6 +181,9 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 		}
 
 		line, _ := r.FieldPos(0)
+		if cut && len(rec) < len(lay.header) {
+			return st, s.cutOff(line, fmt.Sprintf("this last row has %d fields, the header has %d", len(rec), len(lay.header)))
+		}
 		if blank(rec) {
 			st.blank++
 			continue
@@ -249,6 +268,14 @@ func rawLine(in io.ReaderAt, from, to int64) []byte {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	return b[bytes.LastIndexByte(b, '\n')+1:]
+}
+
+// cutOff is the error for a file whose last record is not whole and that
+// does not end with a line break: it was cut, and the rows after the cut
+// would look like people leaving.
+func (s *source) cutOff(line int, what string) error {
+	return fmt.Errorf("%s: line %d: %s, and the file ends there without a line break: "+
+		"the file looks cut off (is it still being written, or was it copied incompletely?)", s.path, line, what)
 }
 
 // identity builds the identity of one well-formed row, or says why it
