@@ -9,8 +9,9 @@
 //
 // The file is read row by row and never held in memory. A row that cannot
 // become an identity (wrong number of fields, a malformed quote, invalid
-// UTF-8, an empty or duplicate external_id, an invalid enabled value) is
-// reported through skip with its line number and the pull goes on. Empty
+// UTF-8, a cell longer than max_field_bytes, an empty or duplicate
+// external_id, an invalid enabled value) is reported through skip with its
+// line number and the pull goes on. Empty
 // lines, and rows whose fields are all blank (the ";;;;" rows spreadsheets
 // leave behind), are ignored.
 //
@@ -22,7 +23,7 @@
 // one when the external_id column comes before the broken field and the
 // delimiters after the quote make up the header's number of fields. A
 // well-formed row rejected for a value has one when the external_id cell
-// itself is valid UTF-8. A reason quotes at most 64 bytes of a value.
+// itself is valid UTF-8 and within max_field_bytes. A reason quotes at most 64 bytes of a value.
 //
 // The pull fails, rather than lose rows that would look like people
 // leaving:
@@ -33,7 +34,11 @@
 //     fine when its last row is whole, but not when that row has fewer
 //     fields than the header or a malformed quote; nor is a quote still
 //     open at the end of the file, or a file whose size changed while it
-//     was read (still being written).
+//     was read (still being written);
+//   - when a line, or a record over several lines, is longer than
+//     max(1 MiB, 4 × max_field_bytes × the header's columns): no row of
+//     cells within the limit can be, and the read stops there instead of
+//     taking the rest of the file into memory.
 package csv
 
 import (
@@ -60,7 +65,9 @@ type source struct {
 	// columns is the configured column name per field, "" when the field
 	// is not mapped and falls back to a column with its own name.
 	columns [model.NumFields]string
-	log     *zap.Logger
+	// maxField is the longest cell, in bytes (max_field_bytes).
+	maxField int
+	log      *zap.Logger
 }
 
 var _ connector.Source = (*source)(nil)
@@ -73,12 +80,19 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 		log = zap.NewNop()
 	}
 	s := &source{
-		name:  cfg.Name,
-		path:  cfg.Path,
-		delim: ',',
-		log:   log,
+		name:     cfg.Name,
+		path:     cfg.Path,
+		delim:    ',',
+		maxField: cfg.MaxFieldBytes,
+		log:      log,
 	}
 	var problems []string
+	switch {
+	case s.maxField == 0: // not set: opened without the loader's defaults
+		s.maxField = config.DefaultMaxFieldBytes
+	case s.maxField < 0 || s.maxField > config.MaxMaxFieldBytes:
+		problems = append(problems, fmt.Sprintf("max_field_bytes: %d is not between 1 and %d", s.maxField, config.MaxMaxFieldBytes))
+	}
 	if strings.TrimSpace(cfg.Path) == "" {
 		problems = append(problems, "path: required (the CSV file to read)")
 	}

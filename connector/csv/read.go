@@ -63,14 +63,14 @@ func (l *layout) idCell(rec []string) string {
 }
 
 // trustedID is the external_id of a row whose columns are known to line
-// up with the header, when the cell can be trusted as it is: valid UTF-8.
-// A row whose columns may be shifted (a field
+// up with the header, when the cell can be trusted as it is: valid UTF-8
+// and within max_field_bytes. A row whose columns may be shifted (a field
 // too many or too few) must not be given one, because the value in the
 // external_id column may be another column's: that person would be left
 // alone while the real one looks gone.
-func (l *layout) trustedID(rec []string) string {
+func (l *layout) trustedID(rec []string, maxField int) string {
 	i := l.cols[model.FieldExternalID]
-	if i >= len(rec) || !utf8.ValidString(rec[i]) {
+	if i >= len(rec) || len(rec[i]) > maxField || !utf8.ValidString(rec[i]) {
 		return ""
 	}
 	return strings.TrimSpace(rec[i])
@@ -88,11 +88,11 @@ func (l *layout) hint(rec []string) string {
 // read streams the identities in in (the file's content) to emit.
 func (s *source) read(ctx context.Context, in file, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
 	var st stats
-	t := &tracker{r: in}
+	t := &tracker{r: in, limit: rowLimit(1, s.maxField)}
 	br := bufio.NewReaderSize(t, bufSize)
 	head, err := br.Peek(3)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return st, s.readErr(err)
+		return st, s.inputErr(t, err, 1)
 	}
 	var bom int64 // the parser's offsets start after it
 	switch {
@@ -112,6 +112,9 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 	r.TrimLeadingSpace = !unicode.IsSpace(s.delim)
 
 	rec, err := r.Read()
+	if t.err != nil {
+		return st, s.inputErr(t, err, 1)
+	}
 	if errors.Is(err, io.EOF) {
 		return st, fmt.Errorf("%s: the file is empty, it has no header row", s.path)
 	}
@@ -122,10 +125,12 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 		}
 		return st, s.readErr(err)
 	}
+	headerLine, _ := r.FieldPos(0)
 	lay, err := s.resolve(rec)
 	if err != nil {
 		return st, err
 	}
+	t.limit = rowLimit(len(lay.header), s.maxField)
 
 	// seen holds the line of every external_id met so far.
 	seen := make(map[string]int)
@@ -133,9 +138,16 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 		st.skipped++
 		skip(sk)
 	}
+	// next is the line after the last record read: where the next one
+	// starts, unless empty lines come first.
+	next := lastLine(headerLine, rec) + 1
 	for {
 		start := r.InputOffset()
+		t.rowStart = bom + start
 		rec, err := r.Read()
+		if t.err != nil {
+			return st, s.inputErr(t, err, s.startLine(r, rec, err, next))
+		}
 		if errors.Is(err, io.EOF) {
 			st.bytes = t.read
 			return st, nil
@@ -154,13 +166,14 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 			if !errors.As(err, &pe) {
 				return st, s.readErr(err)
 			}
+			next = pe.Line + 1
 			switch {
 			case cut:
 				return st, s.cutOff(pe.StartLine, "this last record has a malformed quote on line "+strconv.Itoa(pe.Line))
 			case pe.Line > pe.StartLine:
 				return st, s.swallowed(pe.StartLine, pe.Line, fmt.Sprintf("has a malformed quote on line %d", pe.Line))
 			}
-			raw := rawLine(in, bom+start, bom+r.InputOffset())
+			raw := rawLine(in, bom+start, bom+r.InputOffset(), t.limit)
 			if errors.Is(pe.Err, stdcsv.ErrQuote) && pe.Column > len(raw) {
 				// A quote still open at the end of its line would have
 				// run on to the next one: there is none.
@@ -181,6 +194,7 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 		}
 
 		line, _ := r.FieldPos(0)
+		next = lastLine(line, rec) + 1
 		if cut && len(rec) < len(lay.header) {
 			return st, s.cutOff(line, fmt.Sprintf("this last row has %d fields, the header has %d", len(rec), len(lay.header)))
 		}
@@ -201,9 +215,18 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 				return st, s.swallowed(line, lastLine(line, rec), fmt.Sprintf("column %s has a line break", lay.column(i)))
 			}
 		}
+		if i := longCell(rec, s.maxField); i >= 0 {
+			report(connector.Skip{
+				ExternalID: lay.trustedID(rec, s.maxField),
+				Where:      where(line),
+				Reason: fmt.Sprintf("column %s is %d bytes long, more than max_field_bytes (%d)",
+					lay.column(i), len(rec[i]), s.maxField),
+			})
+			continue
+		}
 		if i := invalidUTF8(rec); i >= 0 {
 			report(connector.Skip{
-				ExternalID: lay.trustedID(rec),
+				ExternalID: lay.trustedID(rec, s.maxField),
 				Where:      where(line),
 				Reason:     fmt.Sprintf("invalid UTF-8 in column %s (export the file as UTF-8)", lay.column(i)),
 			})
@@ -251,13 +274,15 @@ func (s *source) idAfterQuote(lay *layout, rec []string, raw []byte, pe *stdcsv.
 	if len(rec)+1+bytes.Count(raw[pe.Column:], []byte(string(s.delim))) != len(lay.header) {
 		return ""
 	}
-	return lay.trustedID(rec)
+	return lay.trustedID(rec, s.maxField)
 }
 
 // rawLine is the last physical line, without its line break, of what the
 // parser read between the file offsets from and to: the line of a record
-// that failed on it. It is nil when it cannot be read again.
-func rawLine(in io.ReaderAt, from, to int64) []byte {
+// that failed on it. It is nil when it cannot be read again. Only the last
+// limit bytes are read: a line is never longer (the tracker sees to it).
+func rawLine(in io.ReaderAt, from, to, limit int64) []byte {
+	from = max(from, to-limit-2)
 	if to <= from {
 		return nil
 	}
@@ -268,6 +293,38 @@ func rawLine(in io.ReaderAt, from, to int64) []byte {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	return b[bytes.LastIndexByte(b, '\n')+1:]
+}
+
+// startLine is the line the record the parser stopped in starts on, as
+// best known: the parser's own word when it has one.
+func (s *source) startLine(r *stdcsv.Reader, rec []string, err error, next int) int {
+	var pe *stdcsv.ParseError
+	if errors.As(err, &pe) {
+		return pe.StartLine
+	}
+	if len(rec) > 0 {
+		line, _ := r.FieldPos(0)
+		return line
+	}
+	return next
+}
+
+// inputErr is the error for a read that stopped on err; start is the
+// line the record being read starts on.
+func (s *source) inputErr(t *tracker, err error, start int) error {
+	switch {
+	case t.err == nil:
+		return s.readErr(err)
+	case t.err.row:
+		return fmt.Errorf("%s: line %d: the record starting here runs on past line %d and is longer than %d bytes, "+
+			"the most one row may take (4 × max_field_bytes × the header's columns, at least 1 MiB); "+
+			"a quote is probably not closed and has swallowed the rows after it, so the file cannot be read reliably",
+			s.path, start, t.err.line, t.limit)
+	default:
+		return fmt.Errorf("%s: line %d is longer than %d bytes, the most one row may take "+
+			"(4 × max_field_bytes × the header's columns, at least 1 MiB); the file cannot be read reliably",
+			s.path, t.err.line, t.limit)
+	}
 }
 
 // cutOff is the error for a file whose last record is not whole and that
@@ -443,6 +500,17 @@ func blank(rec []string) bool {
 		}
 	}
 	return true
+}
+
+// longCell returns the index of the first field longer than maxField
+// bytes, or -1.
+func longCell(rec []string, maxField int) int {
+	for i, f := range rec {
+		if len(f) > maxField {
+			return i
+		}
+	}
+	return -1
 }
 
 // clipTo is the most bytes of a value a skip reason quotes.

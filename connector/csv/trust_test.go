@@ -66,6 +66,7 @@ func TestSkipExternalID(t *testing.T) {
 		name    string
 		header  string // default "external_id,username,enabled,note"
 		row     string // line 2
+		maxFld  int
 		wantID  string
 		wantWhy string // a part of the reason
 	}{
@@ -101,6 +102,12 @@ func TestSkipExternalID(t *testing.T) {
 		{name: "enabled 1.0", row: "E2,b,1.0,x", wantID: "E2", wantWhy: `invalid enabled value "1.0"`},
 		{name: "invalid UTF-8 in another column", row: "E2,M\xfcller,yes,x", wantID: "E2", wantWhy: `invalid UTF-8 in column "username"`},
 		{name: "invalid UTF-8 in the external_id", row: "E\xff,b,yes,x", wantWhy: `invalid UTF-8 in column "external_id"`},
+		{name: "a cell over max_field_bytes", maxFld: 8, row: "E2,b,yes,123456789", wantID: "E2",
+			wantWhy: `column "note" is 9 bytes long, more than max_field_bytes (8)`},
+		{name: "the external_id over max_field_bytes", maxFld: 8, row: "E23456789,b,yes,x",
+			wantWhy: `column "external_id" is 9 bytes long, more than max_field_bytes (8)`},
+		{name: "a long cell in a row with a field too many", maxFld: 8, row: "E2,b,yes,123456789,x",
+			wantWhy: "has 5 fields, the header has 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,7 +115,7 @@ func TestSkipExternalID(t *testing.T) {
 			if header == "" {
 				header = "external_id,username,enabled,note"
 			}
-			got, _, err := pull(t, config.Source{}, header+"\n"+tt.row+"\n")
+			got, _, err := pull(t, config.Source{MaxFieldBytes: tt.maxFld}, header+"\n"+tt.row+"\n")
 			if err != nil {
 				t.Fatalf("Pull: %v", err)
 			}
