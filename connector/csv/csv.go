@@ -27,9 +27,9 @@
 //
 // The pull fails, rather than lose rows that would look like people
 // leaving:
-//   - when a row that cannot be read runs over several physical lines:
-//     that is the mark of a quote that was opened and not closed, which
-//     swallows the rows after it;
+//   - when a row that cannot be read, or the header, runs over several
+//     physical lines: that is the mark of a quote that was opened and not
+//     closed, which swallows the rows after it;
 //   - when the file looks cut off: a file with no final line break is
 //     fine when its last row is whole, but not when that row has fewer
 //     fields than the header or a malformed quote; nor is a quote still

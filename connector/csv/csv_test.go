@@ -431,6 +431,12 @@ func TestPullErrors(t *testing.T) {
 			want:    "header: column 2 is not valid UTF-8; export the file as UTF-8 CSV",
 		},
 		{
+			name:    "a quote in the header swallows the first row",
+			content: "\nexternal_id,username,\"note\nE1,a,x\"\nE2,b,y\n",
+			want: "header: the header starting on line 2 runs on to line 3 in a quoted column name; " +
+				"a quote is probably not closed and has swallowed the rows after it, so the file cannot be read reliably",
+		},
+		{
 			name:    "malformed quote in the header",
 			content: "external_id,\"username\n",
 			want:    `header: parse error on line 1, column 23: extraneous or missing " in quoted-field`,

@@ -126,6 +126,13 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 		return st, s.readErr(err)
 	}
 	headerLine, _ := r.FieldPos(0)
+	if end := lastLine(headerLine, rec); end > headerLine {
+		// No column name has a line break: a quote opened in the header
+		// has taken in the first rows.
+		return st, fmt.Errorf("%s: header: the header starting on line %d runs on to line %d in a quoted column name; "+
+			"a quote is probably not closed and has swallowed the rows after it, so the file cannot be read reliably",
+			s.path, headerLine, end)
+	}
 	lay, err := s.resolve(rec)
 	if err != nil {
 		return st, err
