@@ -35,6 +35,7 @@ demo: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./config/
 	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime 60s ./connector/csv/
+	$(GO) test -run '^$$' -fuzz FuzzLeavers -fuzztime 60s ./connector/csv/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 60s ./connector/ldap/
 
 clean:

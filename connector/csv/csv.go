@@ -9,15 +9,36 @@
 //
 // The file is read row by row and never held in memory. A row that cannot
 // become an identity (wrong number of fields, a malformed quote, invalid
-// UTF-8, an empty or duplicate external_id, an invalid enabled value) is
-// reported through skip with its line number and the pull goes on. Empty
+// UTF-8, a cell longer than max_field_bytes, an empty or duplicate
+// external_id, an invalid enabled value) is reported through skip with its
+// line number and the pull goes on. Empty
 // lines, and rows whose fields are all blank (the ";;;;" rows spreadsheets
 // leave behind), are ignored.
 //
-// A row that cannot be read and that runs over several physical lines makes
-// the whole pull fail: that is the mark of a quote that was opened and not
-// closed, which swallows the rows after it, and losing rows silently would
-// look like people leaving.
+// A skip carries the row's external_id only when it can be trusted: the
+// planner leaves that person's profile as it is, and takes a skip without
+// one to mean that anybody of the source may be in it, so that nobody is
+// taken as gone in that run. A row with a field too many or too few never
+// has one, as its columns may be shifted. A row with a malformed quote has
+// one when the external_id column comes before the broken field and the
+// delimiters after the quote make up the header's number of fields. A
+// well-formed row rejected for a value has one when the external_id cell
+// itself is valid UTF-8 and within max_field_bytes. A reason quotes at most 64 bytes of a value.
+//
+// The pull fails, rather than lose rows that would look like people
+// leaving:
+//   - when a row that cannot be read, or the header, runs over several
+//     physical lines: that is the mark of a quote that was opened and not
+//     closed, which swallows the rows after it;
+//   - when the file looks cut off: a file with no final line break is
+//     fine when its last row is whole, but not when that row has fewer
+//     fields than the header or a malformed quote; nor is a quote still
+//     open at the end of the file, or a file whose size changed while it
+//     was read (still being written);
+//   - when a line, or a record over several lines, is longer than
+//     max(1 MiB, 4 × max_field_bytes × the header's columns): no row of
+//     cells within the limit can be, and the read stops there instead of
+//     taking the rest of the file into memory.
 package csv
 
 import (
@@ -44,7 +65,9 @@ type source struct {
 	// columns is the configured column name per field, "" when the field
 	// is not mapped and falls back to a column with its own name.
 	columns [model.NumFields]string
-	log     *zap.Logger
+	// maxField is the longest cell, in bytes (max_field_bytes).
+	maxField int
+	log      *zap.Logger
 }
 
 var _ connector.Source = (*source)(nil)
@@ -57,12 +80,19 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 		log = zap.NewNop()
 	}
 	s := &source{
-		name:  cfg.Name,
-		path:  cfg.Path,
-		delim: ',',
-		log:   log,
+		name:     cfg.Name,
+		path:     cfg.Path,
+		delim:    ',',
+		maxField: cfg.MaxFieldBytes,
+		log:      log,
 	}
 	var problems []string
+	switch {
+	case s.maxField == 0: // not set: opened without the loader's defaults
+		s.maxField = config.DefaultMaxFieldBytes
+	case s.maxField < 0 || s.maxField > config.MaxMaxFieldBytes:
+		problems = append(problems, fmt.Sprintf("max_field_bytes: %d is not between 1 and %d", s.maxField, config.MaxMaxFieldBytes))
+	}
 	if strings.TrimSpace(cfg.Path) == "" {
 		problems = append(problems, "path: required (the CSV file to read)")
 	}
@@ -120,7 +150,8 @@ func (s *source) run(ctx context.Context, emit func(model.Identity) error, skip 
 		return stats{}, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		return stats{}, fmt.Errorf("%s: %w", s.path, err)
 	} else if fi.IsDir() {
 		return stats{}, fmt.Errorf("%s: is a directory, not a CSV file", s.path)
@@ -128,6 +159,12 @@ func (s *source) run(ctx context.Context, emit func(model.Identity) error, skip 
 	st, err := s.read(ctx, f, emit, skip)
 	if err != nil {
 		return st, err
+	}
+	// A file still being written can end in a row that looks whole but
+	// is not (cut in its last field): its size moves while it is read.
+	if now, err := f.Stat(); err == nil && fi.Mode().IsRegular() && (now.Size() != fi.Size() || st.bytes != fi.Size()) {
+		return st, fmt.Errorf("%s: the file changed while it was read (%d bytes when opened, %d read, %d now): "+
+			"it looks like it is still being written; the next run reads it again", s.path, fi.Size(), st.bytes, now.Size())
 	}
 	s.log.Debug("csv file read",
 		zap.String("path", s.path),

@@ -235,8 +235,8 @@ func TestPullBadRows(t *testing.T) {
 			content: "E1,a,yes,x\nE2,b,yes\nE3,c,yes,x,extra\nE4,d,yes,x\n",
 			wantIDs: []string{"E1", "E4"},
 			want: []connector.Skip{
-				{ExternalID: "E2", Where: "line 3", Reason: "has 3 fields, the header has 4"},
-				{ExternalID: "E3", Where: "line 4", Reason: "has 5 fields, the header has 4"},
+				{Where: "line 3", Reason: `has 3 fields, the header has 4, so its columns may be shifted (its external_id column reads "E2")`},
+				{Where: "line 4", Reason: `has 5 fields, the header has 4, so its columns may be shifted (its external_id column reads "E3")`},
 			},
 		},
 		{
@@ -255,15 +255,6 @@ func TestPullBadRows(t *testing.T) {
 			want: []connector.Skip{{
 				ExternalID: "E2", Where: "line 3",
 				Reason: `malformed quote in column "username" at position 6: a quoted field must end with " before the delimiter or the line end, and a " inside it must be doubled`,
-			}},
-		},
-		{
-			name:    "quote not closed on the last line",
-			content: "E1,a,yes,x\nE2,\"b,yes,x\n",
-			wantIDs: []string{"E1"},
-			want: []connector.Skip{{
-				ExternalID: "E2", Where: "line 3",
-				Reason: `malformed quote in column "username" at position 13: a quoted field must end with " before the delimiter or the line end, and a " inside it must be doubled`,
 			}},
 		},
 		{
@@ -318,7 +309,7 @@ func TestPullBadRows(t *testing.T) {
 			wantIDs: []string{"E1", "E3"},
 			want: []connector.Skip{
 				{ExternalID: "E2", Where: "line 6", Reason: `invalid enabled value "nope" in column "enabled" (use yes/no, true/false, 1/0, active/inactive or y/n)`},
-				{ExternalID: "E4", Where: "line 10", Reason: "has 2 fields, the header has 4"},
+				{Where: "line 10", Reason: `has 2 fields, the header has 4, so its columns may be shifted (its external_id column reads "E4")`},
 			},
 		},
 	}
@@ -366,6 +357,12 @@ func TestPullSwallowedRows(t *testing.T) {
 			name:    "swallowed rows make the field count wrong",
 			content: "E1,a,yes,x\nE2,b,yes,\"x\nE3,c,yes,x\",\nE4,d,yes,x\n",
 			want:    "line 3: the record starting here runs on to line 4 and has 5 fields, the header has 4" + tail,
+		},
+		{
+			name:    "quote not closed on the last line",
+			content: "E1,a,yes,x\nE2,\"b,yes,x\n",
+			want: "line 3: a quote opened on this line is not closed before the end of the file: " +
+				"the file looks cut off (is it still being written, or was it copied incompletely?), or the quote is not closed",
 		},
 		{
 			name:    "swallowed rows fit the field count",
@@ -432,6 +429,12 @@ func TestPullErrors(t *testing.T) {
 			name:    "header not UTF-8",
 			content: "external_id,user\xfcname\n",
 			want:    "header: column 2 is not valid UTF-8; export the file as UTF-8 CSV",
+		},
+		{
+			name:    "a quote in the header swallows the first row",
+			content: "\nexternal_id,username,\"note\nE1,a,x\"\nE2,b,y\n",
+			want: "header: the header starting on line 2 runs on to line 3 in a quoted column name; " +
+				"a quote is probably not closed and has swallowed the rows after it, so the file cannot be read reliably",
 		},
 		{
 			name:    "malformed quote in the header",

@@ -29,6 +29,7 @@ type stats struct {
 	identities int
 	skipped    int
 	blank      int
+	bytes      int64 // read from the file, to its end
 }
 
 // layout is where each field sits in one file, resolved from its header.
@@ -52,27 +53,52 @@ func (l *layout) column(i int) string {
 	return strconv.Itoa(i + 1)
 }
 
-// partialID is the external_id of a record that could not be read, when it
-// was read before the problem and is printable.
-func (l *layout) partialID(rec []string) string {
-	i := l.cols[model.FieldExternalID]
-	if i < len(rec) && utf8.ValidString(rec[i]) {
+// idCell is the external_id cell of rec as it stands, "" when rec does
+// not reach its column.
+func (l *layout) idCell(rec []string) string {
+	if i := l.cols[model.FieldExternalID]; i < len(rec) {
 		return strings.TrimSpace(rec[i])
 	}
 	return ""
 }
 
+// trustedID is the external_id of a row whose columns are known to line
+// up with the header, when the cell can be trusted as it is: valid UTF-8
+// and within max_field_bytes. A row whose columns may be shifted (a field
+// too many or too few) must not be given one, because the value in the
+// external_id column may be another column's: that person would be left
+// alone while the real one looks gone.
+func (l *layout) trustedID(rec []string, maxField int) string {
+	i := l.cols[model.FieldExternalID]
+	if i >= len(rec) || len(rec[i]) > maxField || !utf8.ValidString(rec[i]) {
+		return ""
+	}
+	return strings.TrimSpace(rec[i])
+}
+
+// hint names what the external_id column of a row that cannot be trusted
+// reads, for a person to look for; "" when it reads nothing.
+func (l *layout) hint(rec []string) string {
+	if id := l.idCell(rec); id != "" {
+		return " (its external_id column reads " + clip(id) + ")"
+	}
+	return ""
+}
+
 // read streams the identities in in (the file's content) to emit.
-func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
+func (s *source) read(ctx context.Context, in file, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
 	var st stats
-	br := bufio.NewReaderSize(in, 64<<10)
+	t := &tracker{r: in, limit: rowLimit(1, s.maxField)}
+	br := bufio.NewReaderSize(t, bufSize)
 	head, err := br.Peek(3)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return st, s.readErr(err)
+		return st, s.inputErr(t, err, 1)
 	}
+	var bom int64 // the parser's offsets start after it
 	switch {
 	case bytes.HasPrefix(head, []byte("\xef\xbb\xbf")):
 		_, _ = br.Discard(3) // cannot fail: the bytes are buffered
+		bom = 3
 	case bytes.HasPrefix(head, []byte("\xff\xfe")), bytes.HasPrefix(head, []byte("\xfe\xff")):
 		return st, fmt.Errorf("%s: the file is UTF-16 encoded; export it as UTF-8 CSV", s.path)
 	}
@@ -86,6 +112,9 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 	r.TrimLeadingSpace = !unicode.IsSpace(s.delim)
 
 	rec, err := r.Read()
+	if t.err != nil {
+		return st, s.inputErr(t, err, 1)
+	}
 	if errors.Is(err, io.EOF) {
 		return st, fmt.Errorf("%s: the file is empty, it has no header row", s.path)
 	}
@@ -96,10 +125,19 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 		}
 		return st, s.readErr(err)
 	}
+	headerLine, _ := r.FieldPos(0)
+	if end := lastLine(headerLine, rec); end > headerLine {
+		// No column name has a line break: a quote opened in the header
+		// has taken in the first rows.
+		return st, fmt.Errorf("%s: header: the header starting on line %d runs on to line %d in a quoted column name; "+
+			"a quote is probably not closed and has swallowed the rows after it, so the file cannot be read reliably",
+			s.path, headerLine, end)
+	}
 	lay, err := s.resolve(rec)
 	if err != nil {
 		return st, err
 	}
+	t.limit = rowLimit(len(lay.header), s.maxField)
 
 	// seen holds the line of every external_id met so far.
 	seen := make(map[string]int)
@@ -107,9 +145,18 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 		st.skipped++
 		skip(sk)
 	}
+	// next is the line after the last record read: where the next one
+	// starts, unless empty lines come first.
+	next := lastLine(headerLine, rec) + 1
 	for {
+		start := r.InputOffset()
+		t.rowStart = bom + start
 		rec, err := r.Read()
+		if t.err != nil {
+			return st, s.inputErr(t, err, s.startLine(r, rec, err, next))
+		}
 		if errors.Is(err, io.EOF) {
+			st.bytes = t.read
 			return st, nil
 		}
 		st.rows++
@@ -118,23 +165,46 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 				return st, fmt.Errorf("%s: stopped after %d rows: %w", s.path, st.rows, err)
 			}
 		}
+		// This record is the file's last and the file does not end with a
+		// line break: if the record is not whole, the file was cut.
+		cut := t.eof && br.Buffered() == 0 && !t.endsWithNewline()
 		if err != nil {
 			var pe *stdcsv.ParseError
 			if !errors.As(err, &pe) {
 				return st, s.readErr(err)
 			}
-			if pe.Line > pe.StartLine {
+			next = pe.Line + 1
+			switch {
+			case cut:
+				return st, s.cutOff(pe.StartLine, "this last record has a malformed quote on line "+strconv.Itoa(pe.Line))
+			case pe.Line > pe.StartLine:
 				return st, s.swallowed(pe.StartLine, pe.Line, fmt.Sprintf("has a malformed quote on line %d", pe.Line))
 			}
-			report(connector.Skip{
-				ExternalID: lay.partialID(rec),
+			raw := rawLine(in, bom+start, bom+r.InputOffset(), t.limit)
+			if errors.Is(pe.Err, stdcsv.ErrQuote) && pe.Column > len(raw) {
+				// A quote still open at the end of its line would have
+				// run on to the next one: there is none.
+				return st, fmt.Errorf("%s: line %d: a quote opened on this line is not closed before the end of the file: "+
+					"the file looks cut off (is it still being written, or was it copied incompletely?), or the quote is not closed",
+					s.path, pe.StartLine)
+			}
+			sk := connector.Skip{
+				ExternalID: s.idAfterQuote(lay, rec, raw, pe),
 				Where:      where(pe.StartLine),
 				Reason:     quoteReason(pe, lay.column(len(rec))),
-			})
+			}
+			if sk.ExternalID == "" {
+				sk.Reason += lay.hint(rec)
+			}
+			report(sk)
 			continue
 		}
 
 		line, _ := r.FieldPos(0)
+		next = lastLine(line, rec) + 1
+		if cut && len(rec) < len(lay.header) {
+			return st, s.cutOff(line, fmt.Sprintf("this last row has %d fields, the header has %d", len(rec), len(lay.header)))
+		}
 		if blank(rec) {
 			st.blank++
 			continue
@@ -144,7 +214,7 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 			if last := lastLine(line, rec); last > line {
 				return st, s.swallowed(line, last, what)
 			}
-			report(connector.Skip{ExternalID: lay.partialID(rec), Where: where(line), Reason: what})
+			report(connector.Skip{Where: where(line), Reason: what + ", so its columns may be shifted" + lay.hint(rec)})
 			continue
 		}
 		for _, i := range lay.mapped {
@@ -152,9 +222,18 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 				return st, s.swallowed(line, lastLine(line, rec), fmt.Sprintf("column %s has a line break", lay.column(i)))
 			}
 		}
+		if i := longCell(rec, s.maxField); i >= 0 {
+			report(connector.Skip{
+				ExternalID: lay.trustedID(rec, s.maxField),
+				Where:      where(line),
+				Reason: fmt.Sprintf("column %s is %d bytes long, more than max_field_bytes (%d)",
+					lay.column(i), len(rec[i]), s.maxField),
+			})
+			continue
+		}
 		if i := invalidUTF8(rec); i >= 0 {
 			report(connector.Skip{
-				ExternalID: lay.partialID(rec),
+				ExternalID: lay.trustedID(rec, s.maxField),
 				Where:      where(line),
 				Reason:     fmt.Sprintf("invalid UTF-8 in column %s (export the file as UTF-8)", lay.column(i)),
 			})
@@ -166,7 +245,7 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 		id, reason := lay.identity(rec)
 		if id.ExternalID != "" {
 			if first, dup := seen[id.ExternalID]; dup {
-				reason = fmt.Sprintf("duplicate external_id %q (first on line %d)", id.ExternalID, first)
+				reason = fmt.Sprintf("duplicate external_id %s (first on line %d)", clip(id.ExternalID), first)
 			} else {
 				// Clone: the field pins the whole row's memory.
 				seen[strings.Clone(id.ExternalID)] = line
@@ -182,6 +261,85 @@ func (s *source) read(ctx context.Context, in io.Reader, emit func(model.Identit
 		}
 		st.identities++
 	}
+}
+
+// idAfterQuote is the external_id of a row that has a malformed quote,
+// when it can be trusted. The parser stops at the quote and returns the
+// fields before it (rec), so the external_id is there only when its column
+// comes before the broken field. Whether the row has the right number of
+// fields is not in rec, and an extra or missing delimiter before the
+// external_id column would shift it. So the row's line (raw) is looked at
+// again: the external_id is trusted only when the fields before the quote,
+// the broken one and one more per delimiter after the quote make exactly
+// as many as the header has. Counting every delimiter after the quote can
+// only count too many (a quoted "Doe, John" later on), which trusts less,
+// never a shifted row.
+func (s *source) idAfterQuote(lay *layout, rec []string, raw []byte, pe *stdcsv.ParseError) string {
+	if lay.cols[model.FieldExternalID] >= len(rec) || pe.Column < 1 || pe.Column > len(raw) || raw[pe.Column-1] != '"' {
+		return ""
+	}
+	if len(rec)+1+bytes.Count(raw[pe.Column:], []byte(string(s.delim))) != len(lay.header) {
+		return ""
+	}
+	return lay.trustedID(rec, s.maxField)
+}
+
+// rawLine is the last physical line, without its line break, of what the
+// parser read between the file offsets from and to: the line of a record
+// that failed on it. It is nil when it cannot be read again. Only the last
+// limit bytes are read: a line is never longer (the tracker sees to it).
+func rawLine(in io.ReaderAt, from, to, limit int64) []byte {
+	from = max(from, to-limit-2)
+	if to <= from {
+		return nil
+	}
+	b := make([]byte, to-from)
+	if n, err := in.ReadAt(b, from); n < len(b) && err != nil {
+		return nil
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	return b[bytes.LastIndexByte(b, '\n')+1:]
+}
+
+// startLine is the line the record the parser stopped in starts on, as
+// best known: the parser's own word when it has one.
+func (s *source) startLine(r *stdcsv.Reader, rec []string, err error, next int) int {
+	var pe *stdcsv.ParseError
+	if errors.As(err, &pe) {
+		return pe.StartLine
+	}
+	if len(rec) > 0 {
+		line, _ := r.FieldPos(0)
+		return line
+	}
+	return next
+}
+
+// inputErr is the error for a read that stopped on err; start is the
+// line the record being read starts on.
+func (s *source) inputErr(t *tracker, err error, start int) error {
+	switch {
+	case t.err == nil:
+		return s.readErr(err)
+	case t.err.row:
+		return fmt.Errorf("%s: line %d: the record starting here runs on past line %d and is longer than %d bytes, "+
+			"the most one row may take (4 × max_field_bytes × the header's columns, at least 1 MiB); "+
+			"a quote is probably not closed and has swallowed the rows after it, so the file cannot be read reliably",
+			s.path, start, t.err.line, t.limit)
+	default:
+		return fmt.Errorf("%s: line %d is longer than %d bytes, the most one row may take "+
+			"(4 × max_field_bytes × the header's columns, at least 1 MiB); the file cannot be read reliably",
+			s.path, t.err.line, t.limit)
+	}
+}
+
+// cutOff is the error for a file whose last record is not whole and that
+// does not end with a line break: it was cut, and the rows after the cut
+// would look like people leaving.
+func (s *source) cutOff(line int, what string) error {
+	return fmt.Errorf("%s: line %d: %s, and the file ends there without a line break: "+
+		"the file looks cut off (is it still being written, or was it copied incompletely?)", s.path, line, what)
 }
 
 // identity builds the identity of one well-formed row, or says why it
@@ -212,8 +370,8 @@ func (l *layout) identity(rec []string) (model.Identity, string) {
 		v := get(model.FieldEnabled)
 		enabled, ok := parseEnabled(v)
 		if !ok {
-			return id, fmt.Sprintf("invalid enabled value %q in column %s (use yes/no, true/false, 1/0, active/inactive or y/n)",
-				v, l.column(i))
+			return id, fmt.Sprintf("invalid enabled value %s in column %s (use yes/no, true/false, 1/0, active/inactive or y/n)",
+				clip(v), l.column(i))
 		}
 		id.Enabled = enabled
 	}
@@ -349,6 +507,34 @@ func blank(rec []string) bool {
 		}
 	}
 	return true
+}
+
+// longCell returns the index of the first field longer than maxField
+// bytes, or -1.
+func longCell(rec []string, maxField int) int {
+	for i, f := range rec {
+		if len(f) > maxField {
+			return i
+		}
+	}
+	return -1
+}
+
+// clipTo is the most bytes of a value a skip reason quotes.
+const clipTo = 64
+
+// clip quotes v for a message, cut to its first clipTo bytes (at a
+// character boundary) with its length when it is longer: a reason says
+// which value is wrong, it does not copy a whole cell into the report.
+func clip(v string) string {
+	if len(v) <= clipTo {
+		return strconv.Quote(v)
+	}
+	n := clipTo
+	for n > clipTo-utf8.UTFMax && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(v[:n]), len(v))
 }
 
 // invalidUTF8 returns the index of the first field that is not valid
