@@ -665,6 +665,12 @@ func (c *Client) List(ctx context.Context, each func(target.User) error) error {
 
 // Create implements target.Client.
 func (c *Client) Create(ctx context.Context, p *model.Profile, active bool) (target.User, error) {
+	// A create needs none of the server's features, but the next run's
+	// updates do: learnt now, once, they are remembered (Memory), and a
+	// re-sync sends nothing but its changes.
+	if _, err := c.features(ctx); err != nil {
+		return target.User{}, err
+	}
 	a, err := c.do(ctx, http.MethodPost, "/Users", c.resource(p, active), "")
 	if err != nil {
 		return target.User{}, err
