@@ -64,8 +64,10 @@ type Client struct {
 	paths   []mapped
 	log     *zap.Logger
 
-	spcOnce sync.Once
-	spcErr  error
+	// spcMu guards the reading of /ServiceProviderConfig; patch and etag
+	// are set once, before spcRead.
+	spcMu   sync.Mutex
+	spcRead bool
 	patch   bool
 	etag    bool
 }
@@ -204,32 +206,35 @@ func (c *Client) user(res map[string]any, etag string) target.User {
 }
 
 // serviceProvider reads /ServiceProviderConfig once: PATCH and ETag
-// support. A server without one gets PUT and no If-Match.
+// support. A server without one (it refuses the request for good, as
+// with a 404) gets PUT and no If-Match. A refused token, an unreachable
+// server, a 5xx or a 429 is the request's error, and the next request
+// asks again.
 func (c *Client) serviceProvider(ctx context.Context) error {
-	c.spcOnce.Do(func() {
-		var spc struct {
-			Patch struct {
-				Supported bool `json:"supported"`
-			} `json:"patch"`
-			Etag struct {
-				Supported bool `json:"supported"`
-			} `json:"etag"`
-		}
-		status, _, err := c.do(ctx, http.MethodGet, "/ServiceProviderConfig", nil, "", &spc)
-		switch {
-		case errors.Is(err, target.ErrUnauthorized):
-			c.spcErr = err
-			c.spcOnce = sync.Once{} // ask again once the token is right
-		case err != nil && status == 0:
-			c.spcErr = err
-			c.spcOnce = sync.Once{}
-		case err != nil:
-			c.log.Warn("the SCIM server has no /ServiceProviderConfig; using PUT and no ETags", zap.Error(err))
-		default:
-			c.patch, c.etag = spc.Patch.Supported, spc.Etag.Supported
-		}
-	})
-	return c.spcErr
+	c.spcMu.Lock()
+	defer c.spcMu.Unlock()
+	if c.spcRead {
+		return nil
+	}
+	var spc struct {
+		Patch struct {
+			Supported bool `json:"supported"`
+		} `json:"patch"`
+		Etag struct {
+			Supported bool `json:"supported"`
+		} `json:"etag"`
+	}
+	_, _, err := c.do(ctx, http.MethodGet, "/ServiceProviderConfig", nil, "", &spc)
+	switch {
+	case err == nil:
+		c.patch, c.etag = spc.Patch.Supported, spc.Etag.Supported
+	case target.Permanent(err):
+		c.log.Warn("the SCIM server has no /ServiceProviderConfig; using PUT and no ETags", zap.Error(err))
+	default:
+		return err
+	}
+	c.spcRead = true
+	return nil
 }
 
 // do sends one request and decodes a 2xx answer's body into out (when
