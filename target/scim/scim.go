@@ -537,10 +537,21 @@ func (c *Client) write(ctx context.Context, u target.User, body func(target.User
 // patchOf is the PATCH that makes a user hold p: one replace of every
 // attribute that has a value (RFC 7644 section 3.5.2.3, no path), and a
 // remove of each that has none.
+//
+// A multi-valued attribute (emails) goes in a replace of its own, with
+// its name as the path: RFC 7644 replaces all its values either way, but
+// SCIMMY, given it in a replace without a path, adds the values to those
+// the user has, so a changed email would leave the old one beside it.
 func (c *Client) patchOf(p *model.Profile, active bool) map[string]any {
 	value := c.resource(p, active)
 	delete(value, "schemas")
 	ops := []any{map[string]any{"op": "replace", "value": value}}
+	for _, m := range c.paths {
+		if v, ok := value[m.path.attr]; ok && m.path.filterAttr != "" && m.path.schema == "" {
+			delete(value, m.path.attr)
+			ops = append(ops, map[string]any{"op": "replace", "path": m.path.attr, "value": v})
+		}
+	}
 	for _, m := range c.paths {
 		if field(p, m.field) == "" {
 			ops = append(ops, map[string]any{"op": "remove", "path": m.name})
