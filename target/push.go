@@ -345,6 +345,16 @@ func (r *pushRun) deliver(ctx context.Context, x *push) (*store.Link, error) {
 			}
 			fu, ok := found[model.FoldUsername(x.want.Username)]
 			if !ok {
+				// The holder's userName differs in case, and the server's
+				// "userName eq" compares case-sensitively (SCIMMY does),
+				// though RFC 7643 makes userName not case-exact: look
+				// through every user.
+				fu, ok, ferr = listFor(ctx, r.c, x.want.Username)
+				if ferr != nil {
+					return nil, fmt.Errorf("%w; and looking the user up failed: %w", err, ferr)
+				}
+			}
+			if !ok {
 				return nil, fmt.Errorf("%w, but no user with userName %q can be found", err, x.want.Username)
 			}
 			x.link, x.found = linkOf(fu, fu.Active, ""), !ours(fu, x.want)
@@ -362,6 +372,21 @@ func (r *pushRun) deliver(ctx context.Context, x *push) (*store.Link, error) {
 		return nil, notAdopted(userOf(x.link))
 	}
 	return r.update(ctx, x, rendered)
+}
+
+// listFor reads every user of the application for the one whose userName
+// is username, ignoring case.
+func listFor(ctx context.Context, c Client, username string) (User, bool, error) {
+	key := model.FoldUsername(username)
+	var found User
+	ok := false
+	err := c.List(ctx, func(u User) error {
+		if !ok && model.FoldUsername(u.UserName) == key {
+			found, ok = u, true
+		}
+		return nil
+	})
+	return found, ok, err
 }
 
 // ours reports whether u is a user seatsync created for p (one whose

@@ -33,6 +33,9 @@ type app struct {
 	fail func(op, username string) error
 	// lose drops the answer of a create after doing it, once per user.
 	lose map[string]bool
+	// exactFind makes Find compare userNames case-sensitively, as SCIMMY's
+	// "userName eq" does.
+	exactFind bool
 }
 
 func newApp() *app { return &app{users: map[string]*target.User{}, calls: map[string]int{}} }
@@ -70,7 +73,7 @@ func (a *app) Find(_ context.Context, names []string) (map[string]target.User, e
 	out := map[string]target.User{}
 	for _, u := range a.users {
 		for _, n := range names {
-			if strings.EqualFold(u.UserName, n) {
+			if strings.EqualFold(u.UserName, n) && (!a.exactFind || u.UserName == n) {
 				out[model.FoldUsername(n)] = *u
 			}
 		}
@@ -344,6 +347,22 @@ func TestPushNeverCreatesTwice(t *testing.T) {
 	res, err = w.push(false)
 	if err != nil || res.Failed != 1 || len(res.Failures) != 1 || !strings.Contains(res.Failures[0].Error, "adopt: true") {
 		t.Fatalf("erin without adopt: %+v, %v", res, err)
+	}
+}
+
+// TestPushAdoptsWhenLookupsAreCaseSensitive: the application's lookup
+// misses DAVE for dave, its create answers 409; the user is found all the
+// same, and linked.
+func TestPushAdoptsWhenLookupsAreCaseSensitive(t *testing.T) {
+	w := newWorld(t)
+	w.app.exactFind = true
+	w.app.users["pre"] = &target.User{ID: "pre", UserName: "DAVE"}
+	w.create(person("dave", true, time.Now()))
+	if res, err := w.push(false); err != nil || res.Sent != 1 || res.Failed != 0 {
+		t.Fatalf("push of dave: %+v, %v; want him linked to DAVE", res, err)
+	}
+	if users := w.app.byName(); len(users) != 1 || users["dave"].ID != "pre" {
+		t.Fatalf("the application holds %+v; want dave linked to his own user", users)
 	}
 }
 
