@@ -130,7 +130,18 @@ func (ps *Pusher) Push(ctx context.Context, cfg Config, c Client, retryFailed bo
 
 	run := &pushRun{cfg: &cfg, c: c, st: ps.Store, log: log, res: &res}
 	if err := run.find(ctx, unlinked); err != nil {
-		return run.finish(ctx, err)
+		if errors.Is(err, ErrUnauthorized) || ctx.Err() != nil {
+			return run.finish(ctx, err)
+		}
+		// A lookup that failed for a passing reason (a 5xx, a 429) holds
+		// back only the users it was for: they stay pending, with why,
+		// and the linked users' pushes (deactivations first) go on.
+		if err := run.holdBack(ctx, unlinked, err); err != nil {
+			return run.finish(ctx, err)
+		}
+		for class := range classes {
+			classes[class] = slices.DeleteFunc(classes[class], func(x *push) bool { return slices.Contains(unlinked, x) })
+		}
 	}
 	for class := range numClasses {
 		todo := classes[class]
@@ -229,6 +240,24 @@ func (r *pushRun) find(ctx context.Context, unlinked []*push) error {
 			x.link, x.found = linkOf(u, u.Active, ""), !ours(u, x.want)
 		}
 	}
+	return nil
+}
+
+// holdBack records, for each of the pushes, that it was not sent because
+// err stopped it first: it stays pending and is sent again next run.
+func (r *pushRun) holdBack(ctx context.Context, pushes []*push, err error) error {
+	status := 0
+	var te *Error
+	if errors.As(err, &te) {
+		status = te.Status
+	}
+	for _, x := range pushes {
+		if serr := r.st.PushFailed(ctx, r.cfg.Name, x.p.ProfileID, x.p.Seq, status, err.Error(), false, nil); serr != nil {
+			return serr
+		}
+	}
+	r.log.Warn("pushes held back: looking their users up failed", zap.Int("pushes", len(pushes)),
+		zap.Bool("retried_next_run", true), zap.Error(err))
 	return nil
 }
 

@@ -366,6 +366,40 @@ func TestPushAdoptsWhenLookupsAreCaseSensitive(t *testing.T) {
 	}
 }
 
+// TestPushLookupFailure: a lookup that fails for a passing reason holds
+// back the users it was for, with why, and the other pushes go on.
+func TestPushLookupFailure(t *testing.T) {
+	w := newWorld(t)
+	a := person("alice", true, time.Now())
+	w.create(a)
+	if _, err := w.push(false); err != nil {
+		t.Fatal(err)
+	}
+	w.update(a, func(p *model.Profile) { p.State, p.BlockReason = model.Blocked, model.ReasonAdmin })
+	w.create(person("bob", true, time.Now()))
+	w.app.fail = func(op, _ string) error {
+		if op == "find" {
+			return &target.Error{Status: 503, Message: "GET /Users: unavailable"}
+		}
+		return nil
+	}
+	res, err := w.push(false)
+	if err != nil || res.Sent != 1 || res.Pending != 1 || res.Error != "" {
+		t.Fatalf("push with the lookup failing: %+v, %v; want alice's deactivation sent, bob pending", res, err)
+	}
+	if u := w.app.byName(); u["alice"].Active || len(u) != 1 {
+		t.Fatalf("application state: %+v", u)
+	}
+	pending, err := w.st.Pending(t.Context(), "app")
+	if err != nil || len(pending) != 1 || pending[0].Attempts != 1 || pending[0].LastStatus != 503 || !strings.Contains(pending[0].LastError, "unavailable") {
+		t.Fatalf("pending: %+v, %v; want bob's push, with the lookup's error", pending, err)
+	}
+	w.app.fail = nil
+	if res, err := w.push(false); err != nil || res.Sent != 1 || res.Pending != 0 {
+		t.Fatalf("the next push: %+v, %v", res, err)
+	}
+}
+
 func TestPushFailures(t *testing.T) {
 	w := newWorld(t)
 	ps := []*model.Profile{person("ann", true, time.Now()), person("ben", true, time.Now()), person("cat", true, time.Now())}
