@@ -192,7 +192,7 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 		if len(plan.Changes) > 0 {
 			rep.Result = ResultChanges
 		}
-		return r.planTargets(ctx, rep)
+		return r.planTargets(ctx, rep, profiles)
 	}
 	if len(plan.Changes) >= collectBeforeApply {
 		// Planning is over: the pulled identities and the planner's
@@ -258,21 +258,36 @@ func (r *Runner) push(ctx context.Context, log *zap.Logger, rep *Report) error {
 }
 
 // planTargets says, for a dry run, how many profiles each target would be
-// sent: those pending already and those the plan changes.
-func (r *Runner) planTargets(ctx context.Context, rep *Report) error {
+// sent: those pending already, those a new target is seeded with (a
+// profile of its areas with neither a user nor a pending push there; once
+// seeded, a target has one or the other for each), and those the plan
+// changes.
+func (r *Runner) planTargets(ctx context.Context, rep *Report, profiles []model.Profile) error {
 	for _, t := range r.targets() {
 		pending, err := r.Store.Pending(ctx, t.Name)
 		if err != nil {
 			return fmt.Errorf("target %s: %w", t.Name, err)
 		}
+		links, err := r.Store.Links(ctx, t.Name)
+		if err != nil {
+			return fmt.Errorf("target %s: %w", t.Name, err)
+		}
 		ids := make(map[int64]bool, len(pending))
 		res := target.Result{Name: t.Name, Type: t.Type, Failures: []target.Failure{}}
+		failed := make(map[int64]bool)
 		for _, p := range pending {
 			if p.Failed {
 				res.Failed++
+				failed[p.ProfileID] = true
 				continue
 			}
 			ids[p.ProfileID] = true
+		}
+		for i := range profiles {
+			p := &profiles[i]
+			if _, linked := links[p.ID]; !linked && !failed[p.ID] && t.Covers(p.Area) {
+				ids[p.ID] = true
+			}
 		}
 		for i := range rep.Changes {
 			ch := &rep.Changes[i]

@@ -132,7 +132,18 @@ func (ps *Pusher) Push(ctx context.Context, cfg Config, c Client, retryFailed bo
 	}
 	run := &pushRun{cfg: &cfg, c: c, st: ps.Store, log: log, res: &res}
 	if err := run.find(ctx, unlinked); err != nil {
-		return run.finish(ctx, err)
+		if errors.Is(err, ErrUnauthorized) || ctx.Err() != nil {
+			return run.finish(ctx, err)
+		}
+		// A lookup that failed for a passing reason (a 5xx, a 429) holds
+		// back only the users it was for: they stay pending, with why,
+		// and the linked users' pushes (deactivations first) go on.
+		if err := run.holdBack(ctx, unlinked, err); err != nil {
+			return run.finish(ctx, err)
+		}
+		for class := range classes {
+			classes[class] = slices.DeleteFunc(classes[class], func(x *push) bool { return slices.Contains(unlinked, x) })
+		}
 	}
 	for class := range numClasses {
 		todo := classes[class]
@@ -256,6 +267,24 @@ func (r *pushRun) find(ctx context.Context, unlinked []*push) error {
 	return nil
 }
 
+// holdBack records, for each of the pushes, that it was not sent because
+// err stopped it first: it stays pending and is sent again next run.
+func (r *pushRun) holdBack(ctx context.Context, pushes []*push, err error) error {
+	status := 0
+	var te *Error
+	if errors.As(err, &te) {
+		status = te.Status
+	}
+	for _, x := range pushes {
+		if serr := r.st.PushFailed(ctx, r.cfg.Name, x.p.ProfileID, x.p.Seq, status, err.Error(), false, nil); serr != nil {
+			return serr
+		}
+	}
+	r.log.Warn("pushes held back: looking their users up failed", zap.Int("pushes", len(pushes)),
+		zap.Bool("retried_next_run", true), zap.Error(err))
+	return nil
+}
+
 // send sends one class of pushes through the target's workers and waits
 // for them all.
 func (r *pushRun) send(ctx context.Context, todo []*push) error {
@@ -372,6 +401,16 @@ func (r *pushRun) deliver(ctx context.Context, x *push) (*store.Link, error) {
 			}
 			fu, ok := found[model.FoldUsername(x.want.Username)]
 			if !ok {
+				// The holder's userName differs in case, and the server's
+				// "userName eq" compares case-sensitively (SCIMMY does),
+				// though RFC 7643 makes userName not case-exact: look
+				// through every user.
+				fu, ok, ferr = listFor(ctx, r.c, x.want.Username)
+				if ferr != nil {
+					return nil, fmt.Errorf("%w; and looking the user up failed: %w", err, ferr)
+				}
+			}
+			if !ok {
 				return nil, fmt.Errorf("%w, but no user with userName %q can be found", err, x.want.Username)
 			}
 			x.link, x.found = linkOf(fu, fu.Active, ""), !ours(fu, x.want)
@@ -389,6 +428,21 @@ func (r *pushRun) deliver(ctx context.Context, x *push) (*store.Link, error) {
 		return nil, notAdopted(userOf(x.link))
 	}
 	return r.update(ctx, x, rendered)
+}
+
+// listFor reads every user of the application for the one whose userName
+// is username, ignoring case.
+func listFor(ctx context.Context, c Client, username string) (User, bool, error) {
+	key := model.FoldUsername(username)
+	var found User
+	ok := false
+	err := c.List(ctx, func(u User) error {
+		if !ok && model.FoldUsername(u.UserName) == key {
+			found, ok = u, true
+		}
+		return nil
+	})
+	return found, ok, err
 }
 
 // ours reports whether u is a user seatsync created for p (one whose

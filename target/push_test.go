@@ -33,6 +33,9 @@ type app struct {
 	fail func(op, username string) error
 	// lose drops the answer of a create after doing it, once per user.
 	lose map[string]bool
+	// exactFind makes Find compare userNames case-sensitively, as SCIMMY's
+	// "userName eq" does.
+	exactFind bool
 }
 
 func newApp() *app { return &app{users: map[string]*target.User{}, calls: map[string]int{}} }
@@ -70,7 +73,7 @@ func (a *app) Find(_ context.Context, names []string) (map[string]target.User, e
 	out := map[string]target.User{}
 	for _, u := range a.users {
 		for _, n := range names {
-			if strings.EqualFold(u.UserName, n) {
+			if strings.EqualFold(u.UserName, n) && (!a.exactFind || u.UserName == n) {
 				out[model.FoldUsername(n)] = *u
 			}
 		}
@@ -344,6 +347,56 @@ func TestPushNeverCreatesTwice(t *testing.T) {
 	res, err = w.push(false)
 	if err != nil || res.Failed != 1 || len(res.Failures) != 1 || !strings.Contains(res.Failures[0].Error, "adopt: true") {
 		t.Fatalf("erin without adopt: %+v, %v", res, err)
+	}
+}
+
+// TestPushAdoptsWhenLookupsAreCaseSensitive: the application's lookup
+// misses DAVE for dave, its create answers 409; the user is found all the
+// same, and linked.
+func TestPushAdoptsWhenLookupsAreCaseSensitive(t *testing.T) {
+	w := newWorld(t)
+	w.app.exactFind = true
+	w.app.users["pre"] = &target.User{ID: "pre", UserName: "DAVE"}
+	w.create(person("dave", true, time.Now()))
+	if res, err := w.push(false); err != nil || res.Sent != 1 || res.Failed != 0 {
+		t.Fatalf("push of dave: %+v, %v; want him linked to DAVE", res, err)
+	}
+	if users := w.app.byName(); len(users) != 1 || users["dave"].ID != "pre" {
+		t.Fatalf("the application holds %+v; want dave linked to his own user", users)
+	}
+}
+
+// TestPushLookupFailure: a lookup that fails for a passing reason holds
+// back the users it was for, with why, and the other pushes go on.
+func TestPushLookupFailure(t *testing.T) {
+	w := newWorld(t)
+	a := person("alice", true, time.Now())
+	w.create(a)
+	if _, err := w.push(false); err != nil {
+		t.Fatal(err)
+	}
+	w.update(a, func(p *model.Profile) { p.State, p.BlockReason = model.Blocked, model.ReasonAdmin })
+	w.create(person("bob", true, time.Now()))
+	w.app.fail = func(op, _ string) error {
+		if op == "find" {
+			return &target.Error{Status: 503, Message: "GET /Users: unavailable"}
+		}
+		return nil
+	}
+	res, err := w.push(false)
+	if err != nil || res.Sent != 1 || res.Pending != 1 || res.Error != "" {
+		t.Fatalf("push with the lookup failing: %+v, %v; want alice's deactivation sent, bob pending", res, err)
+	}
+	if u := w.app.byName(); u["alice"].Active || len(u) != 1 {
+		t.Fatalf("application state: %+v", u)
+	}
+	pending, err := w.st.Pending(t.Context(), "app")
+	if err != nil || len(pending) != 1 || pending[0].Attempts != 1 || pending[0].LastStatus != 503 || !strings.Contains(pending[0].LastError, "unavailable") {
+		t.Fatalf("pending: %+v, %v; want bob's push, with the lookup's error", pending, err)
+	}
+	w.app.fail = nil
+	if res, err := w.push(false); err != nil || res.Sent != 1 || res.Pending != 0 {
+		t.Fatalf("the next push: %+v, %v", res, err)
 	}
 }
 

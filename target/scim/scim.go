@@ -429,7 +429,7 @@ func answerError(method, p string, a answer) error {
 	switch {
 	case a.status == http.StatusUnauthorized || a.status == http.StatusForbidden:
 		te.Err = target.ErrUnauthorized
-		te.Message = fmt.Sprintf("%s %s: the application refused seatsync's token: %s", method, p, msg)
+		te.Message = fmt.Sprintf("%s %s: the application refused the token (the target's token is wrong, expired or lacks the rights): %s", method, p, msg)
 	case a.status == http.StatusNotFound:
 		te.Err = target.ErrNotFound
 	case a.status == http.StatusConflict:

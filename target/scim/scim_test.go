@@ -580,7 +580,7 @@ func TestFaults(t *testing.T) {
 					t.Errorf("%s with a wrong token: %v; want ErrUnauthorized", name, err)
 					continue
 				}
-				if msg := err.Error(); !strings.Contains(msg, "refused seatsync's token") || !strings.Contains(msg, "not valid") ||
+				if msg := err.Error(); !strings.Contains(msg, "refused the token") || !strings.Contains(msg, "not valid") ||
 					strings.Contains(msg, wrong) || strings.Contains(msg, s.Token()) {
 					t.Errorf("%s: the error %q should name the problem, and never the token", name, msg)
 				}
