@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -31,7 +32,50 @@ const testVersion = "v0.0.0-e2e"
 var binary string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(peakRSSWrapper) != "" {
+		os.Exit(peakRSSMain(os.Args[1:]))
+	}
 	os.Exit(buildAndRun(m))
+}
+
+// peakRSSWrapper makes the test binary run the command in its arguments
+// and print the command's peak RSS. On Linux a child inherits the peak of
+// the process it was forked from, so a child of the big test process
+// would report the test's own memory; a child of this small wrapper
+// reports its own.
+const peakRSSWrapper = "SEATSYNC_E2E_PEAK_RSS"
+
+func peakRSSMain(args []string) int {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "peak rss wrapper:", err)
+		return 125
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		fmt.Fprintf(os.Stderr, "\npeak-rss-kib %d\n", ru.Maxrss)
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+// peakRSS runs the binary with args in dir through the wrapper and returns
+// the result and the binary's own peak RSS in KiB (0 where unknown).
+func peakRSS(t *testing.T, dir string, args ...string) (result, int64) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{binary}, args...)...)
+	cmd.Env = append(os.Environ(), peakRSSWrapper+"=1")
+	cmd.Dir = dir
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	_ = cmd.Run()
+	r := result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errOut.String()}
+	var kib int64
+	if i := strings.LastIndex(r.stderr, "\npeak-rss-kib "); i >= 0 {
+		fmt.Sscanf(r.stderr[i+1:], "peak-rss-kib %d", &kib)
+		r.stderr = r.stderr[:i]
+	}
+	return r, kib
 }
 
 func buildAndRun(m *testing.M) int {
