@@ -16,16 +16,18 @@ import (
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/server"
+	"github.com/seatsync/seatsync/target"
 )
 
 // exported returns the metric names the server's registry exports once a
-// pool is set and a run observed.
+// pool is set and a run with a target observed.
 func exported(t *testing.T) []string {
 	m := server.NewMetrics()
 	m.SetPools([]licensing.Status{{Name: "primary", Limit: 5}})
 	now := time.Now()
 	m.ObserveRun(&reconcile.Report{Result: reconcile.ResultOK, StartedAt: now, FinishedAt: now.Add(time.Second),
-		Sources: []reconcile.SourceResult{{Name: "hr", Identities: 3}}})
+		Sources: []reconcile.SourceResult{{Name: "hr", Identities: 3}},
+		Targets: []target.Result{{Name: "intranet", Type: "scim", Sent: 2}}})
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
