@@ -57,6 +57,9 @@ type Daemon struct {
 	Log      *zap.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// RetryFirst is the wait before pending pushes are sent again the
+	// first time (RetryFirst when 0).
+	RetryFirst time.Duration
 
 	cfg     atomic.Pointer[config.Config]
 	metrics *server.Metrics

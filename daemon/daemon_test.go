@@ -116,7 +116,7 @@ sources:
 func TestRetryDelay(t *testing.T) {
 	var got []time.Duration
 	for a := range 7 {
-		got = append(got, retryDelay(a))
+		got = append(got, retryDelay(RetryFirst, a))
 	}
 	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, RetryMax, RetryMax}
 	if !slices.Equal(got, want) {

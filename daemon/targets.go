@@ -27,9 +27,10 @@ const (
 	RetryMax   = 15 * time.Minute
 )
 
-// retryDelay is the wait before retry number attempt (0 first).
-func retryDelay(attempt int) time.Duration {
-	d := RetryFirst
+// retryDelay is the wait before retry number attempt (0 first), the
+// first being first.
+func retryDelay(first time.Duration, attempt int) time.Duration {
+	d := first
 	for range attempt {
 		d *= 2
 		if d >= RetryMax {
@@ -65,7 +66,11 @@ func (d *Daemon) afterPush(results []target.Result) {
 	if d.stopping {
 		return
 	}
-	wait := retryDelay(d.retryAttempt)
+	first := d.RetryFirst
+	if first <= 0 {
+		first = RetryFirst
+	}
+	wait := retryDelay(first, d.retryAttempt)
 	d.retryAttempt++
 	d.Log.Info("pushes stay pending; sending them again later", zap.Duration("in", wait), zap.Int("attempt", d.retryAttempt))
 	d.retry = time.AfterFunc(wait, func() { d.exclusive("push retry", d.retryPushes) })
