@@ -141,8 +141,12 @@ func (ps *Pusher) Push(ctx context.Context, cfg Config, c Client, retryFailed bo
 		if err := run.holdBack(ctx, unlinked, err); err != nil {
 			return run.finish(ctx, err)
 		}
+		held := make(map[*push]bool, len(unlinked))
+		for _, x := range unlinked {
+			held[x] = true
+		}
 		for class := range classes {
-			classes[class] = slices.DeleteFunc(classes[class], func(x *push) bool { return slices.Contains(unlinked, x) })
+			classes[class] = slices.DeleteFunc(classes[class], func(x *push) bool { return held[x] })
 		}
 	}
 	for class := range numClasses {
