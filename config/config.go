@@ -81,15 +81,14 @@ type Threshold struct {
 	Set     bool
 }
 
-// Source is one configured connector instance. It is the union of the keys
-// of every source type; the loader rejects keys that do not belong to the
-// source's type.
+// Source is one configured connector instance. The keys every type
+// shares are here; Settings holds those of its type, owned by the type's
+// connector package (the loader refuses keys of other types).
 type Source struct {
 	Name     string `yaml:"name"`
-	Type     string `yaml:"type"` // ldap | okta | csv
+	Type     string `yaml:"type"` // one of the connector registry's types
 	Schedule string `yaml:"schedule"`
 
-	// Common to every type.
 	Mapping      map[string]string `yaml:"mapping"`
 	UsernameCase string            `yaml:"username_case"` // lower (default) | keep
 	Area         string            `yaml:"area"`
@@ -102,35 +101,8 @@ type Source struct {
 	// may have (default 4096); an entry with a longer one is skipped.
 	MaxFieldBytes int `yaml:"max_field_bytes"`
 
-	// ldap
-	Flavor         string     `yaml:"flavor" types:"ldap"` // active_directory | openldap | generic
-	URL            StringList `yaml:"url" types:"ldap"`
-	TLS            TLS        `yaml:"tls" types:"ldap"`
-	BindDN         string     `yaml:"bind_dn" types:"ldap"`
-	BindPassword   Secret     `yaml:"bind_password" types:"ldap"`
-	BaseDN         string     `yaml:"base_dn" types:"ldap"`
-	UserFilter     string     `yaml:"user_filter" types:"ldap"`
-	GroupBaseDN    string     `yaml:"group_base_dn" types:"ldap"`
-	GroupFilter    string     `yaml:"group_filter" types:"ldap"`
-	DisabledFilter string     `yaml:"disabled_filter" types:"ldap"`
-	PageSize       int        `yaml:"page_size" types:"ldap"`
-	Timeout        Duration   `yaml:"timeout" types:"ldap,okta"`
-	NestedGroups   bool       `yaml:"nested_groups" types:"ldap"`
-
-	// okta
-	OrgURL         string   `yaml:"org_url" types:"okta"`
-	Token          Secret   `yaml:"token" types:"okta"`
-	Auth           string   `yaml:"auth" types:"okta"` // token (default) | private_key
-	ClientID       string   `yaml:"client_id" types:"okta"`
-	PrivateKeyFile string   `yaml:"private_key_file" types:"okta"`
-	Scopes         []string `yaml:"scopes" types:"okta"`
-	Filter         string   `yaml:"filter" types:"okta"`
-	Search         string   `yaml:"search" types:"okta"`
-	RateLimitShare Percent  `yaml:"rate_limit_share" types:"okta"`
-
-	// csv
-	Path      string `yaml:"path" types:"csv"`
-	Delimiter string `yaml:"delimiter" types:"csv"` // one character, default ","
+	// Settings are the type's own keys, decoded by its package's Settings.
+	Settings Settings `yaml:"-"`
 }
 
 // Target is one application seatsync provisions (a target). The keys
@@ -164,14 +136,6 @@ func (c *Config) Target(name string) *Target {
 		}
 	}
 	return nil
-}
-
-// TLS configures an LDAP connection's transport security.
-type TLS struct {
-	Mode          string `yaml:"mode"` // ldaps | starttls | none
-	CAFile        string `yaml:"ca_file"`
-	ServerName    string `yaml:"server_name"`
-	AllowInsecure bool   `yaml:"allow_insecure"`
 }
 
 // AreaRule puts matching people into an area. A rule has exactly one of

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,7 +21,7 @@ var ignoreLocs = cmpopts.IgnoreUnexported(Config{})
 
 func mustParse(t *testing.T, doc, path string, env map[string]string) *Config {
 	t.Helper()
-	cfg, err := Parse([]byte(doc), path, testEnv(env))
+	cfg, err := parse([]byte(doc), path, testEnv(env))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -38,125 +37,14 @@ func readTestdata(t *testing.T, name string) string {
 	return string(b)
 }
 
-var fullEnv = map[string]string{
-	"AD_PASSWORD":        "ad-secret",
-	"OKTA_API_TOKEN":     "okta-secret",
-	"SMTP_PASSWORD":      "smtp-secret",
-	"SEATSYNC_API_TOKEN": "api-secret",
-}
-
-// TestParseFull parses the example of SPEC section 7, as written there.
-func TestParseFull(t *testing.T) {
-	got := mustParse(t, readTestdata(t, "full.yaml"), "/etc/seatsync/seatsync.yaml", fullEnv)
-	want := &Config{
-		Version:  1,
-		Store:    Store{Driver: "sqlite", Path: "/var/lib/seatsync/seatsync.db"},
-		Schedule: "*/15 * * * *",
-		Licensing: Licensing{
-			Pools: []Pool{
-				{Name: "primary", Limit: Limit{N: 50}, Areas: []string{"primary"}, Reserve: 2},
-				{Name: "extranet", Limit: Limit{N: 10}, Areas: []string{"partners", "suppliers"}},
-			},
-			Exempt:    []string{"admin", "support"},
-			Priority:  []PriorityRule{{Group: "CN=Executives,OU=Groups,DC=corp,DC=example", Weight: 100}},
-			OnOverage: "keep",
-		},
-		Safety: Safety{MaxDeprovision: Threshold{Percent: true, Value: 10, Set: true}},
-		Sources: []Source{
-			{
-				Name:         "corp-ad",
-				Type:         "ldap",
-				Flavor:       "active_directory",
-				Schedule:     "*/10 * * * *",
-				URL:          StringList{"ldaps://dc1.corp.example:636", "ldaps://dc2.corp.example:636"},
-				TLS:          TLS{Mode: "ldaps", CAFile: "/etc/seatsync/corp-ca.pem"},
-				BindDN:       "CN=svc-seatsync,OU=Service,DC=corp,DC=example",
-				BindPassword: NewSecret("ad-secret"),
-				BaseDN:       "OU=Staff,DC=corp,DC=example",
-				UserFilter:   "(&(objectCategory=person)(objectClass=user))",
-				PageSize:     500,
-				Timeout:      Duration{30 * time.Second},
-				NestedGroups: true,
-				Mapping: map[string]string{
-					"external_id": "objectGUID",
-					"username":    "sAMAccountName",
-					"email":       "mail",
-					"given_name":  "givenName",
-					"family_name": "sn",
-					"title":       "title",
-					"department":  "department",
-				},
-				UsernameCase: "lower",
-				Area:         "primary",
-				Groups:       []string{"CN=App Users,OU=Groups,DC=corp,DC=example"},
-				AreaRules: []AreaRule{
-					{Group: "CN=Partners,OU=Groups,DC=corp,DC=example", Area: "partners"},
-					{Attribute: &AttributeRule{Name: "company", Equals: "Acme Supplies"}, Area: "suppliers"},
-				},
-				OnLeave:       "block",
-				Adopt:         true,
-				MaxFieldBytes: 4096,
-			},
-			{
-				Name:           "okta",
-				Type:           "okta",
-				OrgURL:         "https://example.okta.com",
-				Token:          NewSecret("okta-secret"),
-				Auth:           "token",
-				Filter:         `status eq "ACTIVE" or status eq "SUSPENDED"`,
-				Groups:         []string{"Contractors"},
-				Area:           "suppliers",
-				Scopes:         []string{"okta.users.read", "okta.groups.read"},
-				RateLimitShare: Percent{Value: 50, Set: true},
-				Timeout:        Duration{30 * time.Second},
-				UsernameCase:   "lower",
-				OnLeave:        "block",
-				MaxFieldBytes:  4096,
-			},
-			{
-				Name:      "hr",
-				Type:      "csv",
-				Path:      "/srv/hr/export.csv",
-				Delimiter: ";",
-				Mapping: map[string]string{
-					"external_id": "employee_id",
-					"username":    "login",
-					"email":       "mail",
-					"enabled":     "active",
-					"groups":      "teams",
-				},
-				UsernameCase:  "lower",
-				Area:          "primary",
-				OnLeave:       "block",
-				MaxFieldBytes: 4096,
-			},
-		},
-		Notify: Notify{
-			WarnAtPercent: 90,
-			Email: &Email{
-				To:   []string{"it-licences@example.com"},
-				From: "seatsync@example.com",
-				SMTP: SMTP{Host: "smtp.example.com", Port: 587, TLS: "starttls", Username: "seatsync", Password: NewSecret("smtp-secret")},
-			},
-			Webhooks: []Webhook{{URL: "https://hooks.example.com/T000/B000", Format: "slack", Timeout: Duration{10 * time.Second}}},
-		},
-		Server: Server{Listen: "127.0.0.1:8080", Token: NewSecret("api-secret"), RunOnStart: "auto", ShutdownTimeout: Duration{30 * time.Second}},
-		Log:    Log{Level: "info", Format: "json"},
-		Path:   "/etc/seatsync/seatsync.yaml",
-	}
-	if diff := cmp.Diff(want, got, ignoreLocs); diff != "" {
-		t.Errorf("Parse(full.yaml) (-want +got):\n%s", diff)
-	}
-}
-
 func TestDefaults(t *testing.T) {
 	doc := `version: 1
 licensing:
   pools: [{name: primary, limit: unlimited, areas: [primary]}]
 sources:
-  - {name: hr, type: csv, path: /srv/hr.csv}
-  - {name: ad, type: ldap, url: ldaps://dc1, base_dn: "dc=corp"}
-  - {name: okta, type: okta, org_url: "https://example.okta.com", token: t}
+  - {name: hr, type: file, path: /srv/hr.csv}
+  - {name: ad, type: dir, url: ldaps://dc1, base_dn: "dc=corp"}
+  - {name: okta, type: api, org_url: "https://example.okta.com", token: t}
 notify:
   email: {to: [it@example.com], from: seatsync@example.com, smtp: {host: smtp.example.com}}
   webhooks: [{url: "https://hooks.example.com/x"}]
@@ -168,16 +56,13 @@ notify:
 		Licensing: Licensing{Pools: []Pool{{Name: "primary", Limit: Limit{Unlimited: true}, Areas: []string{"primary"}}}, OnOverage: "keep"},
 		Safety:    Safety{MaxDeprovision: Threshold{Percent: true, Value: 10, Set: true}},
 		Sources: []Source{
-			{Name: "hr", Type: "csv", Path: "/srv/hr.csv", Delimiter: ",", UsernameCase: "lower", OnLeave: "block", Area: "primary", MaxFieldBytes: 4096},
+			{Name: "hr", Type: "file", Settings: &fileSettings{Path: "/srv/hr.csv"}, UsernameCase: "lower", OnLeave: "block", Area: "primary", MaxFieldBytes: 4096},
 			{
-				Name: "ad", Type: "ldap", URL: StringList{"ldaps://dc1"}, BaseDN: "dc=corp",
-				Flavor: "generic", TLS: TLS{Mode: "ldaps"}, PageSize: 500, Timeout: Duration{30 * time.Second},
+				Name: "ad", Type: "dir", Settings: &dirSettings{URL: StringList{"ldaps://dc1"}, BaseDN: "dc=corp", PageSize: 500},
 				UsernameCase: "lower", OnLeave: "block", Area: "primary", MaxFieldBytes: 4096,
 			},
 			{
-				Name: "okta", Type: "okta", OrgURL: "https://example.okta.com", Token: NewSecret("t"),
-				Auth: "token", RateLimitShare: Percent{Value: 50, Set: true}, Timeout: Duration{30 * time.Second},
-				Scopes:       []string{"okta.users.read", "okta.groups.read"},
+				Name: "okta", Type: "api", Settings: &apiSettings{OrgURL: "https://example.okta.com", Token: NewSecret("t")},
 				UsernameCase: "lower", OnLeave: "block", Area: "primary", MaxFieldBytes: 4096,
 			},
 		},
@@ -243,21 +128,21 @@ store: {path: data/seatsync.db}
 licensing:
   pools: [{name: primary, limit: 5, areas: [primary]}]
 sources:
-  - {name: hr, type: csv, path: exports/hr.csv}
-  - {name: hr2, type: csv, path: /abs/hr.csv}
-  - {name: ad, type: ldap, url: ldaps://dc1, base_dn: "dc=corp", tls: {ca_file: ca.pem}}
-  - {name: okta, type: okta, org_url: "https://example.okta.com", auth: private_key, client_id: c, private_key_file: ../keys/okta.pem}
+  - {name: hr, type: file, path: exports/hr.csv}
+  - {name: hr2, type: file, path: /abs/hr.csv}
+  - {name: ad, type: dir, url: ldaps://dc1, base_dn: "dc=corp", tls: {ca_file: ca.pem}}
 `
-	type paths struct{ Store, CSV, CSVAbs, CA, Key string }
+	type paths struct{ Store, CSV, CSVAbs, CA string }
 	get := func(c *Config) paths {
-		return paths{c.Store.Path, c.Sources[0].Path, c.Sources[1].Path, c.Sources[2].TLS.CAFile, c.Sources[3].PrivateKeyFile}
+		return paths{c.Store.Path, c.Sources[0].Settings.(*fileSettings).Path, c.Sources[1].Settings.(*fileSettings).Path,
+			c.Sources[2].Settings.(*dirSettings).TLS.CAFile}
 	}
 	for _, tc := range []struct {
 		configPath string
 		want       paths
 	}{
-		{"/etc/seatsync/seatsync.yaml", paths{"/etc/seatsync/data/seatsync.db", "/etc/seatsync/exports/hr.csv", "/abs/hr.csv", "/etc/seatsync/ca.pem", "/etc/keys/okta.pem"}},
-		{"", paths{"data/seatsync.db", "exports/hr.csv", "/abs/hr.csv", "ca.pem", "../keys/okta.pem"}},
+		{"/etc/seatsync/seatsync.yaml", paths{"/etc/seatsync/data/seatsync.db", "/etc/seatsync/exports/hr.csv", "/abs/hr.csv", "/etc/seatsync/ca.pem"}},
+		{"", paths{"data/seatsync.db", "exports/hr.csv", "/abs/hr.csv", "ca.pem"}},
 	} {
 		got := get(mustParse(t, doc, tc.configPath, nil))
 		if diff := cmp.Diff(tc.want, got); diff != "" {
@@ -277,7 +162,7 @@ sources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := mustParse(t, doc, "conf/seatsync.yaml", nil).Sources[0].Path; got != filepath.Join(wd, "conf/exports/hr.csv") {
+	if got := mustParse(t, doc, "conf/seatsync.yaml", nil).Sources[0].Settings.(*fileSettings).Path; got != filepath.Join(wd, "conf/exports/hr.csv") {
 		t.Errorf("csv path with a relative config path = %q", got)
 	}
 }
@@ -320,9 +205,9 @@ licensing:
   pools: [{name: primary, limit: ${SEATS}, areas: [primary]}]
   exempt: [$${ADMIN}, x${DELIM}y]
 sources:
-  - {name: hr, type: csv, path: "${HR_DIR}/hr.csv", delimiter: ${DELIM}}
+  - {name: hr, type: file, path: "${HR_DIR}/hr.csv", delimiter: ${DELIM}}
   - name: filter
-    type: okta
+    type: api
     org_url: https://example.okta.com
     token: ${TOKEN}
     filter: 'profile.name eq "$${literal}"'
@@ -339,8 +224,9 @@ server: {listen: "${HOST}:8080", token: ${TOKEN}}
 		Exempt          []string
 	}
 	want := got{1, Limit{N: 25}, "/srv/hr/hr.csv", ";", `profile.name eq "${literal}"`, "0.0.0.0:8080", "tok-secret-0123456789abcdef0123456789", "tok-secret-0123456789abcdef0123456789", []string{"${ADMIN}", "x;y"}}
-	have := got{cfg.Version, cfg.Licensing.Pools[0].Limit, cfg.Sources[0].Path, cfg.Sources[0].Delimiter,
-		cfg.Sources[1].Filter, cfg.Server.Listen, cfg.Sources[1].Token.Reveal(), cfg.Server.Token.Reveal(), cfg.Licensing.Exempt}
+	file, api := cfg.Sources[0].Settings.(*fileSettings), cfg.Sources[1].Settings.(*apiSettings)
+	have := got{cfg.Version, cfg.Licensing.Pools[0].Limit, file.Path, file.Delimiter,
+		api.Filter, cfg.Server.Listen, api.Token.Reveal(), cfg.Server.Token.Reveal(), cfg.Licensing.Exempt}
 	if diff := cmp.Diff(want, have); diff != "" {
 		t.Errorf("expanded values (-want +got):\n%s", diff)
 	}
@@ -350,8 +236,8 @@ func TestSecretFiles(t *testing.T) {
 	cfg := mustParse(t, readTestdata(t, "secret_files.yaml"), "testdata/secret_files.yaml", map[string]string{"SEATSYNC_API_TOKEN": "api-token-long-enough-for-0.0.0.0"})
 	got := map[string]string{
 		"dsn":           cfg.Store.DSN.Reveal(),
-		"bind_password": cfg.Sources[0].BindPassword.Reveal(),
-		"token":         cfg.Sources[1].Token.Reveal(),
+		"bind_password": cfg.Sources[0].Settings.(*dirSettings).BindPassword.Reveal(),
+		"token":         cfg.Sources[1].Settings.(*apiSettings).Token.Reveal(),
 	}
 	want := map[string]string{
 		"dsn":           "postgres://seatsync:pg-secret@db/seatsync",
@@ -365,8 +251,8 @@ func TestSecretFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Sources[0].TLS.CAFile != abs {
-		t.Errorf("ca_file = %q, want %q", cfg.Sources[0].TLS.CAFile, abs)
+	if got := cfg.Sources[0].Settings.(*dirSettings).TLS.CAFile; got != abs {
+		t.Errorf("ca_file = %q, want %q", got, abs)
 	}
 }
 
@@ -433,7 +319,7 @@ func TestSecretFileBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := head + `  - name: ad
-    type: ldap
+    type: dir
     url: ldaps://dc1
     base_dn: dc=corp
     bind_dn: cn=svc
@@ -446,7 +332,7 @@ server:
 notify:
   email: {to: [a@example.com], from: b@example.com, smtp: {host: mx, username: u, password_file: big.txt}}
 `
-	cfg, err := Parse([]byte(doc), filepath.Join(dir, "seatsync.yaml"), nil)
+	cfg, err := parse([]byte(doc), filepath.Join(dir, "seatsync.yaml"), nil)
 	want := Problems{
 		{Path: "store.dsn_file", Line: 16, Message: "/dev/zero is a character device, not a regular file"},
 		{Path: "server.token_file", Line: 18, Message: fifo + " is a named pipe, not a regular file"},
@@ -459,7 +345,7 @@ notify:
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
-	if cfg == nil || cfg.Sources[1].BindPassword.Reveal() != "bind-from-a-link" {
+	if cfg == nil || cfg.Sources[1].Settings.(*dirSettings).BindPassword.Reveal() != "bind-from-a-link" {
 		t.Errorf("the secret behind a link was not read")
 	}
 }
@@ -471,7 +357,7 @@ func TestShortTokenFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("SECRET-short\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Parse([]byte(head+"server:\n  listen: 0.0.0.0:8080\n  token_file: token\n"), filepath.Join(dir, "seatsync.yaml"), nil)
+	_, err := parse([]byte(head+"server:\n  listen: 0.0.0.0:8080\n  token_file: token\n"), filepath.Join(dir, "seatsync.yaml"), nil)
 	var got Problems
 	if !errors.As(err, &got) || len(got) != 1 || got[0].Path != "server.token_file" || got[0].Line != 10 ||
 		!strings.Contains(got[0].Message, "shorter than 32 characters") {
@@ -495,7 +381,7 @@ func TestLoadBounds(t *testing.T) {
 	if err := os.Symlink(good, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(link, Plugins{}); err != nil {
+	if _, err := Load(link, testPlugins); err != nil {
 		t.Errorf("Load through a link: %v", err)
 	}
 	big := filepath.Join(dir, "big.yaml")
@@ -518,7 +404,7 @@ func TestLoadBounds(t *testing.T) {
 		{dir, "configuration: " + dir + " is a directory, not a regular file"},
 		{filepath.Join(dir, "missing.yaml"), "configuration: cannot read " + filepath.Join(dir, "missing.yaml") + ": no such file or directory"},
 	} {
-		if _, err := Load(tc.path, Plugins{}); err == nil || err.Error() != tc.want {
+		if _, err := Load(tc.path, testPlugins); err == nil || err.Error() != tc.want {
 			t.Errorf("Load(%s): %v, want %q", tc.path, err, tc.want)
 		}
 	}
@@ -539,8 +425,8 @@ store: {driver: postgres, dsn_file: dsn}
 licensing:
   pools: [{name: primary, limit: 5, areas: [primary]}]
 sources:
-  - {name: ad, type: ldap, url: ldaps://dc1, base_dn: "dc=corp", bind_dn: cn=svc, bind_password_file: bind}
-  - {name: okta, type: okta, org_url: "https://example.okta.com", token: "${TOKEN}"}
+  - {name: ad, type: dir, url: ldaps://dc1, base_dn: "dc=corp", bind_dn: cn=svc, bind_password_file: bind}
+  - {name: okta, type: api, org_url: "https://example.okta.com", token: "${TOKEN}"}
 notify:
   email: {to: [a@example.com], from: b@example.com, smtp: {host: mx, username: u, password_file: smtp}}
 server: {token: "${API}"}
@@ -566,14 +452,14 @@ store: {driver: postgres, dsn: "${PW}", dsn_file: dsn}
 licensing:
   pools: [{name: primary, limit: 5, areas: [primary]}]
 sources:
-  - {name: ad, type: ldap, url: ldaps://dc1, base_dn: "dc=corp", bind_password: "${PW}", tls: {mode: none}}
-  - {name: hr, type: csv, path: x.csv, token: SECRET-literal-on-csv, bind_password_file: bind}
-  - {name: okta, type: okta, org_url: "https://example.okta.com", token: [SECRET-in-list], auth: private_key}
+  - {name: ad, type: dir, url: ldaps://dc1, base_dn: "dc=corp", bind_password: "${PW}", tls: {mode: none}}
+  - {name: hr, type: file, path: x.csv, token: SECRET-literal-on-csv, bind_password_file: bind}
+  - {name: okta, type: api, org_url: "https://example.okta.com", token: [SECRET-in-list], auth: private_key}
 notify:
   email: {to: [a@example.com], from: b@example.com, smtp: {host: mx, password: "${PW}", tls: ssl}}
 server: {token: {value: SECRET-in-mapping}, listen: "0.0.0.0:80"}
 `
-	_, err = Parse([]byte(invalid), filepath.Join(dir, "seatsync.yaml"), testEnv(env))
+	_, err = parse([]byte(invalid), filepath.Join(dir, "seatsync.yaml"), testEnv(env))
 	if err == nil {
 		t.Fatal("invalid config parsed")
 	}
@@ -593,7 +479,7 @@ licensing:
 sources:
   - &ad
     name: dc1
-    type: ldap
+    type: dir
     url: ldaps://dc1
     base_dn: "dc=corp"
     page_size: 100
@@ -610,9 +496,10 @@ sources:
 	}
 	var got []src
 	for _, s := range cfg.Sources {
-		got = append(got, src{s.Name, s.Type, s.URL[0], s.PageSize})
+		set := s.Settings.(*dirSettings)
+		got = append(got, src{s.Name, s.Type, set.URL[0], set.PageSize})
 	}
-	want := []src{{"dc1", "ldap", "ldaps://dc1", 100}, {"dc2", "ldap", "ldaps://dc2", 100}, {"dc3", "ldap", "ldaps://dc1", 7}}
+	want := []src{{"dc1", "dir", "ldaps://dc1", 100}, {"dc2", "dir", "ldaps://dc2", 100}, {"dc3", "dir", "ldaps://dc1", 7}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("merged sources (-want +got):\n%s", diff)
 	}
@@ -627,7 +514,7 @@ func TestSelfReference(t *testing.T) {
 		"version: 1\nlicensing: &l {pools: [*l]}\n",
 		"version: 1\nlicensing: &l {pools: [{<<: *l}]}\n",
 	} {
-		_, err := Parse([]byte(doc), "", nil)
+		_, err := parse([]byte(doc), "", nil)
 		var ps Problems
 		if !errors.As(err, &ps) {
 			t.Errorf("%q: error = %v, want Problems", doc, err)
@@ -641,12 +528,12 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(name, []byte(readTestdata(t, "minimal.yaml")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(name, Plugins{})
+	cfg, err := Load(name, testPlugins)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Path != name || cfg.Sources[0].Path != filepath.Join(dir, "hr.csv") {
-		t.Errorf("Load: Path = %q, csv path = %q", cfg.Path, cfg.Sources[0].Path)
+	if got := cfg.Sources[0].Settings.(*fileSettings).Path; cfg.Path != name || got != filepath.Join(dir, "hr.csv") {
+		t.Errorf("Load: Path = %q, file path = %q", cfg.Path, got)
 	}
 
 	t.Setenv("SEATSYNC_TEST_SEATS", "12")
@@ -654,63 +541,36 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(name, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, err := Load(name, Plugins{}); err != nil || cfg.Licensing.Pools[0].Limit.N != 12 {
+	if cfg, err := Load(name, testPlugins); err != nil || cfg.Licensing.Pools[0].Limit.N != 12 {
 		t.Errorf("Load with ${SEATSYNC_TEST_SEATS}: %v", err)
 	}
 
-	if _, err := Load(filepath.Join(dir, "missing.yaml"), Plugins{}); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := Load(filepath.Join(dir, "missing.yaml"), testPlugins); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load(missing) error = %v, want fs.ErrNotExist", err)
 	}
 	if err := os.WriteFile(name, []byte("version: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var ps Problems
-	if _, err := Load(name, Plugins{}); !errors.As(err, &ps) || len(ps) != 2 {
+	if _, err := Load(name, testPlugins); !errors.As(err, &ps) || len(ps) != 2 {
 		t.Errorf("Load(no pools, no sources) = %v, want 2 problems", err)
-	}
-}
-
-func TestLine(t *testing.T) {
-	cfg := mustParse(t, readTestdata(t, "full.yaml"), "", fullEnv)
-	for path, want := range map[string]int{
-		"version":                  1,
-		"store.driver":             3,
-		"licensing.pools[1]":       13,
-		"licensing.pools[1].limit": 14,
-		"sources[0].tls":           29, // the key's line
-		"sources[0].tls.mode":      29, // in a flow mapping
-		"sources[0].url[1]":        28, // in a flow list
-		"sources[0].mapping.email": 40, // a map entry
-		"sources[2].area":          62, // not written: the source's line
-		"sources[2].type":          63,
-		"notify.email.smtp.port":   72,
-		"notify.webhooks[0].url":   74,
-		"no.such.key":              1, // the document
-		"":                         1,
-	} {
-		if got := cfg.Line(path); got != want {
-			t.Errorf("Line(%q) = %d, want %d", path, got, want)
-		}
-	}
-	if got := (&Config{}).Line("version"); got != 0 {
-		t.Errorf("Line on a Config not from Parse = %d", got)
 	}
 }
 
 // With problems, Parse still returns what it could decode, so callers can
 // add their own problems, at the right lines.
 func TestPartialConfig(t *testing.T) {
-	doc := "version: 1\nlicensing:\n  pools: [{name: p, limit: 1, areas: [primary]}]\nsources:\n  - {name: ad, type: ldap}\n"
-	cfg, err := Parse([]byte(doc), "", nil)
+	doc := "version: 1\nlicensing:\n  pools: [{name: p, limit: 1, areas: [primary]}]\nsources:\n  - {name: ad, type: dir}\n"
+	cfg, err := parse([]byte(doc), "", nil)
 	var ps Problems
 	if !errors.As(err, &ps) || len(ps) != 2 {
 		t.Fatalf("err = %v, want 2 problems", err)
 	}
-	if cfg == nil || cfg.Sources[0].Type != "ldap" || cfg.Sources[0].PageSize != 500 || cfg.Line("sources[0].type") != 5 {
+	if cfg == nil || cfg.Sources[0].Type != "dir" || cfg.Sources[0].Settings.(*dirSettings).PageSize != 500 || cfg.Line("sources[0].type") != 5 {
 		t.Errorf("partial config = %+v", cfg)
 	}
 	for _, doc := range []string{"version: [1", "- a\n", "plain words\n"} {
-		if cfg, err := Parse([]byte(doc), "", nil); err == nil || cfg != nil {
+		if cfg, err := parse([]byte(doc), "", nil); err == nil || cfg != nil {
 			t.Errorf("Parse(%q) = %v, %v; want no config and an error", doc, cfg, err)
 		}
 	}
@@ -718,7 +578,7 @@ func TestPartialConfig(t *testing.T) {
 
 func TestEmptyFile(t *testing.T) {
 	for _, doc := range []string{"", "\n", "# only a comment\n", "---\n", "~\n"} {
-		_, err := Parse([]byte(doc), "", nil)
+		_, err := parse([]byte(doc), "", nil)
 		var ps Problems
 		if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Line != 0 || !strings.Contains(ps[0].Message, "the file is empty") {
 			t.Errorf("Parse(%q) = %v, want one problem saying the file is empty", doc, err)
@@ -742,37 +602,6 @@ line 14: sources[1].tls.mode: "ldap" is not one of ldaps, starttls, none`
 	}
 	if ps[0].Line != 14 {
 		t.Error("Error() reordered the list it was called on")
-	}
-}
-
-func TestHelpers(t *testing.T) {
-	cfg := mustParse(t, readTestdata(t, "full.yaml"), "", fullEnv)
-	if p := cfg.PoolOf("suppliers"); p == nil || p.Name != "extranet" {
-		t.Errorf("PoolOf(suppliers) = %+v", p)
-	}
-	if p := cfg.PoolOf("nowhere"); p != nil {
-		t.Errorf("PoolOf(nowhere) = %+v, want nil", p)
-	}
-	if s := cfg.Source("hr"); s == nil || s.Type != "csv" {
-		t.Errorf("Source(hr) = %+v", s)
-	}
-	if s := cfg.Source("nope"); s != nil {
-		t.Errorf("Source(nope) = %+v, want nil", s)
-	}
-	for name, want := range map[string]string{"corp-ad": "*/10 * * * *", "hr": "*/15 * * * *", "nope": ""} {
-		if got := cfg.ScheduleOf(name); got != want {
-			t.Errorf("ScheduleOf(%s) = %q, want %q", name, got, want)
-		}
-	}
-	for user, want := range map[string]bool{"admin": true, "ADMIN": true, "Support": true, "jdoe": false, "": false} {
-		if got := cfg.IsExempt(user); got != want {
-			t.Errorf("IsExempt(%q) = %v, want %v", user, got, want)
-		}
-	}
-	// A pointer from PoolOf refers into the Config.
-	cfg.PoolOf("primary").Reserve = 7
-	if cfg.Licensing.Pools[0].Reserve != 7 {
-		t.Error("PoolOf returned a copy")
 	}
 }
 
@@ -900,28 +729,5 @@ func TestParseSchedule(t *testing.T) {
 		if _, err := ParseSchedule(spec); (err == nil) != ok {
 			t.Errorf("ParseSchedule(%q) error = %v, want ok=%v", spec, err, ok)
 		}
-	}
-}
-
-// Every complete example in docs/configuration.md is a valid configuration.
-func TestDocsExamples(t *testing.T) {
-	doc, err := os.ReadFile("../docs/configuration.md")
-	if err != nil {
-		t.Skipf("docs not found: %v", err)
-	}
-	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
-	env := func(name string) (string, bool) { return "value-of-" + name, true }
-	n := 0
-	for _, b := range blocks {
-		if !strings.HasPrefix(b[1], "version: 1") {
-			continue
-		}
-		n++
-		if _, err := Parse([]byte(b[1]), "/etc/seatsync/seatsync.yaml", env); err != nil {
-			t.Errorf("docs example %d:\n%v\n%s", n, err, b[1])
-		}
-	}
-	if n == 0 {
-		t.Error("docs/configuration.md has no complete example (a yaml block starting with version: 1)")
 	}
 }

@@ -22,8 +22,8 @@ import (
 //   - rejects unknown and duplicate keys, suggesting the nearest known key;
 //   - expands ${VAR} in every scalar value ($${ is a literal ${);
 //   - accepts X_file for every Secret field X and reads the secret from it;
-//   - checks fields tagged `types:"ldap,okta"` against the mapping's
-//     `type` key, so a key of one source type is refused on another;
+//   - decodes a source's or a target's own keys into the Settings of its
+//     `type` (see plugin.go), so a key of one type is refused on another;
 //   - records the line of every path it decodes (locs), so the validator
 //     can report its problems at the right line too.
 
@@ -195,10 +195,9 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
 
 // field is one key a struct accepts.
 type field struct {
-	name  string   // the YAML key
-	index int      // the struct field it fills
-	types []string // the source types it belongs to; nil for all
-	base  string   // for the X_file form of a Secret field X: X
+	name  string // the YAML key
+	index int    // the struct field it fills
+	base  string // for the X_file form of a Secret field X: X
 }
 
 // fieldsOf lists the keys a struct type accepts: its `yaml` tags, plus
@@ -211,13 +210,9 @@ func fieldsOf(t reflect.Type) []field {
 		if !sf.IsExported() || name == "" || name == "-" {
 			continue
 		}
-		var types []string
-		if tt := sf.Tag.Get("types"); tt != "" {
-			types = strings.Split(tt, ",")
-		}
-		fs = append(fs, field{name: name, index: i, types: types})
+		fs = append(fs, field{name: name, index: i})
 		if sf.Type == reflect.TypeFor[Secret]() {
-			fs = append(fs, field{name: name + "_file", index: i, types: types, base: name})
+			fs = append(fs, field{name: name + "_file", index: i, base: name})
 		}
 	}
 	return fs
@@ -235,9 +230,9 @@ func (d *decoder) object(n *yaml.Node, v reflect.Value, path string) {
 	for _, e := range entries {
 		present[e.name] = true
 	}
-	kind := d.kindOf(fields, entries)
 	// A source or target: its type's own keys go to its Settings.
 	plug, isPlugged := d.pluggedOf(v.Type())
+	var kind string
 	var settings Settings
 	var sv reflect.Value
 	var sfields []field
@@ -261,19 +256,20 @@ func (d *decoder) object(n *yaml.Node, v reflect.Value, path string) {
 		case j >= 0:
 			f, target = sfields[j], sv
 		case isPlugged:
-			if others := otherKinds(plug, e.name); len(others) > 0 && kind != "" {
+			others := otherKinds(plug, e.name)
+			switch {
+			case settings != nil && len(others) > 0:
 				d.add(p, e.key.Line, "%s", notForKind(plug, kind, others))
-			} else {
-				d.add(p, e.key.Line, "unknown key%s", hint(e.name, allKeys(plug, fields), kind))
+			case settings != nil:
+				d.add(p, e.key.Line, "unknown key%s", hint(e.name, slices.Concat(fields, sfields)))
+			case len(others) == 0:
+				d.add(p, e.key.Line, "unknown key%s", hint(e.name, allKeys(plug, fields)))
 			}
+			// A key of some type, with the type missing or unknown: the
+			// validator reports the type.
 			continue
 		default:
-			d.add(p, e.key.Line, "unknown key%s", hint(e.name, fields, kind))
-			continue
-		}
-		if kind != "" && f.types != nil && !slices.Contains(f.types, kind) {
-			d.add(p, e.key.Line, "not a setting of %s %s source (it is for %s)",
-				article(kind), kind, strings.Join(f.types, " and "))
+			d.add(p, e.key.Line, "unknown key%s", hint(e.name, fields))
 			continue
 		}
 		if f.base != "" {
@@ -286,32 +282,6 @@ func (d *decoder) object(n *yaml.Node, v reflect.Value, path string) {
 		}
 		d.value(e.value, target.Field(f.index), p, e.key.Line)
 	}
-}
-
-// kindOf returns the value of the mapping's `type` key when the struct has
-// fields limited to some types and the value is one of those types;
-// otherwise "" (an unknown type is reported by the validator).
-func (d *decoder) kindOf(fields []field, entries []entry) string {
-	known := map[string]bool{}
-	for _, f := range fields {
-		for _, t := range f.types {
-			known[t] = true
-		}
-	}
-	if len(known) == 0 {
-		return ""
-	}
-	for _, e := range entries {
-		if e.name != "type" {
-			continue
-		}
-		if n := deref(e.value); n != nil && n.Kind == yaml.ScalarNode {
-			if s, problems := expand(n.Value, d.env); len(problems) == 0 && known[s] {
-				return s
-			}
-		}
-	}
-	return ""
 }
 
 // secretFile reads the secret named by an X_file key into the Secret v.
@@ -577,12 +547,10 @@ func isVarName(s string) bool {
 
 // hint suggests what an unknown key may have meant: the nearest key the
 // mapping accepts, or the list of them when there are few.
-func hint(key string, fields []field, kind string) string {
+func hint(key string, fields []field) string {
 	var names []string
 	for _, f := range fields {
-		if kind == "" || f.types == nil || slices.Contains(f.types, kind) {
-			names = append(names, f.name)
-		}
+		names = append(names, f.name)
 	}
 	if s := nearest(key, names); s != "" {
 		return fmt.Sprintf(" (did you mean %s?)", s)

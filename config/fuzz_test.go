@@ -42,10 +42,10 @@ func FuzzParse(f *testing.F) {
 		"version: 1\nlog: {level: \"${\"}\n",
 		"version: 1\nschedule: \"TZ=\"\n",
 		"version: 1\nschedule: \"CRON_TZ=UTC\"\n",
-		"version: 1\nsources: [{name: a, type: ldap, url: [\"ldap://[::1\"]}]\n",
-		"version: 1\nsources: [{name: a, type: csv, delimiter: \"\\xff\"}]\n",
-		"version: 1\nsources: [{name: a, type: okta, token_file: \"\"}]\n",
-		"version: 1\nsources: [{name: a, type: okta, token_file: testdata}]\n",
+		"version: 1\nsources: [{name: a, type: dir, url: [\"ldap://[::1\"]}]\n",
+		"version: 1\nsources: [{name: a, type: file, delimiter: \"\\xff\"}]\n",
+		"version: 1\nsources: [{name: a, type: api, token_file: \"\"}]\n",
+		"version: 1\nsources: [{name: a, type: api, token_file: testdata}]\n",
 		"version: 99999999999999999999\n",
 		"version: !!binary aGVsbG8=\n",
 		"\xef\xbb\xbfversion: 1\n",
@@ -57,7 +57,7 @@ func FuzzParse(f *testing.F) {
 	}
 	env := testEnv(map[string]string{"X": "x", "AD_PASSWORD": "a", "OKTA_API_TOKEN": "o", "SMTP_PASSWORD": "s", "SEATSYNC_API_TOKEN": "t"})
 	f.Fuzz(func(t *testing.T, doc string) {
-		cfg, err := Parse([]byte(doc), "testdata/fuzz.yaml", env)
+		cfg, err := ParseWith([]byte(doc), "testdata/fuzz.yaml", env, testPlugins)
 		if err == nil {
 			if cfg == nil {
 				t.Fatal("no config and no error")

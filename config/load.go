@@ -22,22 +22,15 @@ import (
 
 // Defaults, applied to keys the file leaves out (see docs/configuration.md).
 const (
-	DefaultStoreDriver        = "sqlite"
-	DefaultStorePath          = "seatsync.db" // sqlite, next to the configuration file
-	DefaultOnOverage          = "keep"
-	DefaultMaxDeprovision     = "10%"
-	DefaultUsernameCase       = "lower"
-	DefaultOnLeave            = "block"
-	DefaultArea               = "primary"
-	DefaultMaxFieldBytes      = 4 << 10 // 4 KiB
-	MaxMaxFieldBytes          = 1 << 20 // 1 MiB: the most max_field_bytes may allow
-	DefaultLDAPFlavor         = "generic"
-	DefaultLDAPTLSMode        = "ldaps"
-	DefaultLDAPPageSize       = 500
-	DefaultSourceTimeout      = 30 * time.Second // ldap and okta
-	DefaultOktaAuth           = "token"
-	DefaultOktaRateLimitShare = 50 // percent
-	DefaultCSVDelimiter       = ","
+	DefaultStoreDriver    = "sqlite"
+	DefaultStorePath      = "seatsync.db" // sqlite, next to the configuration file
+	DefaultOnOverage      = "keep"
+	DefaultMaxDeprovision = "10%"
+	DefaultUsernameCase   = "lower"
+	DefaultOnLeave        = "block"
+	DefaultArea           = "primary"
+	DefaultMaxFieldBytes  = 4 << 10 // 4 KiB
+	MaxMaxFieldBytes      = 1 << 20 // 1 MiB: the most max_field_bytes may allow
 	// Targets.
 	DefaultTargetOnDelete          = "deactivate"
 	DefaultTargetTimeout           = 30 * time.Second
@@ -62,10 +55,6 @@ const (
 	// server.listen is not a loopback address.
 	MinRemoteTokenLength = 32
 )
-
-// DefaultOktaScopes returns the OAuth scopes an okta source asks for when
-// it sets none.
-func DefaultOktaScopes() []string { return []string{"okta.users.read", "okta.groups.read"} }
 
 // Load reads and checks the configuration file at path, expanding ${VAR}
 // from the process environment. Relative paths in the file are resolved
@@ -303,29 +292,8 @@ func applyDefaults(c *Config, locs map[string]loc) {
 		if !given(at("max_field_bytes")) {
 			s.MaxFieldBytes = DefaultMaxFieldBytes
 		}
-		switch s.Type {
-		case "ldap":
-			orString(&s.Flavor, DefaultLDAPFlavor)
-			orString(&s.TLS.Mode, DefaultLDAPTLSMode)
-			if !given(at("page_size")) {
-				s.PageSize = DefaultLDAPPageSize
-			}
-			if !given(at("timeout")) {
-				s.Timeout.Duration = DefaultSourceTimeout
-			}
-		case "okta":
-			orString(&s.Auth, DefaultOktaAuth)
-			if !given(at("rate_limit_share")) {
-				s.RateLimitShare = Percent{Value: DefaultOktaRateLimitShare, Set: true}
-			}
-			if !given(at("timeout")) {
-				s.Timeout.Duration = DefaultSourceTimeout
-			}
-			if len(s.Scopes) == 0 && !given(at("scopes")) {
-				s.Scopes = DefaultOktaScopes()
-			}
-		case "csv":
-			orString(&s.Delimiter, DefaultCSVDelimiter)
+		if s.Settings != nil {
+			s.Settings.Defaults(c.entry(index("sources", i), nil, nil))
 		}
 	}
 
@@ -378,13 +346,8 @@ func applyDefaults(c *Config, locs map[string]loc) {
 }
 
 // resolvePaths makes the file paths in the configuration relative to its
-// directory (the *_file secrets are resolved as they are read).
+// directory (the *_file secrets are resolved as they are read, and each
+// source's and target's own files by its Settings' Defaults).
 func resolvePaths(c *Config, dir string) {
 	c.Store.Path = resolvePath(dir, c.Store.Path)
-	for i := range c.Sources {
-		s := &c.Sources[i]
-		s.Path = resolvePath(dir, s.Path)
-		s.TLS.CAFile = resolvePath(dir, s.TLS.CAFile)
-		s.PrivateKeyFile = resolvePath(dir, s.PrivateKeyFile)
-	}
 }

@@ -122,9 +122,7 @@ func (d *decoder) pluggedOf(t reflect.Type) (plugged, bool) {
 	case reflect.TypeFor[Target]():
 		return plugged{what: "target", kinds: d.plugins.Targets}, true
 	case reflect.TypeFor[Source]():
-		if len(d.plugins.Sources) > 0 {
-			return plugged{what: "source", kinds: d.plugins.Sources}, true
-		}
+		return plugged{what: "source", kinds: d.plugins.Sources}, true
 	}
 	return plugged{}, false
 }

@@ -17,7 +17,7 @@ licensing:
     - {name: primary, limit: 10, areas: [primary]}
     - {name: extranet, limit: unlimited, areas: [partners, suppliers]}
 sources:
-  - {name: hr, type: csv, path: hr.csv}
+  - {name: hr, type: file, path: hr.csv}
 `
 
 // wantRE matches the expectations written into a case's YAML as comments:
@@ -63,40 +63,40 @@ func TestProblems(t *testing.T) {
 		{"unknown key, no near match", head + `log:
   colour: true  # want log.colour "unknown key (known keys: format, level)"`},
 		{"unknown source key with a typo", head + `  - name: ad
-    type: ldap
+    type: dir
     url: ldaps://dc1
     base_dn: dc=corp
     bind_dn: cn=svc
     bind_password: ${SECRET}
     bind_pasword: x  # want sources[1].bind_pasword "did you mean bind_password?"`},
 		{"duplicate key", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
     path: b.csv  # want sources[1].path "duplicate key (first set on line 10)"`},
 		{"duplicate top-level key", head + `log: {level: info}
 log: {level: debug}  # want log "duplicate key (first set on line 8)"`},
 		{"key of another source type", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
-    org_url: https://example.okta.com  # want sources[1].org_url "not a setting of a csv source (it is for okta)"`},
+    org_url: https://example.okta.com  # want sources[1].org_url "not a setting of a file source (it is for api)"`},
 		{"secret file key of another source type", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
-    token_file: token.txt  # want sources[1].token_file "not a setting of a csv source (it is for okta)"`},
+    token_file: token.txt  # want sources[1].token_file "not a setting of a file source (it is for api)"`},
 		{"key of two other source types", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
-    timeout: 5s  # want sources[1].timeout "not a setting of a csv source (it is for ldap and okta)"`},
-		{"ldap key on an okta source", head + `  - name: okta
-    type: okta
+    timeout: 5s  # want sources[1].timeout "not a setting of a file source (it is for api and dir)"`},
+		{"dir key on an api source", head + `  - name: okta
+    type: api
     org_url: https://example.okta.com
     token: ${SECRET}
-    page_size: 100  # want sources[1].page_size "not a setting of an okta source (it is for ldap)"`},
+    page_size: 100  # want sources[1].page_size "not a setting of an api source (it is for dir)"`},
 		{"unset variable", head + `  - name: hr2
-    type: csv
+    type: file
     path: ${HR_DIR}/hr.csv  # want sources[1].path "environment variable HR_DIR is not set"`},
 		{"two unset variables in one value", head + `  - name: hr2
-    type: csv
+    type: file
     path: ${A1}/${A2}  # want sources[1].path "A1 is not set" # want sources[1].path "A2 is not set"`},
 		{"bad run_on_start", head + `server:
   run_on_start: sometimes  # want server.run_on_start "\"sometimes\" is not one of auto, always, never"`},
@@ -128,16 +128,16 @@ log: {level: debug}  # want log "duplicate key (first set on line 8)"`},
 log:
   <<: *common`},
 		{"not a number", head + `  - name: ad
-    type: ldap
+    type: dir
     url: ldaps://dc1
     base_dn: dc=corp
     page_size: many  # want sources[1].page_size "\"many\" is not a whole number"`},
 		{"not a boolean", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
     adopt: yes  # want sources[1].adopt "\"yes\" is not true or false"`},
 		{"scalar where a list belongs", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
     groups: Staff  # want sources[1].groups "expected a list, got a single value"`},
 		{"list where a mapping belongs", head + `store: [sqlite]  # want store "expected a mapping (key: value), got a list"`},
@@ -148,7 +148,7 @@ licensing:
   pools:
     - {name: primary, limit: lots, areas: [primary]}  # want licensing.pools[0].limit "\"lots\" is not a number of seats"
 sources:
-  - {name: hr, type: csv, path: hr.csv}`},
+  - {name: hr, type: file, path: hr.csv}`},
 		{"negative limit", `version: 1
 licensing:
   pools:
@@ -156,21 +156,21 @@ licensing:
       limit: -1  # want licensing.pools[0].limit "\"-1\" is not a number of seats (0 or more)"
       areas: [primary]
 sources:
-  - {name: hr, type: csv, path: hr.csv}`},
+  - {name: hr, type: file, path: hr.csv}`},
 		{"bad threshold", head + `safety:
   max_deprovision: 120%  # want safety.max_deprovision "\"120%\" is not a percentage from 0% to 100%"`},
 		{"fractional count", head + `safety:
   max_deprovision: 2.5  # want safety.max_deprovision "\"2.5\" is not a count"`},
 		{"bad duration", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
     delete_after: 30d  # want sources[1].delete_after "\"30d\" is not a duration such as 90s"`},
 		{"negative duration", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
     delete_after: -1h  # want sources[1].delete_after "\"-1h\" is negative"`},
 		{"zero percent", head + `  - name: okta
-    type: okta
+    type: api
     org_url: https://example.okta.com
     token: ${SECRET}
     rate_limit_share: 0%  # want sources[1].rate_limit_share "\"0%\" is not a percentage above 0% and up to 100%"`},
@@ -178,7 +178,7 @@ sources:
 		// version and store
 		{"version missing", `licensing:  # want version "required: write version: 1"
   pools: [{name: primary, limit: 10, areas: [primary]}]
-sources: [{name: hr, type: csv, path: hr.csv}]`},
+sources: [{name: hr, type: file, path: hr.csv}]`},
 		{"version 2", strings.Replace(head, "version: 1", `version: 2  # want version "2 is not a supported version"`, 1)},
 		{"store driver", head + `store:
   driver: mysql  # want store.driver "\"mysql\" is not one of sqlite, postgres"`},
@@ -194,7 +194,7 @@ sources: [{name: hr, type: csv, path: hr.csv}]`},
 		{"bad descriptor", head + `schedule: "@every fortnight"  # want schedule "is not a schedule"`},
 		{"time zone without schedule", head + `schedule: "TZ=UTC"  # want schedule "a time zone must be followed by a space"`},
 		{"bad source schedule", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
     schedule: "61 * * * *"  # want sources[1].schedule "is not a schedule"`},
 
@@ -202,9 +202,9 @@ sources: [{name: hr, type: csv, path: hr.csv}]`},
 		{"no pools", `version: 1
 licensing:
   pools: []  # want licensing.pools "at least one pool is required"
-sources: [{name: hr, type: csv, path: hr.csv}]`},
+sources: [{name: hr, type: file, path: hr.csv}]`},
 		{"no licensing at all", `version: 1  # want licensing.pools "at least one pool is required"
-sources: [{name: hr, type: csv, path: hr.csv}]`},
+sources: [{name: hr, type: file, path: hr.csv}]`},
 		{"pool problems", `version: 1
 licensing:
   pools:
@@ -221,15 +221,15 @@ licensing:
       areas: [primary, ""]  # want licensing.pools[2].areas[0] "\"primary\" is already an area of licensing.pools[0]" # want licensing.pools[2].areas[1] "must not be empty"
     - {name: empty, limit: 1}  # want licensing.pools[3].areas "at least one area is required"
     - {name: nolimit, limit: ~, areas: [x]}  # want licensing.pools[4].limit "required"
-sources: [{name: hr, type: csv, path: hr.csv}]`},
+sources: [{name: hr, type: file, path: hr.csv}]`},
 		{"unlimited pool takes any reserve", `version: 1
 licensing:
   pools:
     - {name: primary, limit: unlimited, areas: [primary], reserve: 1000}
     - {name: big, limit: 5, areas: [x], reserve: 5}
     - {name: n, limit: lots, areas: [y], reserve: 5}  # want licensing.pools[2].limit "is not a number of seats"
-sources: [{name: hr, type: csv, path: hr.csv}]`},
-		{"exempt", head + `  - {name: b, type: csv, path: b.csv}
+sources: [{name: hr, type: file, path: hr.csv}]`},
+		{"exempt", head + `  - {name: b, type: file, path: b.csv}
 licensing:  # want licensing "duplicate key (first set on line 2)"
   exempt: []`},
 		{"exempt entries", `version: 1
@@ -239,7 +239,7 @@ licensing:
     - admin
     - ""  # want licensing.exempt[1] "must not be empty"
     - Admin  # want licensing.exempt[2] "\"Admin\" is already listed as licensing.exempt[0]"
-sources: [{name: hr, type: csv, path: hr.csv}]`},
+sources: [{name: hr, type: file, path: hr.csv}]`},
 		{"priority", `version: 1
 licensing:
   pools: [{name: primary, limit: 10, areas: [primary]}]
@@ -248,37 +248,37 @@ licensing:
     - {weight: 5}  # want licensing.priority[1].group "required"
     - group: Sales  # want licensing.priority[2].weight "required"
   on_overage: evict  # want licensing.on_overage "\"evict\" is not one of keep, block_newest"
-sources: [{name: hr, type: csv, path: hr.csv}]`},
+sources: [{name: hr, type: file, path: hr.csv}]`},
 
 		// sources, common keys
 		{"no sources", `version: 1
 licensing:
   pools: [{name: primary, limit: 10, areas: [primary]}]
 sources: []  # want sources "at least one source is required"`},
-		{"source names and types", head + `  - {type: csv, path: a.csv}  # want sources[1].name "required"
-  - {name: "hr/2", type: csv, path: a.csv}  # want sources[2].name "\"hr/2\" may only contain letters, digits, '-', '_' and '.'"
-  - {name: hr, type: csv, path: a.csv}  # want sources[3].name "\"hr\" is already the name of sources[0]"
-  - {name: x1}  # want sources[4].type "required: one of csv, ldap, okta"
-  - {name: x2, type: workday, url: x}  # want sources[5].type "\"workday\" is not one of csv, ldap, okta"
-  - {name: x.3_y-4, type: csv, path: a.csv}`},
+		{"source names and types", head + `  - {type: file, path: a.csv}  # want sources[1].name "required"
+  - {name: "hr/2", type: file, path: a.csv}  # want sources[2].name "\"hr/2\" may only contain letters, digits, '-', '_' and '.'"
+  - {name: hr, type: file, path: a.csv}  # want sources[3].name "\"hr\" is already the name of sources[0]"
+  - {name: x1}  # want sources[4].type "required: one of api, dir, file"
+  - {name: x2, type: workday, url: x}  # want sources[5].type "\"workday\" is not one of api, dir, file"
+  - {name: x.3_y-4, type: file, path: a.csv}`},
 		{"source common enums", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
     username_case: upper  # want sources[1].username_case "\"upper\" is not one of lower, keep"
     on_leave: disable  # want sources[1].on_leave "\"disable\" is not one of block, delete, keep"
   - name: hr3
-    type: csv
+    type: file
     path: a.csv
     on_leave: delete
     delete_after: 720h  # want sources[2].delete_after "only applies with on_leave: block (on_leave is delete)"
-  - {name: hr4, type: csv, path: a.csv, on_leave: block, delete_after: 720h}`},
+  - {name: hr4, type: file, path: a.csv, on_leave: block, delete_after: 720h}`},
 		{"source areas", `version: 1
 licensing:
   pools: [{name: staff, limit: 10, areas: [staff, partners]}]
 sources:
-  - {name: hr, type: csv, path: hr.csv}  # want sources[0].area "the default area \"primary\" is not an area of any pool (areas: partners, staff)"
+  - {name: hr, type: file, path: hr.csv}  # want sources[0].area "the default area \"primary\" is not an area of any pool (areas: partners, staff)"
   - name: hr2
-    type: csv
+    type: file
     path: a.csv
     area: extranet  # want sources[1].area "\"extranet\" is not an area of any pool"
     groups: [Staff, ""]  # want sources[1].groups[1] "must not be empty"
@@ -292,7 +292,7 @@ sources:
       - {group: X, area: nowhere}  # want sources[1].area_rules[5].area "\"nowhere\" is not an area of any pool"
       - {attribute: {name: company, equals: ""}, area: staff}`},
 		{"mapping", head + `  - name: hr2
-    type: csv
+    type: file
     path: a.csv
     mapping:
       external_id: id
@@ -301,97 +301,6 @@ sources:
       email: ""  # want sources[1].mapping.email "must name the source attribute or column to read"
       "home.dir": h  # want sources[1].mapping["home.dir"] "is not an identity field"`},
 
-		// csv
-		{"csv", head + `  - {name: hr2, type: csv}  # want sources[1].path "required for a csv source"
-  - name: hr3
-    type: csv
-    path: a.csv
-    delimiter: ";;"  # want sources[2].delimiter "\";;\" is not one character"
-  - {name: hr4, type: csv, path: a.csv, delimiter: '"'}  # want sources[3].delimiter "cannot be the delimiter"
-  - {name: hr5, type: csv, path: a.csv, delimiter: "\n"}  # want sources[4].delimiter "cannot be the delimiter"
-  - {name: hr6, type: csv, path: a.csv, delimiter: "\t"}
-  - {name: hr7, type: csv, path: a.csv, delimiter: "§"}`},
-
-		// ldap
-		{"ldap required keys", head + `  - {name: ad, type: ldap}  # want sources[1].url "required for an ldap source" # want sources[1].base_dn "required for an ldap source"`},
-		{"ldap urls", head + `  - name: ad
-    type: ldap
-    base_dn: dc=corp
-    url:
-      - ldaps://dc1.corp.example:636
-      - http://dc2.corp.example  # want sources[1].url[1] "the scheme must be ldap or ldaps"
-      - dc3.corp.example  # want sources[1].url[2] "is not a URL such as ldaps://dc1.example.com:636"
-      - ldap://dc4.corp.example:389  # want sources[1].url[3] "is a plain ldap:// URL but tls.mode is ldaps (the default)"
-      - ""  # want sources[1].url[4] "must not be empty"
-  - name: ad2
-    type: ldap
-    base_dn: dc=corp
-    url: ldaps://dc1.corp.example  # want sources[2].url[0] "is an ldaps:// URL but tls.mode is starttls"
-    tls: {mode: starttls}`},
-		{"ldap settings", head + `  - name: ad
-    type: ldap
-    url: ldap://dc1
-    base_dn: dc=corp
-    flavor: active-directory  # want sources[1].flavor "\"active-directory\" is not one of active_directory, openldap, generic"
-    tls:
-      mode: ldap  # want sources[1].tls.mode "\"ldap\" is not one of ldaps, starttls, none"
-    page_size: 0  # want sources[1].page_size "0 is not between 1 and 1000"
-    timeout: 0s  # want sources[1].timeout "must be more than 0"
-  - name: ad2
-    type: ldap
-    url: ldaps://dc1
-    base_dn: dc=corp
-    page_size: 1001  # want sources[2].page_size "1001 is not between 1 and 1000"
-    bind_password: ${SECRET}  # want sources[2].bind_password "needs bind_dn"
-  - name: ad3
-    type: ldap
-    url: ldaps://dc1
-    base_dn: dc=corp
-    bind_dn: cn=svc  # want sources[3].bind_dn "needs bind_password (or bind_password_file)"`},
-		{"ldap without tls", head + `  - name: ad
-    type: ldap
-    url: ldap://dc1
-    base_dn: dc=corp
-    bind_dn: cn=svc
-    bind_password: ${SECRET}
-    tls:
-      mode: none  # want sources[1].tls.mode "none would send bind_password unencrypted"
-  - name: ad2
-    type: ldap
-    url: ldap://dc1
-    base_dn: dc=corp
-    bind_dn: cn=svc
-    bind_password: ${SECRET}
-    tls: {mode: none, allow_insecure: true}
-  - name: ad3
-    type: ldap
-    url: ldap://dc1
-    base_dn: dc=corp
-    tls: {mode: none}`},
-
-		// okta
-		{"okta", head + `  - {name: o1, type: okta, token: x}  # want sources[1].org_url "required for an okta source"
-  - name: o2
-    type: okta
-    org_url: http://example.okta.com  # want sources[2].org_url "must use https"
-    token: x
-  - {name: o3, type: okta, org_url: http://127.0.0.1:8081, token: x}
-  - {name: o4, type: okta, org_url: "http://localhost:8081/", token: x}
-  - {name: o5, type: okta, org_url: example.okta.com, token: x}  # want sources[5].org_url "is not a URL such as https://example.okta.com"
-  - {name: o6, type: okta, org_url: "https://example.okta.com"}  # want sources[6].token "required when auth is token (or token_file)"
-  - name: o7
-    type: okta
-    org_url: https://example.okta.com
-    auth: oauth  # want sources[7].auth "\"oauth\" is not one of token, private_key"
-  - name: o8  # want sources[8].client_id "required when auth is private_key" # want sources[8].private_key_file "required when auth is private_key"
-    type: okta
-    org_url: https://example.okta.com
-    auth: private_key
-    token: x  # want sources[8].token "not used when auth is private_key"
-    scopes: [okta.users.read, ""]  # want sources[8].scopes[1] "must not be empty"
-    timeout: 0s  # want sources[8].timeout "must be more than 0"
-  - {name: o9, type: okta, org_url: https://example.okta.com, auth: private_key, client_id: 0oa1, private_key_file: key.pem}
-  - {name: o10, type: okta, org_url: https://example.okta.com, auth: private_key, client_id: 0oa1, private_key_file: key.pem, scopes: []}  # want sources[10].scopes "at least one scope is required"`},
 		{"variable inside a flow mapping", head + `server: {listen: ${LISTEN}, token: ${SECRET}}  # want server.listen "environment variable LISTEN is not set"`},
 		{"escaped variable inside a flow list", head + `licensing: {exempt: [$${ADMIN}]}  # want licensing "duplicate key (first set on line 2)"`},
 
@@ -467,20 +376,20 @@ licensing:
   on_overage: never  # want licensing.on_overage "\"never\" is not one of keep, block_newest"
 sources:
   - name: corp-ad
-    type: ldap
+    type: dir
     url: ldaps://dc1
     base_dn: dc=corp
     bind_dn: cn=svc
     bind_password: ${AD_PASSWORD}  # want sources[0].bind_password "environment variable AD_PASSWORD is not set"
-    tls: {mode: ldap}  # want sources[0].tls.mode "\"ldap\" is not one of ldaps, starttls, none"
-    delimiter: ","  # want sources[0].delimiter "not a setting of an ldap source (it is for csv)"
-  - {name: hr, type: csv}  # want sources[1].path "required for a csv source"
+    tls: {mode: ldaps, ca: x}  # want sources[0].tls.ca "unknown key (known keys: ca_file, mode)"
+    delimiter: ","  # want sources[0].delimiter "not a setting of a dir source (it is for file)"
+  - {name: hr, type: file}  # want sources[1].path "must not be empty"
 log: {level: trace}  # want log.level "\"trace\" is not one of debug"`},
 	}
 	env := testEnv(map[string]string{"SECRET": "s3cr3t-value", "LONG_SECRET": "s3cr3t-value-long-enough-for-a-remote-server"})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse([]byte(tc.yaml), "/nonexistent/seatsync/seatsync.yaml", env)
+			cfg, err := ParseWith([]byte(tc.yaml), "/nonexistent/seatsync/seatsync.yaml", env, testPlugins)
 			want := wanted(tc.yaml)
 			if len(want) == 0 {
 				if err != nil {

@@ -320,11 +320,11 @@ func (v *validator) source(i int, s *Source, areas map[string]int, names map[str
 	default:
 		names[s.Name] = i
 	}
-	typeOK := false
+	types := v.plugins.Sources.Names()
 	if s.Type == "" {
-		v.add(at("type"), "required: one of csv, ldap, okta")
-	} else {
-		typeOK = v.oneOf(at("type"), s.Type, "csv", "ldap", "okta")
+		v.add(at("type"), "required: one of %s", strings.Join(types, ", "))
+	} else if s.Settings == nil {
+		v.oneOf(at("type"), s.Type, types...)
 	}
 	v.schedule(at("schedule"), s.Schedule)
 	v.oneOf(at("username_case"), s.UsernameCase, "lower", "keep")
@@ -376,64 +376,9 @@ func (v *validator) source(i int, s *Source, areas map[string]int, names map[str
 		}
 	}
 
-	if !typeOK {
-		return
+	if s.Settings != nil {
+		s.Settings.Validate(v.c.entry(p, v, areas))
 	}
-	switch s.Type {
-	case "ldap":
-		v.ldap(p, s)
-	case "okta":
-		v.okta(p, s)
-	case "csv":
-		v.csv(p, s)
-	}
-}
-
-func (v *validator) ldap(p string, s *Source) {
-	at := func(key string) string { return p + "." + key }
-	if len(s.URL) == 0 {
-		v.add(at("url"), "required for an ldap source: one URL or a list, such as ldaps://dc1.example.com:636")
-	}
-	mode := s.TLS.Mode
-	modeOK := v.oneOf(at("tls.mode"), mode, "ldaps", "starttls", "none")
-	modeNote := ""
-	if !v.given(at("tls.mode")) {
-		modeNote = " (the default)"
-	}
-	for j, raw := range s.URL {
-		up := index(at("url"), j)
-		u, err := url.Parse(raw)
-		switch {
-		case strings.TrimSpace(raw) == "":
-			v.add(up, "must not be empty")
-		case err != nil || u.Host == "":
-			v.add(up, "%q is not a URL such as ldaps://dc1.example.com:636", raw)
-		case u.Scheme != "ldap" && u.Scheme != "ldaps":
-			v.add(up, "%q: the scheme must be ldap or ldaps", raw)
-		case modeOK && mode == "ldaps" && u.Scheme != "ldaps":
-			v.add(up, "%q is a plain ldap:// URL but tls.mode is ldaps%s; write ldaps://, or set tls.mode: starttls", raw, modeNote)
-		case modeOK && mode != "ldaps" && u.Scheme == "ldaps":
-			v.add(up, "%q is an ldaps:// URL but tls.mode is %s; ldaps:// needs tls.mode: ldaps", raw, mode)
-		}
-	}
-	if strings.TrimSpace(s.BaseDN) == "" {
-		v.add(at("base_dn"), "required for an ldap source")
-	}
-	v.oneOf(at("flavor"), s.Flavor, "active_directory", "openldap", "generic")
-	hasPassword := v.secret(at("bind_password"), s.BindPassword)
-	if modeOK && mode == "none" && hasPassword && !s.TLS.AllowInsecure {
-		v.add(at("tls.mode"), "none would send bind_password unencrypted; use ldaps or starttls, or set tls.allow_insecure: true")
-	}
-	switch {
-	case hasPassword && s.BindDN == "":
-		v.add(at("bind_password"), "needs bind_dn")
-	case s.BindDN != "" && !hasPassword:
-		v.add(at("bind_dn"), "needs bind_password (or bind_password_file)")
-	}
-	if s.PageSize < 1 || s.PageSize > 1000 {
-		v.add(at("page_size"), "%d is not between 1 and 1000", s.PageSize)
-	}
-	v.positive(at("timeout"), s.Timeout)
 }
 
 func isLoopbackHost(host string) bool {
@@ -442,61 +387,6 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func (v *validator) okta(p string, s *Source) {
-	at := func(key string) string { return p + "." + key }
-	if strings.TrimSpace(s.OrgURL) == "" {
-		v.add(at("org_url"), "required for an okta source, such as https://example.okta.com")
-	} else {
-		u, err := url.Parse(s.OrgURL)
-		switch {
-		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-			v.add(at("org_url"), "%q is not a URL such as https://example.okta.com", s.OrgURL)
-		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
-			v.add(at("org_url"), "%q must use https (http is only accepted for localhost, for tests)", s.OrgURL)
-		}
-	}
-	if v.oneOf(at("auth"), s.Auth, "token", "private_key") {
-		switch s.Auth {
-		case "token":
-			if !v.secret(at("token"), s.Token) {
-				v.add(at("token"), "required when auth is token (or token_file)")
-			}
-		case "private_key":
-			if strings.TrimSpace(s.ClientID) == "" {
-				v.add(at("client_id"), "required when auth is private_key")
-			}
-			if strings.TrimSpace(s.PrivateKeyFile) == "" {
-				v.add(at("private_key_file"), "required when auth is private_key")
-			}
-			if v.secret(at("token"), s.Token) {
-				v.add(at("token"), "not used when auth is private_key")
-			}
-		}
-	}
-	if s.Auth == "private_key" && len(s.Scopes) == 0 {
-		v.add(at("scopes"), "at least one scope is required with auth: private_key")
-	}
-	for j, sc := range s.Scopes {
-		v.notEmpty(index(at("scopes"), j), sc)
-	}
-	v.positive(at("timeout"), s.Timeout)
-}
-
-func (v *validator) csv(p string, s *Source) {
-	at := func(key string) string { return p + "." + key }
-	if strings.TrimSpace(s.Path) == "" {
-		v.add(at("path"), "required for a csv source")
-	}
-	d := s.Delimiter
-	r, size := utf8.DecodeRuneInString(d)
-	switch {
-	case utf8.RuneCountInString(d) != 1 || r == utf8.RuneError && size <= 1:
-		v.add(at("delimiter"), "%q is not one character", d)
-	case r == '"' || r == '\n' || r == '\r':
-		v.add(at("delimiter"), "%q cannot be the delimiter", d)
-	}
 }
 
 func (v *validator) address(path, a string) {

@@ -5,7 +5,6 @@ package connector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -59,44 +58,39 @@ func Check(ctx context.Context, src Source) (int, error) {
 	return n, err
 }
 
-// Opener builds a Source from its configuration. It checks the settings
-// that only the connector understands and must not do network I/O. The
-// logger already names the source (field "source"); the connector does
-// not add it again.
+// Opener builds a Source from its configuration, which the loader has
+// completed and checked (cfg.Settings holds the type's own Settings). It
+// must not do network I/O. The logger already names the source (field
+// "source"); the connector does not add it again.
 type Opener func(cfg config.Source, log *zap.Logger) (Source, error)
 
-// Registry maps a source type to its connector.
-type Registry map[string]Opener
+// Kind is one source type: its own configuration keys, and how to open a
+// Source of that type.
+type Kind struct {
+	Settings func() config.Settings
+	Open     Opener
+}
 
-// ErrNotBuilt is returned for a source type that the configuration accepts
-// but whose connector is not part of this build.
-var ErrNotBuilt = errors.New("connector not built in this version of seatsync")
+// Registry maps each source type to its Kind. It is the only list of
+// source types: the configuration loader takes its keys from it.
+type Registry map[string]Kind
 
-// Known lists every source type the configuration accepts, built or not.
-func Known() []string { return []string{"csv", "ldap", "okta"} }
+// Kinds returns the settings constructors the configuration loader needs.
+func (r Registry) Kinds() config.Kinds {
+	k := config.Kinds{}
+	for name, kind := range r {
+		k[name] = kind.Settings
+	}
+	return k
+}
 
 // Open builds the configured source, or explains why it cannot.
 func (r Registry) Open(cfg config.Source, log *zap.Logger) (Source, error) {
-	open, ok := r[cfg.Type]
+	kind, ok := r[cfg.Type]
 	if !ok {
-		for _, k := range Known() {
-			if k == cfg.Type {
-				return nil, fmt.Errorf("source %s: type %s: %w", cfg.Name, cfg.Type, ErrNotBuilt)
-			}
-		}
-		return nil, fmt.Errorf("source %s: unknown type %q (one of %v)", cfg.Name, cfg.Type, Known())
+		return nil, fmt.Errorf("source %s: unknown type %q (one of %s)", cfg.Name, cfg.Type, strings.Join(r.Kinds().Names(), ", "))
 	}
-	return open(cfg, log)
-}
-
-// Types returns the types this registry can open, sorted.
-func (r Registry) Types() []string {
-	var ts []string
-	for t := range r {
-		ts = append(ts, t)
-	}
-	sort.Strings(ts)
-	return ts
+	return kind.Open(cfg, log)
 }
 
 // ParseMapping checks a source's mapping (identity field: source attribute

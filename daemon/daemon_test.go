@@ -11,13 +11,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/seatsync/seatsync/config"
+	csvsource "github.com/seatsync/seatsync/connector/csv"
 	"github.com/seatsync/seatsync/store"
 	"github.com/seatsync/seatsync/store/sqlite"
 )
 
 func parse(t *testing.T, yaml string) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), "/etc/seatsync/seatsync.yaml", func(string) (string, bool) { return "", false })
+	cfg, err := config.ParseWith([]byte(yaml), "/etc/seatsync/seatsync.yaml", func(string) (string, bool) { return "", false },
+		config.Plugins{Sources: config.Kinds{"csv": csvsource.NewSettings}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -281,13 +281,13 @@ func newWorld(t *testing.T, seed uint64, stats *propStats) *world {
 	w.fs = &faultStore{Store: st}
 	w.runner = &reconcile.Runner{
 		Store: w.fs,
-		Connectors: connector.Registry{propSourceType: func(config.Source, *zap.Logger) (connector.Source, error) {
+		Connectors: connector.Registry{propSourceType: {Open: func(config.Source, *zap.Logger) (connector.Source, error) {
 			ids := make([]model.Identity, len(w.people))
 			for i, p := range w.people {
 				ids[i] = p.identity()
 			}
 			return &fakeSource{ids: ids, fail: w.pullFail}, nil
-		}},
+		}}},
 		Log:       zap.NewNop(),
 		Now:       func() time.Time { return w.clock },
 		BatchSize: 2 + w.rng.IntN(2),
@@ -1405,13 +1405,13 @@ func TestMoveOutOfPoolFreesSeatForQueue(t *testing.T) {
 	r := &reconcile.Runner{
 		Config: w.cfg(),
 		Store:  st,
-		Connectors: connector.Registry{propSourceType: func(config.Source, *zap.Logger) (connector.Source, error) {
+		Connectors: connector.Registry{propSourceType: {Open: func(config.Source, *zap.Logger) (connector.Source, error) {
 			var ids []model.Identity
 			for _, p := range people {
 				ids = append(ids, p.identity())
 			}
 			return &fakeSource{ids: ids}, nil
-		}},
+		}}},
 		Log: zap.NewNop(),
 		Now: func() time.Time { return at },
 	}

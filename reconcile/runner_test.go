@@ -37,7 +37,7 @@ func TestRunSkippedWhileLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	r := &reconcile.Runner{Config: benchConfig(dir), Store: st, Connectors: connector.Registry{"csv": csvsource.Open},
+	r := &reconcile.Runner{Config: benchConfig(dir), Store: st, Connectors: connector.Registry{"csv": csvsource.Kind},
 		Notifier: rec, Log: zap.NewNop()}
 	rep, err := r.Run(context.Background(), reconcile.Options{Mode: reconcile.ModeSync, RunID: "RUN-1"})
 	if !errors.Is(err, store.ErrLocked) {
@@ -68,7 +68,7 @@ func TestRunProgress(t *testing.T) {
 	}
 	defer st.Close()
 	var calls [][2]int
-	r := &reconcile.Runner{Config: benchConfig(dir), Store: st, Connectors: connector.Registry{"csv": csvsource.Open},
+	r := &reconcile.Runner{Config: benchConfig(dir), Store: st, Connectors: connector.Registry{"csv": csvsource.Kind},
 		Log: zap.NewNop(), Progress: func(source string, identities, pages int) {
 			if source != "hr" {
 				t.Errorf("progress for source %q", source)

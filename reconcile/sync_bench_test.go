@@ -42,7 +42,7 @@ func benchConfig(dir string) *config.Config {
 	cfg.Licensing.Pools = []config.Pool{{Name: "primary", Limit: config.Limit{N: 90_000}, Areas: []string{"primary"}}}
 	cfg.Licensing.OnOverage = "keep"
 	cfg.Safety.MaxDeprovision = config.Threshold{Percent: true, Value: 10, Set: true}
-	cfg.Sources = []config.Source{{Name: "hr", Type: "csv", Path: filepath.Join(dir, "people.csv"), Delimiter: ",",
+	cfg.Sources = []config.Source{{Name: "hr", Type: "csv", Settings: &csvsource.Settings{Path: filepath.Join(dir, "people.csv"), Delimiter: ","},
 		Area: "primary", OnLeave: "block", UsernameCase: "lower"}}
 	return &cfg
 }
@@ -52,7 +52,7 @@ func benchRunner(b *testing.B, cfg *config.Config, dbPath string) (*reconcile.Ru
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &reconcile.Runner{Config: cfg, Store: st, Connectors: connector.Registry{"csv": csvsource.Open}, Log: zap.NewNop()},
+	return &reconcile.Runner{Config: cfg, Store: st, Connectors: connector.Registry{"csv": csvsource.Kind}, Log: zap.NewNop()},
 		func() { st.Close() }
 }
 

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/seatsync/seatsync/config"
+	csvsource "github.com/seatsync/seatsync/connector/csv"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/reconcile"
@@ -63,14 +64,15 @@ func newTest(t *testing.T, token string) (*fakeBackend, http.Handler) {
 	if token != "" {
 		srv = "server: {listen: 127.0.0.1:8080, token: " + token + "}\n"
 	}
-	cfg, err := config.Parse([]byte(`version: 1
+	cfg, err := config.ParseWith([]byte(`version: 1
 licensing:
   pools:
     - {name: primary, limit: 2, areas: [primary]}
     - {name: extranet, limit: unlimited, areas: [partners]}
 sources:
   - {name: hr, type: csv, path: hr.csv}
-`+srv), filepath.Join(dir, "seatsync.yaml"), func(string) (string, bool) { return "", false })
+`+srv), filepath.Join(dir, "seatsync.yaml"), func(string) (string, bool) { return "", false },
+		config.Plugins{Sources: config.Kinds{"csv": csvsource.NewSettings}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -225,11 +225,13 @@ func wrapped(args []string) error {
 // sourceConfig is the ldap source the pull reads.
 func sourceConfig(url, admin, password string, page int) config.Source {
 	return config.Source{
-		Name: "bench", Type: "ldap", Flavor: ldapsource.FlavorOpenLDAP,
-		URL: config.StringList{url}, TLS: config.TLS{Mode: "none", AllowInsecure: true},
-		BindDN: admin, BindPassword: config.NewSecret(password), BaseDN: base,
-		PageSize: page, Timeout: config.Duration{Duration: time.Minute},
-		UsernameCase: "lower", Area: "primary", OnLeave: "block",
+		Name: "bench", Type: "ldap", UsernameCase: "lower", Area: "primary", OnLeave: "block",
+		Settings: &ldapsource.Settings{
+			Flavor: ldapsource.FlavorOpenLDAP,
+			URL:    config.StringList{url}, TLS: ldapsource.TLS{Mode: "none", AllowInsecure: true},
+			BindDN: admin, BindPassword: config.NewSecret(password), BaseDN: base,
+			PageSize: page, Timeout: config.Duration{Duration: time.Minute},
+		},
 	}
 }
 

@@ -52,9 +52,9 @@ func run(users, partners, limit int) error {
 	}
 	srv.AddUsers(us...)
 
-	src := config.Source{Name: "okta", Type: "okta", OrgURL: srv.URL, Auth: "token",
+	src := config.Source{Name: "okta", Type: "okta", Settings: &okta.Settings{OrgURL: srv.URL, Auth: "token",
 		Token: config.NewSecret(srv.Token()), RateLimitShare: config.Percent{Value: 50, Set: true},
-		Timeout: config.Duration{Duration: 30 * time.Second}}
+		Timeout: config.Duration{Duration: 30 * time.Second}}}
 	pages := (users + 199) / 200
 	memberPages := (partners + 199) / 200
 	fail := false

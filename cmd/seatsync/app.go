@@ -41,12 +41,13 @@ type app struct {
 	configPath     string
 }
 
-// registry lists the connectors built into this binary.
+// registry lists the source types built into this binary: the only list
+// of them (the loader takes their keys from it).
 func registry() connector.Registry {
 	return connector.Registry{
-		"csv":  csvsource.Open,
-		"ldap": ldap.Open,
-		"okta": okta.Open,
+		"csv":  csvsource.Kind,
+		"ldap": ldap.Kind,
+		"okta": okta.Kind,
 	}
 }
 
@@ -59,7 +60,7 @@ func targetTypes() target.Registry {
 
 // plugins are the types whose own configuration keys the loader decodes.
 func plugins() config.Plugins {
-	return config.Plugins{Targets: targetTypes().Kinds()}
+	return config.Plugins{Sources: registry().Kinds(), Targets: targetTypes().Kinds()}
 }
 
 func (a *app) configFlag(c *cobra.Command) {
@@ -363,8 +364,7 @@ func (a *app) validateCmd() *cobra.Command {
 			}
 			// cfg is the partial decode when there are problems, so the
 			// connectors' verdicts join the list and everything shows at once.
-			reg := registry()
-			problems = append(problems, notBuilt(cfg, reg)...)
+			problems = append(problems, notBuilt(cfg)...)
 			if len(problems) > 0 {
 				fmt.Fprintln(a.stdout, problems.Error())
 				return usageError{fmt.Errorf("%s in %s", plural(len(problems), "problem"), a.configPath)}
@@ -373,7 +373,7 @@ func (a *app) validateCmd() *cobra.Command {
 				return usageError{fmt.Errorf("notify: %w", err)}
 			}
 			if connect {
-				if err := a.connect(c.Context(), cfg, reg); err != nil {
+				if err := a.connect(c.Context(), cfg, registry()); err != nil {
 					return err
 				}
 			}
@@ -386,20 +386,14 @@ func (a *app) validateCmd() *cobra.Command {
 	return c
 }
 
-// notBuilt reports configured source types and store drivers whose code
-// is not part of this build.
-func notBuilt(cfg *config.Config, reg connector.Registry) config.Problems {
+// notBuilt reports a store driver the configuration accepts but whose
+// code is not part of this build. (Source and target types are what their
+// registries hold: the loader reports any other.)
+func notBuilt(cfg *config.Config) config.Problems {
 	if cfg == nil {
 		return nil
 	}
 	var out config.Problems
-	for i, s := range cfg.Sources {
-		if _, ok := reg[s.Type]; !ok && slices.Contains(connector.Known(), s.Type) {
-			path := fmt.Sprintf("sources[%d].type", i)
-			out = append(out, config.Problem{Path: path, Line: cfg.Line(path),
-				Message: fmt.Sprintf("source %s: type %s: %v", s.Name, s.Type, connector.ErrNotBuilt)})
-		}
-	}
 	if cfg.Store.Driver == "postgres" {
 		out = append(out, config.Problem{Path: "store.driver", Line: cfg.Line("store.driver"),
 			Message: "the PostgreSQL store is not built in this version of seatsync"})

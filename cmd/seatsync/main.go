@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/seatsync/seatsync/config"
-	"github.com/seatsync/seatsync/connector"
 	"github.com/seatsync/seatsync/reconcile"
 )
 
@@ -122,8 +121,7 @@ func exitCode(err error) int {
 		return exitGuard
 	case errors.Is(err, reconcile.ErrPushes):
 		return exitPushes
-	case errors.As(err, &problems), errors.As(err, &usage), errors.Is(err, reconcile.ErrUsage),
-		errors.Is(err, connector.ErrNotBuilt):
+	case errors.As(err, &problems), errors.As(err, &usage), errors.Is(err, reconcile.ErrUsage):
 		return exitUsage
 	}
 	return exitFailed

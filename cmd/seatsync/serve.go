@@ -27,7 +27,7 @@ func (a *app) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if problems := notBuilt(cfg, registry()); len(problems) > 0 {
+			if problems := notBuilt(cfg); len(problems) > 0 {
 				return problems
 			}
 			e, err := a.openEnv(c.Context(), cfg, false)
@@ -58,7 +58,7 @@ func (a *app) serveCmd() *cobra.Command {
 			load := func() (*config.Config, error) {
 				cfg, err := config.Load(a.configPath, plugins())
 				if err == nil {
-					if problems := notBuilt(cfg, registry()); len(problems) > 0 {
+					if problems := notBuilt(cfg); len(problems) > 0 {
 						return nil, problems
 					}
 				}

@@ -44,7 +44,7 @@ func BenchmarkPull100k(b *testing.B) {
 	}
 
 	src, err := Open(config.Source{
-		Name: "hr", Type: "csv", Path: path, Delimiter: ";",
+		Name: "hr", Type: "csv", Settings: &Settings{Path: path, Delimiter: ";"},
 		Mapping: map[string]string{
 			"external_id": "employee_id", "username": "login", "email": "mail",
 			"groups": "teams", "enabled": "active",

@@ -76,12 +76,16 @@ var _ connector.Source = (*source)(nil)
 // It checks path, delimiter and mapping, reporting every problem at once,
 // and does no I/O: the file is opened by each Pull.
 func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
+	set, ok := cfg.Settings.(*Settings)
+	if !ok {
+		return nil, fmt.Errorf("source %s: no csv settings (%T)", cfg.Name, cfg.Settings)
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
 	s := &source{
 		name:     cfg.Name,
-		path:     cfg.Path,
+		path:     set.Path,
 		delim:    ',',
 		maxField: cfg.MaxFieldBytes,
 		log:      log,
@@ -93,11 +97,11 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 	case s.maxField < 0 || s.maxField > config.MaxMaxFieldBytes:
 		problems = append(problems, fmt.Sprintf("max_field_bytes: %d is not between 1 and %d", s.maxField, config.MaxMaxFieldBytes))
 	}
-	if strings.TrimSpace(cfg.Path) == "" {
+	if strings.TrimSpace(set.Path) == "" {
 		problems = append(problems, "path: required (the CSV file to read)")
 	}
-	if cfg.Delimiter != "" {
-		d, problem := parseDelimiter(cfg.Delimiter)
+	if set.Delimiter != "" {
+		d, problem := parseDelimiter(set.Delimiter)
 		if problem != "" {
 			problems = append(problems, problem)
 		}

@@ -41,7 +41,7 @@ func writeFile(t testing.TB, content string) string {
 func pull(t *testing.T, cfg config.Source, content string) (pulled, string, error) {
 	t.Helper()
 	cfg.Name, cfg.Type = "hr", "csv"
-	cfg.Path = writeFile(t, content)
+	settingsOf(&cfg).Path = writeFile(t, content)
 	src, err := Open(cfg, zap.NewNop())
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -59,12 +59,23 @@ func pull(t *testing.T, cfg config.Source, content string) (pulled, string, erro
 			return nil
 		},
 		func(s connector.Skip) { got.Skips = append(got.Skips, s) })
-	return got, cfg.Path, err
+	return got, settingsOf(&cfg).Path, err
+}
+
+// settingsOf returns the csv Settings of cfg, giving it fresh ones when it
+// has none and a copy otherwise (cases share their literals).
+func settingsOf(cfg *config.Source) *Settings {
+	set := &Settings{}
+	if s, ok := cfg.Settings.(*Settings); ok {
+		*set = *s
+	}
+	cfg.Settings = set
+	return set
 }
 
 func TestIdentityWhere(t *testing.T) {
 	path := writeFile(t, "external_id,username\nE1,a\n\n\"E2\",\"b\"\n")
-	src, err := Open(config.Source{Name: "hr", Type: "csv", Path: path}, zap.NewNop())
+	src, err := Open(config.Source{Name: "hr", Type: "csv", Settings: &Settings{Path: path}}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +91,6 @@ func TestIdentityWhere(t *testing.T) {
 
 func TestPullFullFile(t *testing.T) {
 	cfg := config.Source{
-		Delimiter: ";",
 		Mapping: map[string]string{
 			"external_id": "employee_id",
 			"username":    "Login",
@@ -88,6 +98,7 @@ func TestPullFullFile(t *testing.T) {
 			"groups":      "teams",
 			"enabled":     "active",
 		},
+		Settings: &Settings{Delimiter: ";"},
 	}
 	var b strings.Builder
 	b.WriteString("\ufeff Employee_ID ;LOGIN;Mail;Given_Name;family_name;Display_Name;title;department;Teams;Active;Address; Cost Center \r\n")
@@ -167,7 +178,7 @@ func TestPullDefaults(t *testing.T) {
 		},
 		{
 			name:    "tab delimiter keeps empty fields",
-			cfg:     config.Source{Delimiter: "\t"},
+			cfg:     config.Source{Settings: &Settings{Delimiter: "\t"}},
 			content: "external_id\tusername\temail\tdepartment\nE1\t\t\tSales\n",
 			want:    []model.Identity{{ExternalID: "E1", Department: "Sales", Enabled: true}},
 		},
@@ -457,7 +468,7 @@ func TestPullErrors(t *testing.T) {
 
 func TestPullMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "export.csv")
-	src, err := Open(config.Source{Name: "hr", Type: "csv", Path: path}, nil)
+	src, err := Open(config.Source{Name: "hr", Type: "csv", Settings: &Settings{Path: path}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +483,7 @@ func TestPullMissingFile(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	src, err = Open(config.Source{Name: "hr", Type: "csv", Path: dir}, nil)
+	src, err = Open(config.Source{Name: "hr", Type: "csv", Settings: &Settings{Path: dir}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,25 +506,25 @@ func TestOpen(t *testing.T) {
 		cfg  config.Source
 		want string // "" for no error
 	}{
-		{name: "minimal", cfg: config.Source{Path: "/srv/hr/export.csv"}},
-		{name: "semicolon", cfg: config.Source{Path: "x.csv", Delimiter: ";"}},
-		{name: "tab", cfg: config.Source{Path: "x.csv", Delimiter: "\t"}},
-		{name: "multibyte", cfg: config.Source{Path: "x.csv", Delimiter: "§"}},
-		{name: "every field", cfg: config.Source{Path: "x.csv", Mapping: map[string]string{
+		{name: "minimal", cfg: config.Source{Settings: &Settings{Path: "/srv/hr/export.csv"}}},
+		{name: "semicolon", cfg: config.Source{Settings: &Settings{Path: "x.csv", Delimiter: ";"}}},
+		{name: "tab", cfg: config.Source{Settings: &Settings{Path: "x.csv", Delimiter: "\t"}}},
+		{name: "multibyte", cfg: config.Source{Settings: &Settings{Path: "x.csv", Delimiter: "§"}}},
+		{name: "every field", cfg: config.Source{Mapping: map[string]string{
 			"external_id": "a", "username": "b", "email": "c", "given_name": "d", "family_name": "e",
 			"display_name": "f", "title": "g", "department": "h", "groups": "i", "enabled": "j",
-		}}},
-		{name: "no path", cfg: config.Source{}, want: "source hr: path: required (the CSV file to read)"},
-		{name: "two characters", cfg: config.Source{Path: "x.csv", Delimiter: ";;"}, want: `source hr: delimiter: ";;" must be one character`},
-		{name: "backslash t", cfg: config.Source{Path: "x.csv", Delimiter: `\t`}, want: `source hr: delimiter: "\t" is two characters; for a tab write "\t" in double quotes`},
-		{name: "quote", cfg: config.Source{Path: "x.csv", Delimiter: `"`}, want: `source hr: delimiter: "\"" cannot be used as a delimiter`},
-		{name: "newline", cfg: config.Source{Path: "x.csv", Delimiter: "\n"}, want: `source hr: delimiter: "\n" cannot be used as a delimiter`},
-		{name: "invalid UTF-8", cfg: config.Source{Path: "x.csv", Delimiter: "\xff"}, want: `source hr: delimiter: "\xff" cannot be used as a delimiter`},
+		}, Settings: &Settings{Path: "x.csv"}}},
+		{name: "no path", cfg: config.Source{Settings: &Settings{}}, want: "source hr: path: required (the CSV file to read)"},
+		{name: "two characters", cfg: config.Source{Settings: &Settings{Path: "x.csv", Delimiter: ";;"}}, want: `source hr: delimiter: ";;" must be one character`},
+		{name: "backslash t", cfg: config.Source{Settings: &Settings{Path: "x.csv", Delimiter: `\t`}}, want: `source hr: delimiter: "\t" is two characters; for a tab write "\t" in double quotes`},
+		{name: "quote", cfg: config.Source{Settings: &Settings{Path: "x.csv", Delimiter: `"`}}, want: `source hr: delimiter: "\"" cannot be used as a delimiter`},
+		{name: "newline", cfg: config.Source{Settings: &Settings{Path: "x.csv", Delimiter: "\n"}}, want: `source hr: delimiter: "\n" cannot be used as a delimiter`},
+		{name: "invalid UTF-8", cfg: config.Source{Settings: &Settings{Path: "x.csv", Delimiter: "\xff"}}, want: `source hr: delimiter: "\xff" cannot be used as a delimiter`},
 		{
 			name: "every problem at once",
-			cfg: config.Source{Delimiter: "ab", Mapping: map[string]string{
+			cfg: config.Source{Mapping: map[string]string{
 				"external_id": "id", "mail": "email", "username": " ", "userName": "login",
-			}},
+			}, Settings: &Settings{Delimiter: "ab"}},
 			want: `source hr: path: required (the CSV file to read); delimiter: "ab" must be one character; ` +
 				`mapping.mail: unknown identity field (one of external_id, username, email, given_name, family_name, display_name, title, department, groups, enabled); ` +
 				`mapping.userName: unknown identity field (one of external_id, username, email, given_name, family_name, display_name, title, department, groups, enabled); ` +
@@ -549,7 +560,7 @@ func rows(n int) string {
 
 func TestPullContext(t *testing.T) {
 	path := writeFile(t, rows(10000))
-	src, err := Open(config.Source{Name: "hr", Type: "csv", Path: path}, nil)
+	src, err := Open(config.Source{Name: "hr", Type: "csv", Settings: &Settings{Path: path}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -620,7 +631,7 @@ func TestCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeFile(t, tt.content)
-			src, err := Open(config.Source{Name: "hr", Type: "csv", Path: path}, nil)
+			src, err := Open(config.Source{Name: "hr", Type: "csv", Settings: &Settings{Path: path}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -644,7 +655,7 @@ func TestCheck(t *testing.T) {
 func TestPullLogsCounts(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	path := writeFile(t, "external_id,username\nE1,a\nE2\n\n,\nE3,c\n")
-	src, err := Open(config.Source{Name: "hr", Type: "csv", Path: path}, zap.New(core))
+	src, err := Open(config.Source{Name: "hr", Type: "csv", Settings: &Settings{Path: path}}, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}

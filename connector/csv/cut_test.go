@@ -187,7 +187,7 @@ func TestPullCutLargeFile(t *testing.T) {
 		n -= len(row) / 2 // mid-row, not in its last field
 	}
 	line := strings.Count(content[:n], "\n") + 1
-	got, path, err := pull(t, config.Source{Delimiter: ";", Mapping: map[string]string{"external_id": "employee_id", "username": "login"}}, content[:n])
+	got, path, err := pull(t, config.Source{Mapping: map[string]string{"external_id": "employee_id", "username": "login"}, Settings: &Settings{Delimiter: ";"}}, content[:n])
 	fields := strings.Count(content[strings.LastIndexByte(content[:n], '\n')+1:n], ";") + 1
 	want := fmt.Sprintf("%s: line %d: this last row has %d fields, the header has 7%s", path, line, fields, cutTail)
 	if errString(err) != want {
@@ -197,7 +197,7 @@ func TestPullCutLargeFile(t *testing.T) {
 		t.Errorf("skips: %+v", got.Skips)
 	}
 	// The same file, whole but for its final line break, is fine.
-	got, _, err = pull(t, config.Source{Delimiter: ";", Mapping: map[string]string{"external_id": "employee_id", "username": "login"}},
+	got, _, err = pull(t, config.Source{Mapping: map[string]string{"external_id": "employee_id", "username": "login"}, Settings: &Settings{Delimiter: ";"}},
 		strings.TrimSuffix(content, "\n"))
 	if err != nil || len(got.IDs) != 20000 {
 		t.Errorf("the whole file without its final newline: %d identities, %v", len(got.IDs), err)
@@ -207,8 +207,8 @@ func TestPullCutLargeFile(t *testing.T) {
 func mustOpen(t testing.TB, cfg config.Source) *source {
 	t.Helper()
 	cfg.Name, cfg.Type = "hr", "csv"
-	if cfg.Path == "" {
-		cfg.Path = "export.csv"
+	if set := settingsOf(&cfg); set.Path == "" {
+		set.Path = "export.csv"
 	}
 	src, err := Open(cfg, zap.NewNop())
 	if err != nil {
@@ -221,7 +221,7 @@ func mustOpen(t testing.TB, cfg config.Source) *source {
 // with no final newline fails through Pull too.
 func TestPullCutOffFile(t *testing.T) {
 	path := writeFile(t, "external_id,username\nE1,a\nE2")
-	src := mustOpen(t, config.Source{Path: path})
+	src := mustOpen(t, config.Source{Settings: &Settings{Path: path}})
 	err := src.Pull(context.Background(), func(model.Identity) error { return nil }, func(connector.Skip) {})
 	if want := path + ": line 3: this last row has 1 fields, the header has 2" + cutTail; errString(err) != want {
 		t.Errorf("Pull error\n got: %v\nwant: %s", err, want)
@@ -235,7 +235,7 @@ func TestPullCutOffFile(t *testing.T) {
 // end in a row that looks whole: the pull fails instead.
 func TestPullFileChanges(t *testing.T) {
 	path := writeFile(t, "external_id,username\nE1,a\nE2,b\n")
-	src := mustOpen(t, config.Source{Path: path})
+	src := mustOpen(t, config.Source{Settings: &Settings{Path: path}})
 	n := 0
 	err := src.Pull(context.Background(), func(model.Identity) error {
 		if n++; n == 1 {

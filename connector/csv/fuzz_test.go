@@ -41,7 +41,7 @@ func FuzzRead(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, delim := range []string{",", ";"} {
-			src, err := Open(config.Source{Name: "fuzz", Type: "csv", Path: "fuzz.csv", Delimiter: delim}, zap.NewNop())
+			src, err := Open(config.Source{Name: "fuzz", Type: "csv", Settings: &Settings{Path: "fuzz.csv", Delimiter: delim}}, zap.NewNop())
 			if err != nil {
 				t.Fatal(err)
 			}

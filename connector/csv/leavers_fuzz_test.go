@@ -153,7 +153,7 @@ func FuzzLeavers(f *testing.F) {
 	policy := licensing.NewPolicy([]licensing.Pool{{Name: "primary", Limit: 100, Areas: []string{"primary"}}}, nil, nil, "keep")
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		src, err := Open(config.Source{Name: "hr", Type: "csv", Path: "fuzz.csv", MaxFieldBytes: leaversMaxField}, nil)
+		src, err := Open(config.Source{Name: "hr", Type: "csv", MaxFieldBytes: leaversMaxField, Settings: &Settings{Path: "fuzz.csv"}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

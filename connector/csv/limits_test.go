@@ -92,7 +92,7 @@ func TestMaxFieldBytes(t *testing.T) {
 
 func TestOpenMaxFieldBytes(t *testing.T) {
 	for _, n := range []int{-1, config.MaxMaxFieldBytes + 1} {
-		_, err := Open(config.Source{Name: "hr", Type: "csv", Path: "x.csv", MaxFieldBytes: n}, nil)
+		_, err := Open(config.Source{Name: "hr", Type: "csv", MaxFieldBytes: n, Settings: &Settings{Path: "x.csv"}}, nil)
 		want := fmt.Sprintf("source hr: max_field_bytes: %d is not between 1 and 1048576", n)
 		if errString(err) != want {
 			t.Errorf("Open with max_field_bytes %d: %v, want %s", n, err, want)

@@ -19,17 +19,19 @@ import (
 
 // adSource is an active_directory source for base over StartTLS with the
 // test CA, bound as Administrator@REALM.
-func adSource(s *ldaptest.Samba, base string) config.Source {
-	return config.Source{
-		Name: "corp-ad", Type: "ldap", Flavor: FlavorAD,
-		URL:          config.StringList{s.URL},
-		TLS:          config.TLS{Mode: "starttls", CAFile: s.CA.File},
-		BindDN:       s.AdminUPN,
-		BindPassword: config.NewSecret(s.AdminPass),
-		BaseDN:       base,
-		PageSize:     3,
-		Timeout:      config.Duration{Duration: 30 * time.Second},
-		UsernameCase: "lower", Area: "primary", OnLeave: "block",
+func adSource(s *ldaptest.Samba, base string) testConfig {
+	return testConfig{
+		Source: config.Source{Name: "corp-ad", Type: "ldap", UsernameCase: "lower", Area: "primary", OnLeave: "block"},
+		Settings: Settings{
+			Flavor:       FlavorAD,
+			URL:          config.StringList{s.URL},
+			TLS:          TLS{Mode: "starttls", CAFile: s.CA.File},
+			BindDN:       s.AdminUPN,
+			BindPassword: config.NewSecret(s.AdminPass),
+			BaseDN:       base,
+			PageSize:     3,
+			Timeout:      config.Duration{Duration: 30 * time.Second},
+		},
 	}
 }
 
@@ -94,7 +96,7 @@ func TestADPull(t *testing.T) {
 		}
 	}
 
-	src, err := Open(adSource(s, staff), nil)
+	src, err := Open(adSource(s, staff).source(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +204,7 @@ func TestADBigGroup(t *testing.T) {
 	}
 
 	// The member attribute in ranges of 1,000, as AD hands out 1,500.
-	src, err := Open(cfg, zap.NewNop())
+	src, err := Open(cfg.source(), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +244,7 @@ func TestADTransport(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := base
-		cfg.URL, cfg.TLS = config.StringList{s.LDAPSURL}, config.TLS{Mode: "ldaps", CAFile: other.File}
+		cfg.URL, cfg.TLS = config.StringList{s.LDAPSURL}, TLS{Mode: "ldaps", CAFile: other.File}
 		if _, err := pullSource(t, cfg, zap.NewNop()); !errors.Is(err, ErrCertificate) {
 			t.Errorf("pull: %v, want ErrCertificate", err)
 		}

@@ -49,12 +49,8 @@ const (
 	FlavorGeneric  = "generic"
 )
 
-// Defaults that the configuration loader does not already fill in.
 const (
-	defaultPageSize = 500
-	maxADPageSize   = 1000 // AD's MaxPageSize: it refuses bigger pages
-	defaultTimeout  = 30 * time.Second
-	maxDialTimeout  = 10 * time.Second
+	maxDialTimeout = 10 * time.Second
 	// matchingRuleInChain is LDAP_MATCHING_RULE_IN_CHAIN: AD's transitive
 	// (nested) membership match.
 	matchingRuleInChain = "1.2.840.113556.1.4.1941"
@@ -148,98 +144,43 @@ var (
 )
 
 // Open builds the ldap source described by cfg (it matches
-// connector.Opener). It checks the settings, reporting every problem at
-// once, and does no I/O: each Pull connects anew.
+// connector.Opener). It trusts the settings the loader checked (see
+// Settings.Validate), fills in what depends on the flavor, and checks only
+// what the loader cannot see: the mapping and the group DNs, reporting
+// every problem at once. It does no I/O: each Pull connects anew.
 func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
+	set, ok := cfg.Settings.(*Settings)
+	if !ok {
+		return nil, fmt.Errorf("source %s: no ldap settings (%T)", cfg.Name, cfg.Settings)
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
 	s := &source{
 		name:           cfg.Name,
-		flavor:         cfg.Flavor,
-		urls:           slices.Clone([]string(cfg.URL)),
-		tlsMode:        cfg.TLS.Mode,
-		caFile:         cfg.TLS.CAFile,
-		serverName:     cfg.TLS.ServerName,
-		bindDN:         cfg.BindDN,
-		password:       cfg.BindPassword,
-		baseDN:         strings.TrimSpace(cfg.BaseDN),
-		userFilter:     strings.TrimSpace(cfg.UserFilter),
-		groupBaseDN:    strings.TrimSpace(cfg.GroupBaseDN),
-		groupFilter:    strings.TrimSpace(cfg.GroupFilter),
-		disabledFilter: strings.TrimSpace(cfg.DisabledFilter),
-		pageSize:       cfg.PageSize,
-		timeout:        cfg.Timeout.Duration,
-		nested:         cfg.NestedGroups,
+		flavor:         set.Flavor,
+		urls:           slices.Clone([]string(set.URL)),
+		tlsMode:        set.TLS.Mode,
+		caFile:         set.TLS.CAFile,
+		serverName:     set.TLS.ServerName,
+		bindDN:         set.BindDN,
+		password:       set.BindPassword,
+		baseDN:         strings.TrimSpace(set.BaseDN),
+		userFilter:     strings.TrimSpace(set.UserFilter),
+		groupBaseDN:    strings.TrimSpace(set.GroupBaseDN),
+		groupFilter:    strings.TrimSpace(set.GroupFilter),
+		disabledFilter: strings.TrimSpace(set.DisabledFilter),
+		pageSize:       set.PageSize,
+		timeout:        set.Timeout.Duration,
+		nested:         set.NestedGroups,
 		scope:          slices.Clone(cfg.Groups),
 		log:            log,
 		now:            time.Now,
 		retries:        2,
 		backoff:        time.Second,
 	}
-	var problems []string
-	if s.flavor == "" {
-		s.flavor = FlavorGeneric
-	}
-	switch s.flavor {
-	case FlavorAD, FlavorOpenLDAP, FlavorGeneric:
-	default:
-		problems = append(problems, fmt.Sprintf("flavor: %q is not one of active_directory, openldap, generic", s.flavor))
-	}
-	if s.tlsMode == "" {
-		s.tlsMode = "ldaps"
-	}
-	if len(s.urls) == 0 {
-		problems = append(problems, "url: required (one URL or a list, such as ldaps://dc1.example.com:636)")
-	}
-	for _, u := range s.urls {
-		lu := strings.ToLower(u)
-		switch {
-		case !strings.HasPrefix(lu, "ldap://") && !strings.HasPrefix(lu, "ldaps://"):
-			problems = append(problems, fmt.Sprintf("url: %q must start with ldap:// or ldaps://", u))
-		case s.tlsMode == "ldaps" && !strings.HasPrefix(lu, "ldaps://"):
-			problems = append(problems, fmt.Sprintf("url: %q is not ldaps:// but tls.mode is ldaps", u))
-		case s.tlsMode != "ldaps" && strings.HasPrefix(lu, "ldaps://"):
-			problems = append(problems, fmt.Sprintf("url: %q is ldaps:// but tls.mode is %s", u, s.tlsMode))
-		}
-	}
-	switch s.tlsMode {
-	case "ldaps", "starttls":
-	case "none":
-		if s.password.IsSet() && !cfg.TLS.AllowInsecure {
-			problems = append(problems, "tls.mode: none would send bind_password unencrypted; use ldaps or starttls, or set tls.allow_insecure: true")
-		}
-	default:
-		problems = append(problems, fmt.Sprintf("tls.mode: %q is not one of ldaps, starttls, none", s.tlsMode))
-	}
-	if s.baseDN == "" {
-		problems = append(problems, "base_dn: required")
-	}
-	if s.bindDN != "" && !s.password.IsSet() {
-		problems = append(problems, "bind_dn: needs bind_password")
-	}
-	if s.password.IsSet() && s.bindDN == "" {
-		problems = append(problems, "bind_password: needs bind_dn")
-	}
-	if s.pageSize == 0 {
-		s.pageSize = defaultPageSize
-	}
-	if s.pageSize < 1 || s.pageSize > maxADPageSize {
-		problems = append(problems, fmt.Sprintf("page_size: %d is not between 1 and %d (Active Directory refuses larger pages)", s.pageSize, maxADPageSize))
-	}
-	if s.timeout <= 0 {
-		s.timeout = defaultTimeout
-	}
 	if s.userFilter == "" {
 		s.userFilter = defaultUserFilter(s.flavor)
-	}
-	for _, f := range []struct{ key, val string }{{"user_filter", s.userFilter}, {"group_filter", s.groupFilter}, {"disabled_filter", s.disabledFilter}} {
-		if f.val == "" {
-			continue
-		}
-		if err := checkFilter(f.val); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", f.key, err))
-		}
 	}
 	if s.groupBaseDN == "" {
 		s.groupBaseDN = s.baseDN
@@ -249,8 +190,7 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 	}
 
 	s.mapping = defaultMapping(s.flavor)
-	mapped, mproblems := connector.ParseMapping(cfg.Mapping)
-	problems = append(problems, mproblems...)
+	mapped, problems := connector.ParseMapping(cfg.Mapping)
 	for f, attr := range mapped {
 		if attr != "" {
 			s.mapping[f] = []string{attr}

@@ -81,18 +81,48 @@ func unique(name string) string { return fmt.Sprintf("%s%d", name, ouSeq.Add(1))
 
 // slapdSource is an openldap source for the OU ou under slapd's base,
 // over StartTLS with the test CA, bound as the rootdn.
-func slapdSource(s *ldaptest.Slapd, ou string) config.Source {
-	return config.Source{
-		Name: "corp", Type: "ldap", Flavor: FlavorOpenLDAP,
-		URL:          config.StringList{s.URL},
-		TLS:          config.TLS{Mode: "starttls", CAFile: s.CA.File},
-		BindDN:       s.AdminDN,
-		BindPassword: config.NewSecret(s.AdminPass),
-		BaseDN:       "ou=" + ou + "," + s.BaseDN,
-		PageSize:     2,
-		Timeout:      config.Duration{Duration: 10 * time.Second},
-		UsernameCase: "lower", Area: "primary", OnLeave: "block",
+func slapdSource(s *ldaptest.Slapd, ou string) testConfig {
+	return testConfig{
+		Source: config.Source{Name: "corp", Type: "ldap", UsernameCase: "lower", Area: "primary", OnLeave: "block"},
+		Settings: Settings{
+			Flavor:       FlavorOpenLDAP,
+			URL:          config.StringList{s.URL},
+			TLS:          TLS{Mode: "starttls", CAFile: s.CA.File},
+			BindDN:       s.AdminDN,
+			BindPassword: config.NewSecret(s.AdminPass),
+			BaseDN:       "ou=" + ou + "," + s.BaseDN,
+			PageSize:     2,
+			Timeout:      config.Duration{Duration: 10 * time.Second},
+		},
 	}
+}
+
+// testConfig is a source's configuration as the tests write it: the
+// common keys and the ldap settings side by side, so that a copy changed
+// by one case leaves the others alone.
+type testConfig struct {
+	config.Source
+	Settings
+}
+
+// source is the configuration Open takes, with the loader's defaults for
+// what the case leaves out.
+func (c testConfig) source() config.Source {
+	set := c.Settings
+	if set.Flavor == "" {
+		set.Flavor = DefaultFlavor
+	}
+	if set.TLS.Mode == "" {
+		set.TLS.Mode = DefaultTLSMode
+	}
+	if set.PageSize == 0 {
+		set.PageSize = DefaultPageSize
+	}
+	if set.Timeout.Duration == 0 {
+		set.Timeout.Duration = DefaultTimeout
+	}
+	c.Source.Settings = &set
+	return c.Source
 }
 
 // result is what one pull gave.
@@ -120,9 +150,9 @@ func (r result) usernames() []string {
 	return out
 }
 
-func pullSource(t *testing.T, cfg config.Source, log *zap.Logger) (result, error) {
+func pullSource(t *testing.T, cfg testConfig, log *zap.Logger) (result, error) {
 	t.Helper()
-	src, err := Open(cfg, log)
+	src, err := Open(cfg.source(), log)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -144,7 +174,7 @@ func pullWith(t *testing.T, src connector.Source) (result, error) {
 	return r, err
 }
 
-func mustPull(t *testing.T, cfg config.Source) result {
+func mustPull(t *testing.T, cfg testConfig) result {
 	t.Helper()
 	r, err := pullSource(t, cfg, zap.NewNop())
 	if err != nil {

@@ -23,14 +23,14 @@ type syncer struct {
 	store  *sqlite.Store
 }
 
-func newSyncer(t *testing.T, src config.Source) *syncer {
+func newSyncer(t *testing.T, src testConfig) *syncer {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "seatsync.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cfg := &config.Config{Version: 1, Sources: []config.Source{src}}
+	cfg := &config.Config{Version: 1, Sources: []config.Source{src.source()}}
 	cfg.Licensing.Pools = []config.Pool{
 		{Name: "primary", Limit: config.Limit{N: 100}, Areas: []string{"primary"}},
 		{Name: "extranet", Limit: config.Limit{N: 100}, Areas: []string{"partners"}},
@@ -38,7 +38,7 @@ func newSyncer(t *testing.T, src config.Source) *syncer {
 	cfg.Licensing.OnOverage = "keep"
 	cfg.Safety.MaxDeprovision = config.Threshold{Value: 100, Set: true}
 	return &syncer{t: t, store: st, runner: &reconcile.Runner{Config: cfg, Store: st,
-		Connectors: connector.Registry{"ldap": Open}, Log: zap.NewNop()}}
+		Connectors: connector.Registry{"ldap": Kind}, Log: zap.NewNop()}}
 }
 
 // sync runs one sync and returns its report.

@@ -87,37 +87,39 @@ func TestRangeOf(t *testing.T) {
 	}
 }
 
+// TestOpenChecks: Open trusts the settings the loader checked (see
+// config_test.go) and checks what the loader cannot: the group DNs and the
+// mapping.
 func TestOpenChecks(t *testing.T) {
-	good := config.Source{Name: "x", Type: "ldap", Flavor: FlavorAD, URL: config.StringList{"ldaps://dc1:636"},
-		TLS: config.TLS{Mode: "ldaps"}, BindDN: "cn=svc", BindPassword: config.NewSecret("pw"), BaseDN: "dc=x", PageSize: 500}
-	if _, err := Open(good, nil); err != nil {
+	good := testConfig{Source: config.Source{Name: "x", Type: "ldap"}, Settings: Settings{Flavor: FlavorAD,
+		URL: config.StringList{"ldaps://dc1:636"}, TLS: TLS{Mode: "ldaps"}, BindDN: "cn=svc",
+		BindPassword: config.NewSecret("pw"), BaseDN: "dc=x", PageSize: 500}}
+	if _, err := Open(good.source(), nil); err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	for name, change := range map[string]func(*config.Source){
-		"page size over 1000": func(s *config.Source) { s.PageSize = 1001 },
-		"plain ldap password": func(s *config.Source) { s.TLS.Mode = "none"; s.URL = config.StringList{"ldap://dc1"} },
-		"ldap url with ldaps": func(s *config.Source) { s.URL = config.StringList{"ldap://dc1"} },
-		"no base dn":          func(s *config.Source) { s.BaseDN = "" },
-		"bad filter":          func(s *config.Source) { s.UserFilter = "(&(uid=a)" },
-		"bad group":           func(s *config.Source) { s.Groups = []string{"not a dn"} },
-		"unknown flavor":      func(s *config.Source) { s.Flavor = "novell" },
-		"unknown field":       func(s *config.Source) { s.Mapping = map[string]string{"phone": "telephoneNumber"} },
+	for name, change := range map[string]func(*testConfig){
+		"bad group":     func(s *testConfig) { s.Groups = []string{"not a dn"} },
+		"bad rule":      func(s *testConfig) { s.AreaRules = []config.AreaRule{{Group: "not a dn", Area: "primary"}} },
+		"unknown field": func(s *testConfig) { s.Mapping = map[string]string{"phone": "telephoneNumber"} },
 	} {
 		s := good
 		change(&s)
-		if _, err := Open(s, nil); err == nil {
+		if _, err := Open(s.source(), nil); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else if strings.Contains(err.Error(), "pw") && !strings.Contains(err.Error(), "password") {
 			t.Errorf("%s: error shows the password: %v", name, err)
 		}
+	}
+	if _, err := Open(config.Source{Name: "x", Type: "ldap"}, nil); err == nil {
+		t.Error("Open without settings: accepted")
 	}
 }
 
 // TestScopeFilter: group DNs are escaped in filters; AD nesting uses
 // LDAP_MATCHING_RULE_IN_CHAIN.
 func TestScopeFilter(t *testing.T) {
-	src, err := Open(config.Source{Name: "x", Flavor: FlavorAD, URL: config.StringList{"ldaps://dc1"}, BaseDN: "dc=x",
-		Groups: []string{`CN=R*(D) \\ Team,DC=x`}, NestedGroups: true}, nil)
+	src, err := Open(testConfig{Source: config.Source{Name: "x", Groups: []string{`CN=R*(D) \\ Team,DC=x`}},
+		Settings: Settings{Flavor: FlavorAD, URL: config.StringList{"ldaps://dc1"}, BaseDN: "dc=x", NestedGroups: true}}.source(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

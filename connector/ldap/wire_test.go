@@ -147,10 +147,10 @@ func flat(e *goldap.Entry) []string {
 // multi-valued and long values) and on AD (binary objectGUIDs, search
 // references, userAccountControl).
 func TestWireMatchesGoLDAP(t *testing.T) {
-	compare := func(t *testing.T, cfg config.Source) {
+	compare := func(t *testing.T, cfg testConfig) {
 		t.Helper()
 		viaWire := mustPull(t, cfg)
-		src, err := Open(cfg, nil)
+		src, err := Open(cfg.source(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +232,7 @@ func TestWireFallback(t *testing.T) {
 
 	cfg := slapdSource(s, ou)
 	cfg.URL = config.StringList{"ldap://" + ln.Addr().String()}
-	cfg.TLS = config.TLS{Mode: "none", AllowInsecure: true}
+	cfg.TLS = TLS{Mode: "none", AllowInsecure: true}
 	core, logs := observer.New(zap.WarnLevel)
 	r, err := pullSource(t, cfg, zap.New(core))
 	if err != nil {
@@ -251,7 +251,7 @@ func TestWireFallback(t *testing.T) {
 func TestWireNestedSearch(t *testing.T) {
 	s := needSlapd(t)
 	ou := peopleOU(t, s, "nested", 9)
-	src, err := Open(slapdSource(s, ou), nil)
+	src, err := Open(slapdSource(s, ou).source(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,20 +85,33 @@ func (o *org) people(n int, mod func(i int, u *oktatest.User)) []string {
 
 // source returns an okta source configuration for the org, with the
 // defaults config.Load would fill in.
-func (o *org) source() config.Source {
-	return config.Source{
-		Name:           "okta",
-		Type:           "okta",
-		OrgURL:         o.URL,
-		Auth:           "token",
-		Token:          config.NewSecret(o.Token()),
-		Scopes:         config.DefaultOktaScopes(),
-		RateLimitShare: config.Percent{Value: 50, Set: true},
-		Timeout:        config.Duration{Duration: 5 * time.Second},
-		Area:           "primary",
-		OnLeave:        "block",
-		UsernameCase:   "lower",
+func (o *org) source() testConfig {
+	return testConfig{
+		Source: config.Source{Name: "okta", Type: "okta", Area: "primary", OnLeave: "block", UsernameCase: "lower"},
+		Settings: okta.Settings{
+			OrgURL:         o.URL,
+			Auth:           "token",
+			Token:          config.NewSecret(o.Token()),
+			Scopes:         okta.DefaultScopes(),
+			RateLimitShare: config.Percent{Value: 50, Set: true},
+			Timeout:        config.Duration{Duration: 5 * time.Second},
+		},
 	}
+}
+
+// testConfig is a source's configuration as the tests write it: the
+// common keys and the okta settings side by side, so that a copy changed
+// by one case leaves the others alone.
+type testConfig struct {
+	config.Source
+	okta.Settings
+}
+
+// source is the configuration Open takes.
+func (c testConfig) source() config.Source {
+	set := c.Settings
+	c.Source.Settings = &set
+	return c.Source
 }
 
 func (o *org) options() okta.Options {
@@ -113,9 +126,9 @@ func (o *org) opener() connector.Opener {
 }
 
 // pull opens and pulls cfg, returning what was emitted and skipped.
-func (o *org) pull(t *testing.T, cfg config.Source) ([]model.Identity, []connector.Skip, error) {
+func (o *org) pull(t *testing.T, cfg testConfig) ([]model.Identity, []connector.Skip, error) {
 	t.Helper()
-	src, err := okta.New(cfg, zaptest.NewLogger(t), o.options())
+	src, err := okta.New(cfg.source(), zaptest.NewLogger(t), o.options())
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

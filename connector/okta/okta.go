@@ -124,42 +124,46 @@ func Open(cfg config.Source, log *zap.Logger) (connector.Source, error) {
 
 // New is Open with options, for tests and benchmarks.
 func New(cfg config.Source, log *zap.Logger, opt Options) (connector.Source, error) {
+	set, ok := cfg.Settings.(*Settings)
+	if !ok {
+		return nil, fmt.Errorf("source %s: no okta settings (%T)", cfg.Name, cfg.Settings)
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
 	s := &source{
 		name:     cfg.Name,
-		orgURL:   strings.TrimRight(strings.TrimSpace(cfg.OrgURL), "/"),
-		auth:     cfg.Auth,
-		token:    cfg.Token,
-		clientID: strings.TrimSpace(cfg.ClientID),
-		keyFile:  cfg.PrivateKeyFile,
-		scopes:   cfg.Scopes,
-		filter:   cfg.Filter,
-		search:   cfg.Search,
-		share:    0.5,
-		timeout:  cfg.Timeout.Duration,
+		orgURL:   strings.TrimRight(strings.TrimSpace(set.OrgURL), "/"),
+		auth:     set.Auth,
+		token:    set.Token,
+		clientID: strings.TrimSpace(set.ClientID),
+		keyFile:  set.PrivateKeyFile,
+		scopes:   set.Scopes,
+		filter:   set.Filter,
+		search:   set.Search,
+		share:    DefaultRateLimitShare / 100.0,
+		timeout:  set.Timeout.Duration,
 		groups:   cfg.Groups,
 		mapping:  defaultMapping(),
 		opt:      opt,
 		log:      log,
 	}
 	if s.auth == "" {
-		s.auth = config.DefaultOktaAuth
+		s.auth = DefaultAuth
 	}
 	if s.timeout <= 0 {
-		s.timeout = config.DefaultSourceTimeout
+		s.timeout = DefaultTimeout
 	}
 	if len(s.scopes) == 0 {
-		s.scopes = config.DefaultOktaScopes()
+		s.scopes = DefaultScopes()
 	}
-	if cfg.RateLimitShare.Set {
-		s.share = cfg.RateLimitShare.Value / 100
+	if set.RateLimitShare.Set {
+		s.share = set.RateLimitShare.Value / 100
 	}
 	var problems []string
 	if u, err := url.Parse(s.orgURL); s.orgURL == "" || err != nil || u.Host == "" ||
 		(u.Scheme != "https" && u.Scheme != "http") {
-		problems = append(problems, fmt.Sprintf("org_url: %q is not a URL such as https://example.okta.com", cfg.OrgURL))
+		problems = append(problems, fmt.Sprintf("org_url: %q is not a URL such as https://example.okta.com", set.OrgURL))
 	}
 	switch s.auth {
 	case "token":
@@ -177,7 +181,7 @@ func New(cfg config.Source, log *zap.Logger, opt Options) (connector.Source, err
 		problems = append(problems, fmt.Sprintf("auth: %q is not token or private_key", s.auth))
 	}
 	if s.share <= 0 || s.share > 1 {
-		problems = append(problems, fmt.Sprintf("rate_limit_share: %g%% is not above 0%% and at most 100%%", cfg.RateLimitShare.Value))
+		problems = append(problems, fmt.Sprintf("rate_limit_share: %g%% is not above 0%% and at most 100%%", set.RateLimitShare.Value))
 	}
 	keys := make([]string, 0, len(cfg.Mapping))
 	for k := range cfg.Mapping {

@@ -106,7 +106,7 @@ func TestMapping(t *testing.T) {
 
 	for _, bad := range []map[string]string{{"enabled": "status"}, {"shoe_size": "x"}, {"email": " "}} {
 		cfg.Mapping = bad
-		if _, err := okta.New(cfg, nil, okta.Options{}); err == nil {
+		if _, err := okta.New(cfg.source(), nil, okta.Options{}); err == nil {
 			t.Errorf("mapping %v: no error", bad)
 		}
 	}
@@ -397,7 +397,7 @@ func TestBadToken(t *testing.T) {
 func TestCheck(t *testing.T) {
 	o := newOrg(t, 0)
 	o.people(321, nil)
-	src, err := okta.New(o.source(), zaptest.NewLogger(t), o.options())
+	src, err := okta.New(o.source().source(), zaptest.NewLogger(t), o.options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +407,7 @@ func TestCheck(t *testing.T) {
 	}
 	cfg := o.source()
 	cfg.Token = config.NewSecret("wrong")
-	src, _ = okta.New(cfg, nil, o.options())
+	src, _ = okta.New(cfg.source(), nil, o.options())
 	if _, err := connector.Check(context.Background(), src); !errors.Is(err, okta.ErrUnauthorized) {
 		t.Fatalf("Check with a bad token: %v", err)
 	}
@@ -475,7 +475,7 @@ func TestPrivateKeyAuth(t *testing.T) {
 		t.Fatalf("ungranted scope: err %v", err)
 	}
 	// A missing key file.
-	cfg.Scopes = config.DefaultOktaScopes()
+	cfg.Scopes = okta.DefaultScopes()
 	cfg.PrivateKeyFile = filepath.Join(t.TempDir(), "missing.pem")
 	if _, _, err := o.pull(t, cfg); err == nil || !strings.Contains(err.Error(), "private_key_file") {
 		t.Fatalf("missing key: err %v", err)
@@ -529,7 +529,7 @@ func TestIgnoresSDKEnvironmentAndYAML(t *testing.T) {
 	}
 	// Without a token of its own, the source fails; it does not borrow one.
 	cfg.Token = config.Secret{}
-	if _, err := okta.New(cfg, nil, okta.Options{}); err == nil {
+	if _, err := okta.New(cfg.source(), nil, okta.Options{}); err == nil {
 		t.Error("a source without a token opened (OKTA_CLIENT_TOKEN must not count)")
 	}
 }
@@ -553,7 +553,7 @@ func TestTokenRequestErrorHidesAssertion(t *testing.T) {
 	opt.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		return nil, errors.New("network is unreachable")
 	})
-	src, err := okta.New(cfg, nil, opt)
+	src, err := okta.New(cfg.source(), nil, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

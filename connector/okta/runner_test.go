@@ -11,6 +11,7 @@ import (
 
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/connector"
+	"github.com/seatsync/seatsync/connector/okta"
 	"github.com/seatsync/seatsync/internal/oktatest"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/reconcile"
@@ -19,7 +20,7 @@ import (
 
 // runner is a reconcile.Runner over a real SQLite store, with the okta
 // connector on the org's fake clock: the code path of `seatsync sync`.
-func (o *org) runner(t *testing.T, src config.Source) (*reconcile.Runner, *sqlite.Store) {
+func (o *org) runner(t *testing.T, src testConfig) (*reconcile.Runner, *sqlite.Store) {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "seatsync.db"))
 	if err != nil {
@@ -34,11 +35,11 @@ func (o *org) runner(t *testing.T, src config.Source) (*reconcile.Runner, *sqlit
 	}
 	cfg.Licensing.OnOverage = "keep"
 	cfg.Safety.MaxDeprovision = config.Threshold{Percent: true, Value: 10, Set: true}
-	cfg.Sources = []config.Source{src}
+	cfg.Sources = []config.Source{src.source()}
 	return &reconcile.Runner{
 		Config:     &cfg,
 		Store:      st,
-		Connectors: connector.Registry{"okta": o.opener()},
+		Connectors: connector.Registry{"okta": {Settings: okta.NewSettings, Open: o.opener()}},
 		Log:        zaptest.NewLogger(t),
 	}, st
 }

@@ -44,8 +44,8 @@ func readSDKYAML[T any](c *T) {
 // read: the SDK finds the home directory through os/user), and checks that
 // nothing of it survives seatsync's options.
 func TestSDKConfigWiped(t *testing.T) {
-	cfg := config.Source{Name: "okta", Type: "okta", OrgURL: "https://example.okta.com",
-		Token: config.NewSecret("ours"), Timeout: config.Duration{Duration: 30 * time.Second}}
+	cfg := config.Source{Name: "okta", Type: "okta", Settings: &Settings{OrgURL: "https://example.okta.com",
+		Token: config.NewSecret("ours"), Timeout: config.Duration{Duration: 30 * time.Second}}}
 	src, err := New(cfg, zap.NewNop(), Options{})
 	if err != nil {
 		t.Fatal(err)

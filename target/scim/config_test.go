@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/seatsync/seatsync/config"
+	csvsource "github.com/seatsync/seatsync/connector/csv"
 	"github.com/seatsync/seatsync/target/scim"
 )
 
@@ -32,7 +33,10 @@ func (*other) Defaults(*config.Entry) {}
 func (*other) Validate(*config.Entry) {}
 
 func plugins() config.Plugins {
-	return config.Plugins{Targets: config.Kinds{"scim": scim.NewSettings, "other": func() config.Settings { return &other{} }}}
+	return config.Plugins{
+		Sources: config.Kinds{"csv": csvsource.NewSettings},
+		Targets: config.Kinds{"scim": scim.NewSettings, "other": func() config.Settings { return &other{} }},
+	}
 }
 
 func parse(t *testing.T, yaml string, env map[string]string) (*config.Config, error) {
