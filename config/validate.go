@@ -265,23 +265,7 @@ func (v *validator) targets(areas map[string]int) {
 		t := &v.c.Targets[i]
 		p := index("targets", i)
 		at := func(key string) string { return p + "." + key }
-		switch j, dup := names[t.Name]; {
-		case t.Name == "":
-			v.add(at("name"), "required")
-		case !isSourceName(t.Name):
-			v.add(at("name"), "%q may only contain letters, digits, '-', '_' and '.'", t.Name)
-		case dup:
-			v.add(at("name"), "%q is already the name of targets[%d]", t.Name, j)
-		default:
-			names[t.Name] = i
-		}
-		types := v.plugins.Targets.Names()
-		switch {
-		case t.Type == "":
-			v.add(at("type"), "required: one of %s", strings.Join(types, ", "))
-		case t.Settings == nil:
-			v.add(at("type"), "%q is not a target type of this seatsync (one of %s)", t.Type, strings.Join(types, ", "))
-		}
+		v.pluggedEntry("targets", i, t.Name, t.Type, t.Settings, v.plugins.Targets, names)
 		for j, a := range t.Areas {
 			v.area(index(at("areas"), j), a, areas)
 		}
@@ -294,6 +278,30 @@ func (v *validator) targets(areas map[string]int) {
 		if t.Settings != nil {
 			t.Settings.Validate(v.c.entry(p, v, areas))
 		}
+	}
+}
+
+// pluggedEntry checks the name and the type of item i of list (sources,
+// targets): a unique name of safe characters, and a type of kinds (its
+// settings are nil when it is not one).
+func (v *validator) pluggedEntry(list string, i int, name, typ string, settings Settings, kinds Kinds, names map[string]int) {
+	at := func(key string) string { return index(list, i) + "." + key }
+	switch j, dup := names[name]; {
+	case name == "":
+		v.add(at("name"), "required")
+	case !isSourceName(name):
+		v.add(at("name"), "%q may only contain letters, digits, '-', '_' and '.'", name)
+	case dup:
+		v.add(at("name"), "%q is already the name of %s[%d]", name, list, j)
+	default:
+		names[name] = i
+	}
+	types := kinds.Names()
+	switch {
+	case typ == "":
+		v.add(at("type"), "required: one of %s", strings.Join(types, ", "))
+	case settings == nil:
+		v.oneOf(at("type"), typ, types...)
 	}
 }
 
@@ -310,22 +318,7 @@ func (v *validator) source(i int, s *Source, areas map[string]int, names map[str
 	p := index("sources", i)
 	at := func(key string) string { return p + "." + key }
 
-	switch j, dup := names[s.Name]; {
-	case s.Name == "":
-		v.add(at("name"), "required")
-	case !isSourceName(s.Name):
-		v.add(at("name"), "%q may only contain letters, digits, '-', '_' and '.'", s.Name)
-	case dup:
-		v.add(at("name"), "%q is already the name of sources[%d]", s.Name, j)
-	default:
-		names[s.Name] = i
-	}
-	types := v.plugins.Sources.Names()
-	if s.Type == "" {
-		v.add(at("type"), "required: one of %s", strings.Join(types, ", "))
-	} else if s.Settings == nil {
-		v.oneOf(at("type"), s.Type, types...)
-	}
+	v.pluggedEntry("sources", i, s.Name, s.Type, s.Settings, v.plugins.Sources, names)
 	v.schedule(at("schedule"), s.Schedule)
 	v.oneOf(at("username_case"), s.UsernameCase, "lower", "keep")
 	if v.oneOf(at("on_leave"), s.OnLeave, "block", "delete", "keep") &&

@@ -129,7 +129,7 @@ func TestTargetConfigProblems(t *testing.T) {
 		`line 19: targets[0].attributes["name.givenName"]: "first" is not a profile field`,
 		`line 20: targets[0].attributes["emails[type eq work].value"]: "emails[type eq work].value" is not a SCIM attribute path`,
 		`line 21: targets[1].name: "intranet" is already the name of targets[0]`,
-		`line 22: targets[1].type: "soap" is not a target type of this seatsync (one of other, scim)`,
+		`line 22: targets[1].type: "soap" is not one of other, scim`,
 		`line 23: targets[1].urll: unknown key`,
 		`line 26: targets[2].url: not a setting of an other target (it is for scim)`,
 	}
