@@ -225,6 +225,16 @@ func (c *Config) Line(path string) int {
 	return lineOf(c.locs, path)
 }
 
+// Given reports whether the YAML path (such as "log.level") was written
+// in the file with a value; false for a Config not loaded from a file.
+func (c *Config) Given(path string) bool {
+	if c == nil {
+		return false
+	}
+	l, ok := c.locs[path]
+	return ok && !l.null
+}
+
 // PoolOf returns the pool that counts the given area, or nil if no pool
 // lists it.
 func (c *Config) PoolOf(area string) *Pool {

@@ -92,7 +92,10 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 				"Pool %s is over its limit: %d active for %d seats. Block or delete %d profiles, or buy more seats.",
 				p.Name, p.UsedAfter, p.Limit, p.Overage)))
 		}
-		if !p.Unlimited && p.Limit > 0 && warnAtPercent > 0 && p.UsedAfter*100 >= warnAtPercent*p.Limit && p.Overage == 0 {
+		// A full pool with people queued is the seats_exhausted state, told
+		// once per episode; "at 100 %" would only say it again.
+		full := p.RemainingAfter == 0 && p.QueuedAfter > 0
+		if !p.Unlimited && p.Limit > 0 && warnAtPercent > 0 && p.UsedAfter*100 >= warnAtPercent*p.Limit && p.Overage == 0 && !full {
 			out = append(out, ev(notify.SeatsLow, nil, fmt.Sprintf(
 				"Pool %s is at %d%% (%d of %d seats used, %d remaining).", p.Name, p.UsedAfter*100/p.Limit, p.UsedAfter, p.Limit, p.RemainingAfter)))
 		}

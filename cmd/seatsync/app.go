@@ -39,6 +39,10 @@ import (
 type app struct {
 	stdout, stderr io.Writer
 	configPath     string
+	// serving is set by serve: a daemon keeps the configured (or default)
+	// JSON logs at info; one-shot commands default to warnings on the
+	// console, so that a run prints its report and little else.
+	serving bool
 }
 
 // registry lists the source types built into this binary: the only list
@@ -141,7 +145,16 @@ func (a *app) open(ctx context.Context, readOnly bool) (*env, error) {
 }
 
 func (a *app) openEnv(ctx context.Context, cfg *config.Config, readOnly bool) (*env, error) {
-	log, err := newLogger(cfg.Log, a.stderr)
+	lc := cfg.Log
+	if !a.serving {
+		if !cfg.Given("log.level") {
+			lc.Level = "warn"
+		}
+		if !cfg.Given("log.format") {
+			lc.Format = "console"
+		}
+	}
+	log, err := newLogger(lc, a.stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -332,6 +345,9 @@ func (a *app) runCmd(mode string) *cobra.Command {
 		rep, runErr := runner.Run(c.Context(), reconcile.Options{Mode: mode, Sources: f.sources, AllowDeprovision: allow})
 		if line != nil {
 			line.done()
+		}
+		if errors.Is(runErr, reconcile.ErrUsage) {
+			return runErr // a wrong --source is no run: no report, only the error
 		}
 		if err := a.writeReport(rep, &f, out); err != nil {
 			return err

@@ -136,6 +136,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.Version = version // --version prints what `version` does
+	root.SetVersionTemplate("seatsync {{.Version}}\n")
 	app := &app{stdout: stdout, stderr: stderr}
 	root.AddCommand(
 		app.planCmd(), app.syncCmd(), app.serveCmd(), app.validateCmd(), app.seatsCmd(),

@@ -30,6 +30,7 @@ func (a *app) serveCmd() *cobra.Command {
 			if problems := notBuilt(cfg); len(problems) > 0 {
 				return problems
 			}
+			a.serving = true
 			e, err := a.openEnv(c.Context(), cfg, false)
 			if err != nil {
 				return err

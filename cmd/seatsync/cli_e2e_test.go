@@ -1,0 +1,47 @@
+package main_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// What a new admin notices on the command line.
+
+// TestQuietCLI: without a log section, a run prints its report and, on
+// stderr, only what needs attention, as console lines; a no-op sync of a
+// full pool prints nothing there.
+func TestQuietCLI(t *testing.T) {
+	s := newSite(t, siteOptions{}, fivePeople()...)
+	cfg := s.read("seatsync.yaml")
+	i := strings.Index(cfg, "log:")
+	s.write("seatsync.yaml", cfg[:i]) // no log section: the defaults
+	first := s.must(exitOK, "sync", "-c", s.config)
+	if strings.Contains(first.stderr, `{"level"`) || strings.Contains(first.stderr, "INFO") {
+		t.Errorf("a CLI sync logs info or JSON lines by default:\n%s", first.stderr)
+	}
+	if !strings.Contains(first.stderr, "seats_exhausted") || strings.Contains(first.stderr, "seats_low") {
+		t.Errorf("the first sync, which fills the pool and queues people, should warn seats_exhausted (and not repeat it as seats_low):\n%s", first.stderr)
+	}
+	if noop := s.must(exitOK, "sync", "-c", s.config); noop.stderr != "" {
+		t.Errorf("a no-op sync printed on stderr:\n%s", noop.stderr)
+	}
+}
+
+// TestUnknownSourceOnlyTheError: --source with a name the configuration
+// does not have is a usage error, and no report is printed.
+func TestUnknownSourceOnlyTheError(t *testing.T) {
+	s := newSite(t, siteOptions{}, fivePeople()...)
+	for _, cmd := range []string{"plan", "sync"} {
+		r := s.must(exitUsage, cmd, "-c", s.config, "--source", "nope")
+		if r.stdout != "" || !strings.Contains(r.stderr, `no source named "nope"`) {
+			t.Errorf("%s --source nope: want only the error, got %s", cmd, r)
+		}
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	r := runIn(t, t.TempDir(), "--version")
+	if r.code != exitOK || strings.TrimSpace(r.stdout) != "seatsync "+testVersion {
+		t.Errorf("--version: %s", r)
+	}
+}
