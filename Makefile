@@ -14,13 +14,19 @@ test:
 	$(GO) test -race -count=1 ./...
 
 # The packaging renders and verifies: the systemd unit (pointed at the binary
-# just built, since verify checks ExecStart exists) and the kustomize base.
+# just built, since verify checks ExecStart exists), the kustomize base, and
+# an overlay of it with the ServiceMonitor component (kustomize wants
+# relative paths there).
 check-deploy: build
 	tmp=$$(mktemp -d) && \
 	sed "s|/usr/local/bin/seatsync|$(CURDIR)/bin/seatsync|" deploy/systemd/seatsync.service > $$tmp/seatsync.service && \
 	systemd-analyze verify $$tmp/seatsync.service && \
 	kubectl kustomize deploy/kubernetes > $$tmp/kubernetes.yaml && \
 	grep -q 'kind: Deployment' $$tmp/kubernetes.yaml && \
+	base=$$(realpath --relative-to=$$tmp $(CURDIR)/deploy/kubernetes) && \
+	printf 'resources: [%s]\ncomponents: [%s/components/servicemonitor]\n' $$base $$base > $$tmp/kustomization.yaml && \
+	kubectl kustomize $$tmp > $$tmp/monitored.yaml && \
+	grep -q 'kind: Deployment' $$tmp/monitored.yaml && grep -q 'kind: ServiceMonitor' $$tmp/monitored.yaml && \
 	rm -rf $$tmp && echo "deploy: ok"
 
 # Benchmarks print their figures; they are never timing asserts in tests.

@@ -350,6 +350,22 @@ notify:
 	}
 }
 
+// TestSecretFileFromCredentialsDirectory: a *_file name may be built from
+// ${VAR}, as systemd's LoadCredential= needs (token_file:
+// ${CREDENTIALS_DIRECTORY}/api-token); docs/operations.md relies on it.
+func TestSecretFileFromCredentialsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	token := "api-token-from-a-credential-0123456789"
+	if err := os.WriteFile(filepath.Join(dir, "api-token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := head + "server:\n  listen: 0.0.0.0:8080\n  token_file: ${CREDENTIALS_DIRECTORY}/api-token\n"
+	cfg := mustParse(t, doc, "/etc/seatsync/seatsync.yaml", map[string]string{"CREDENTIALS_DIRECTORY": dir})
+	if got := cfg.Server.Token.Reveal(); got != token {
+		t.Errorf("server.token = %q, want %q", got, token)
+	}
+}
+
 // TestShortTokenFile: a short token read from token_file is reported at
 // token_file, where the user wrote it.
 func TestShortTokenFile(t *testing.T) {
