@@ -7,10 +7,10 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
+	"github.com/seatsync/seatsync/internal/texttable"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 )
@@ -129,13 +129,13 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 	}
 	switch opt.Format {
 	case "", "text":
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := texttable.New(w)
 		fmt.Fprintf(w, "%d profiles\n", len(profiles))
 		fmt.Fprintln(tw, strings.ToUpper(strings.Join(fields, "\t")))
 		for i := range profiles {
 			row := make([]string, len(fields))
 			for j, f := range fields {
-				row[j] = text(value(&profiles[i], pol, f))
+				row[j] = texttable.Cell(text(value(&profiles[i], pol, f)))
 			}
 			fmt.Fprintln(tw, strings.Join(row, "\t"))
 		}
@@ -192,7 +192,7 @@ func ParseDelimiter(s string) (rune, error) {
 func WriteSeats(w io.Writer, seats []licensing.Status, format string) error {
 	switch format {
 	case "", "text":
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := texttable.New(w)
 		fmt.Fprintln(tw, "POOL\tLIMIT\tRESERVE\tACTIVE\tREMAINING\tQUEUED\tBLOCKED\tEXEMPT\tOVERAGE")
 		for _, s := range seats {
 			limit, remaining := strconv.Itoa(s.Limit), strconv.Itoa(s.Remaining)

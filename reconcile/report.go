@@ -9,9 +9,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/seatsync/seatsync/internal/texttable"
 	"github.com/seatsync/seatsync/store"
 	"github.com/seatsync/seatsync/target"
 )
@@ -178,7 +178,7 @@ func (r *Report) writeText(w io.Writer) error {
 			fmt.Fprintf(w, "leavers not handled: %s\n", s.LeavesSuspended)
 		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := texttable.New(w)
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "SOURCE\tTYPE\tIDENTITIES\tSKIPPED")
 	for _, s := range r.Sources {
@@ -204,7 +204,8 @@ func (r *Report) writeText(w io.Writer) error {
 			if c.Result != "" && c.Result != "applied" {
 				action += " (" + c.Result + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", action, c.Username, c.Source, c.Area, c.State, c.Reason, q, fieldList(&c))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", action, texttable.Cell(c.Username), texttable.Cell(c.Source),
+				texttable.Cell(c.Area), c.State, c.Reason, q, texttable.Cell(fieldList(&c)))
 		}
 		tw.Flush()
 	}
@@ -233,7 +234,7 @@ func (r *Report) writeText(w io.Writer) error {
 		fmt.Fprintln(w)
 		fmt.Fprintln(tw, "SKIPPED SOURCE\tEXTERNAL ID\tWHERE\tWHY")
 		for _, s := range r.Skipped {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Source, s.ExternalID, s.Where, s.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", texttable.Cell(s.Source), texttable.Cell(s.ExternalID), texttable.Cell(s.Where), s.Reason)
 		}
 		tw.Flush()
 	}

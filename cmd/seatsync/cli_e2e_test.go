@@ -45,3 +45,32 @@ func TestVersionFlag(t *testing.T) {
 		t.Errorf("--version: %s", r)
 	}
 }
+
+// TestTextTablesStayNarrow: a huge value is cut in text tables, and no
+// line ends in spaces.
+func TestTextTablesStayNarrow(t *testing.T) {
+	long := strings.Repeat("Maximiliane", 300) // 3,300 characters, under max_field_bytes
+	rows := fivePeople()
+	rows[0] = strings.Replace(rows[0], ";Alice;", ";"+long+";", 1)
+	s := newSite(t, siteOptions{}, rows...)
+	plan := s.must(exitOK, "plan", "-c", s.config)
+	s.must(exitOK, "sync", "-c", s.config)
+	list := s.must(exitOK, "profiles", "list", "-c", s.config, "--fields", "username,given_name,state,block_reason")
+	for name, out := range map[string]string{"plan": plan.stdout, "profiles list": list.stdout} {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasSuffix(l, " ") {
+				t.Errorf("%s: a line ends in spaces: %q", name, l)
+			}
+			if len([]rune(l)) > 200 {
+				t.Errorf("%s: a line of %d characters", name, len([]rune(l)))
+			}
+		}
+	}
+	if !strings.Contains(list.stdout, "…  active") {
+		t.Errorf("the long name is not shown cut:\n%s", list.stdout)
+	}
+	// The data itself is whole.
+	if csv := s.must(exitOK, "profiles", "list", "-c", s.config, "--format", "csv", "--fields", "given_name"); !strings.Contains(csv.stdout, long) {
+		t.Errorf("the csv export cut the value:\n%.300s", csv.stdout)
+	}
+}

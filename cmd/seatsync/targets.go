@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/internal/lockholder"
+	"github.com/seatsync/seatsync/internal/texttable"
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/target"
 )
@@ -105,7 +105,7 @@ func (a *app) targetsStatusCmd() *cobra.Command {
 }
 
 func writeStatusText(w io.Writer, statuses []target.Status) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := texttable.New(w)
 	fmt.Fprintln(tw, "TARGET\tTYPE\tLINKED\tPENDING\tFAILED")
 	for _, s := range statuses {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", s.Name, s.Type, s.Linked, s.Pending, s.Failed)
@@ -187,7 +187,7 @@ func pushTarget(ctx context.Context, e *env, t config.Target, retryFailed bool) 
 }
 
 func writeResultsText(w io.Writer, results []target.Result) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := texttable.New(w)
 	fmt.Fprintln(tw, "TARGET\tTYPE\tSENT\tPENDING\tFAILED\tERROR")
 	for _, r := range results {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", r.Name, r.Type, r.Sent, r.Pending, r.Failed, r.Error)
