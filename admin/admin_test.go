@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
@@ -144,5 +145,20 @@ func TestActionsMarkPushes(t *testing.T) {
 	}
 	if got := pending("intranet"); len(got) != 2 {
 		t.Errorf("a block with nothing to do changed the outbox: %v", got)
+	}
+}
+
+// TestJSONKeysInFieldOrder: json keys follow --fields, and a field named
+// twice is one key.
+func TestJSONKeysInFieldOrder(t *testing.T) {
+	var buf bytes.Buffer
+	profiles := []model.Profile{{Username: "alice", Email: "alice@example.com", Groups: []string{"b", "a"}}}
+	err := admin.WriteProfiles(&buf, profiles, licensing.FromConfig(config.Licensing{}), admin.ListOptions{Format: "json", Fields: []string{"groups", "email", "username", "email"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[\n  {\n    \"groups\": [\n      \"b\",\n      \"a\"\n    ],\n    \"email\": \"alice@example.com\",\n    \"username\": \"alice\"\n  }\n]\n"
+	if buf.String() != want {
+		t.Errorf("json:\n%s\nwant:\n%s", buf.String(), want)
 	}
 }

@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -141,11 +143,11 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 		}
 		return tw.Flush()
 	case "json":
-		rows := make([]map[string]any, len(profiles))
+		rows := make([]orderedRow, len(profiles))
 		for i := range profiles {
-			row := make(map[string]any, len(fields))
-			for _, f := range fields {
-				row[f] = value(&profiles[i], pol, f)
+			row := orderedRow{fields: fields, values: make([]any, len(fields))}
+			for j, f := range fields {
+				row.values[j] = value(&profiles[i], pol, f)
 			}
 			rows[i] = row
 		}
@@ -173,6 +175,40 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 		return cw.Error()
 	}
 	return fmt.Errorf("unknown format %q (one of text, json, csv)", opt.Format)
+}
+
+// orderedRow is one profile as a JSON object whose keys come in the order
+// of --fields: a map would have them sorted, and a reader who asked for
+// "email,username" expects to see them so.
+type orderedRow struct {
+	fields []string
+	values []any
+}
+
+func (r orderedRow) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, f := range r.fields {
+		if slices.Contains(r.fields[:i], f) {
+			continue // a field named twice is one key, as in a map
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(f)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(r.values[i])
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", f, err)
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 // ParseDelimiter checks a csv delimiter: one character, not a quote or
