@@ -31,8 +31,11 @@ type Status struct {
 	Pools []licensing.Status `json:"pools"`
 	// Queue is the licence queue of every pool, each in queue order.
 	Queue []QueueEntry `json:"queue"`
-	// Running is the ID of the sync in flight ("" when none).
-	Running string `json:"running,omitempty"`
+	// Running is the ID of the sync in flight ("" when none). It is
+	// always there, so a client can tell "none" from an older server.
+	Running string `json:"running"`
+	// Schedules are the daemon's schedules, each with its next run.
+	Schedules []ScheduledRun `json:"schedules"`
 	// Runs are the most recent runs, newest first, without their reports.
 	Runs []store.Run `json:"runs"`
 }
@@ -43,7 +46,7 @@ type QueueEntry struct {
 	Position int       `json:"position"` // 1 is next
 	Username string    `json:"username"`
 	Area     string    `json:"area"`
-	Weight   int       `json:"weight,omitempty"`
+	Weight   int       `json:"weight"` // 0 for no priority group
 	QueuedAt time.Time `json:"queued_at"`
 }
 
@@ -65,7 +68,11 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 	if runs == nil {
 		runs = []store.Run{}
 	}
-	return &Status{Pools: pol.Count(profiles), Queue: Queue(pol, profiles), Running: s.Backend.Running(), Runs: runs}, nil
+	next := s.Backend.NextRuns()
+	if next == nil {
+		next = []ScheduledRun{}
+	}
+	return &Status{Pools: pol.Count(profiles), Queue: Queue(pol, profiles), Running: s.Backend.Running(), Schedules: next, Runs: runs}, nil
 }
 
 // Queue lists the licence queue of every pool in the order seats are

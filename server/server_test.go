@@ -57,6 +57,9 @@ func (b *fakeBackend) Plan(context.Context, reconcile.Options) (*reconcile.Repor
 	return &reconcile.Report{RunID: "PLAN1", Mode: reconcile.ModePlan, Result: reconcile.ResultNoChanges}, nil
 }
 func (b *fakeBackend) Changed(context.Context) { b.changed++ }
+func (b *fakeBackend) NextRuns() []ScheduledRun {
+	return []ScheduledRun{{Kind: "sync", Schedule: "@every 15m", Sources: []string{"hr"}, NextRun: time.Date(2026, 1, 2, 3, 15, 0, 0, time.UTC)}}
+}
 
 func newTest(t *testing.T, token string) (*fakeBackend, http.Handler) {
 	t.Helper()
@@ -340,6 +343,17 @@ func TestStatusAndLists(t *testing.T) {
 	}
 	if len(st.Runs) != 1 || st.Runs[0].ID != "RUN0" {
 		t.Errorf("runs %+v", st.Runs)
+	}
+	if len(st.Schedules) != 1 || st.Schedules[0].Schedule != "@every 15m" || !st.Schedules[0].NextRun.Equal(time.Date(2026, 1, 2, 3, 15, 0, 0, time.UTC)) {
+		t.Errorf("schedules %+v", st.Schedules)
+	}
+	// Keys a client reads are there even when empty or zero.
+	var raw struct {
+		Running *string
+		Queue   []map[string]any
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil || raw.Running == nil || *raw.Running != "" || len(raw.Queue) == 0 || raw.Queue[0]["weight"] != 0.0 {
+		t.Errorf("status without \"running\": \"\" or a queue entry's \"weight\": 0: %v %s", err, rec.Body)
 	}
 
 	rec = do(t, h, call{method: "GET", path: "/api/v1/profiles?format=csv&state=blocked&fields=username,block_reason", auth: auth})

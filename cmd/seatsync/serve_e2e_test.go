@@ -442,10 +442,21 @@ func TestServeSyncAPI(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(refused.Error, "already running") {
 		t.Fatalf("second POST sync: %d %s, want 409 with a JSON error", code, body)
 	}
-	var st struct{ Running string }
+	var st struct {
+		Running   string
+		Schedules []struct {
+			Kind, Schedule string
+			Sources        []string
+			NextRun        time.Time `json:"next_run"`
+		}
+	}
 	p.getJSON("/api/v1/status", &st)
 	if st.Running != started.RunID {
 		t.Errorf("status running %q, want %q", st.Running, started.RunID)
+	}
+	if len(st.Schedules) != 1 || st.Schedules[0].Kind != "sync" || st.Schedules[0].Schedule != "@every 1h" ||
+		time.Until(st.Schedules[0].NextRun) <= 0 || time.Until(st.Schedules[0].NextRun) > time.Hour {
+		t.Errorf("status schedules %+v, want the hourly sync within the hour", st.Schedules)
 	}
 	if err := feed(); err != nil {
 		t.Fatal(err)
