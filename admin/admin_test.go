@@ -162,3 +162,33 @@ func TestJSONKeysInFieldOrder(t *testing.T) {
 		t.Errorf("json:\n%s\nwant:\n%s", buf.String(), want)
 	}
 }
+
+// TestPage: pages follow folded usernames whatever order they come in,
+// and a cursor past a username that is gone still starts at the next one.
+func TestPage(t *testing.T) {
+	var profiles []model.Profile
+	for _, u := range []string{"dave", "Bob", "alice", "Carol"} {
+		profiles = append(profiles, model.Profile{Username: u})
+	}
+	names := func(ps []model.Profile) (out []string) {
+		for _, p := range ps {
+			out = append(out, p.Username)
+		}
+		return out
+	}
+	page, next := admin.Page(profiles, "", 2)
+	if diff := cmp.Diff([]string{"alice", "Bob"}, names(page)); diff != "" || next != "bob" {
+		t.Errorf("page 1 (-want +got):\n%s next %q", diff, next)
+	}
+	page, next = admin.Page(profiles, next, 2)
+	if diff := cmp.Diff([]string{"Carol", "dave"}, names(page)); diff != "" || next != "" {
+		t.Errorf("page 2 (-want +got):\n%s next %q", diff, next)
+	}
+	page, next = admin.Page(profiles, "bobby", 5)
+	if diff := cmp.Diff([]string{"Carol", "dave"}, names(page)); diff != "" || next != "" {
+		t.Errorf("after a gone username (-want +got):\n%s next %q", diff, next)
+	}
+	if page, next := admin.Page(profiles, "zed", 5); len(page) != 0 || next != "" {
+		t.Errorf("past the end: %v %q", names(page), next)
+	}
+}

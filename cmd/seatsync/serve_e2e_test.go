@@ -469,6 +469,41 @@ func TestServeSyncAPI(t *testing.T) {
 	if rep.Summary["create"] != 5 || rep.Mode != "sync" {
 		t.Errorf("the run's report: %+v", rep.Summary)
 	}
+	// A poller pages through the profiles, keys in the order it asked for.
+	var seen []string
+	for path, pages := "/api/v1/profiles?limit=2&fields=email,username", 0; path != ""; pages++ {
+		if pages > 3 {
+			t.Fatalf("paging does not end after %v", seen)
+		}
+		req, _ := http.NewRequest("GET", p.base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+serveToken)
+		resp, err := p.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var rows []map[string]string
+		if err := json.Unmarshal(b, &rows); resp.StatusCode != 200 || err != nil || len(rows) == 0 || len(rows) > 2 {
+			t.Fatalf("GET %s: %d %v %s", path, resp.StatusCode, err, b)
+		}
+		if e, u := strings.Index(string(b), `"email"`), strings.Index(string(b), `"username"`); e > u {
+			t.Errorf("GET %s: keys not in the order of fields: %s", path, b)
+		}
+		for _, r := range rows {
+			seen = append(seen, r["username"])
+		}
+		path = ""
+		if c := resp.Header.Get("X-Next-Cursor"); c != "" {
+			path = "/api/v1/profiles?limit=2&fields=email,username&cursor=" + c
+		}
+	}
+	if len(seen) != 5 || !slices.IsSorted(seen) {
+		t.Errorf("paged profiles %v, want the 5 in username order", seen)
+	}
+	if code, body := p.request("GET", "/api/v1/profiles?pools=extranet", "token"); code != 400 || !strings.Contains(body, `unknown parameter \"pools\"`) {
+		t.Errorf("GET profiles?pools=: %d %s, want 400 naming the parameter", code, body)
+	}
 	// A plan through the API pulls again: feed it while it waits.
 	fed := make(chan error, 1)
 	go func() { fed <- feed() }()
