@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
@@ -144,5 +145,50 @@ func TestActionsMarkPushes(t *testing.T) {
 	}
 	if got := pending("intranet"); len(got) != 2 {
 		t.Errorf("a block with nothing to do changed the outbox: %v", got)
+	}
+}
+
+// TestJSONKeysInFieldOrder: json keys follow --fields, and a field named
+// twice is one key.
+func TestJSONKeysInFieldOrder(t *testing.T) {
+	var buf bytes.Buffer
+	profiles := []model.Profile{{Username: "alice", Email: "alice@example.com", Groups: []string{"b", "a"}}}
+	err := admin.WriteProfiles(&buf, profiles, licensing.FromConfig(config.Licensing{}), admin.ListOptions{Format: "json", Fields: []string{"groups", "email", "username", "email"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[\n  {\n    \"groups\": [\n      \"b\",\n      \"a\"\n    ],\n    \"email\": \"alice@example.com\",\n    \"username\": \"alice\"\n  }\n]\n"
+	if buf.String() != want {
+		t.Errorf("json:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+// TestPage: pages follow folded usernames whatever order they come in,
+// and a cursor past a username that is gone still starts at the next one.
+func TestPage(t *testing.T) {
+	var profiles []model.Profile
+	for _, u := range []string{"dave", "Bob", "alice", "Carol"} {
+		profiles = append(profiles, model.Profile{Username: u})
+	}
+	names := func(ps []model.Profile) (out []string) {
+		for _, p := range ps {
+			out = append(out, p.Username)
+		}
+		return out
+	}
+	page, next := admin.Page(profiles, "", 2)
+	if diff := cmp.Diff([]string{"alice", "Bob"}, names(page)); diff != "" || next != "bob" {
+		t.Errorf("page 1 (-want +got):\n%s next %q", diff, next)
+	}
+	page, next = admin.Page(profiles, next, 2)
+	if diff := cmp.Diff([]string{"Carol", "dave"}, names(page)); diff != "" || next != "" {
+		t.Errorf("page 2 (-want +got):\n%s next %q", diff, next)
+	}
+	page, next = admin.Page(profiles, "bobby", 5)
+	if diff := cmp.Diff([]string{"Carol", "dave"}, names(page)); diff != "" || next != "" {
+		t.Errorf("after a gone username (-want +got):\n%s next %q", diff, next)
+	}
+	if page, next := admin.Page(profiles, "zed", 5); len(page) != 0 || next != "" {
+		t.Errorf("past the end: %v %q", names(page), next)
 	}
 }

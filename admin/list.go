@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,13 +33,52 @@ type Filter struct {
 	State  model.State
 	Reason model.Reason
 	Area   string
+	// Pool is the name of the licence pool the profile's area belongs to.
+	Pool string
+	// UpdatedSince keeps profiles updated at that time or later.
+	UpdatedSince time.Time
 }
 
-// Match reports whether a profile passes the filter.
-func (f Filter) Match(p *model.Profile) bool {
+// Match reports whether a profile passes the filter; pol tells the pool
+// of an area.
+func (f Filter) Match(p *model.Profile, pol *licensing.Policy) bool {
 	return (f.State == "" || p.State == f.State) &&
 		(f.Reason == "" || p.BlockReason == f.Reason) &&
-		(f.Area == "" || p.Area == f.Area)
+		(f.Area == "" || p.Area == f.Area) &&
+		(f.Pool == "" || pol.PoolName(p.Area) == f.Pool) &&
+		(f.UpdatedSince.IsZero() || !p.UpdatedAt.Before(f.UpdatedSince))
+}
+
+// Page returns the profiles that come after the folded username after in
+// the order of folded usernames (the order of store.Profiles, and unique,
+// so a page boundary never splits or repeats a profile whatever changed
+// in between), at most limit of them, and the folded username to start
+// the next page after ("" on the last page).
+func Page(profiles []model.Profile, after string, limit int) (page []model.Profile, next string) {
+	sorted := slices.IsSortedFunc(profiles, byFold)
+	if !sorted {
+		profiles = slices.Clone(profiles)
+		slices.SortStableFunc(profiles, byFold)
+	}
+	start := 0
+	if after != "" {
+		start, _ = slices.BinarySearchFunc(profiles, after, func(p model.Profile, key string) int {
+			return strings.Compare(model.FoldUsername(p.Username), key)
+		})
+		for start < len(profiles) && model.FoldUsername(profiles[start].Username) == after {
+			start++
+		}
+	}
+	end := min(start+limit, len(profiles))
+	page = profiles[start:end]
+	if end < len(profiles) && len(page) > 0 {
+		next = model.FoldUsername(page[len(page)-1].Username)
+	}
+	return page, next
+}
+
+func byFold(a, b model.Profile) int {
+	return strings.Compare(model.FoldUsername(a.Username), model.FoldUsername(b.Username))
 }
 
 // ParseFields checks a comma-separated field list.
@@ -141,11 +182,11 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 		}
 		return tw.Flush()
 	case "json":
-		rows := make([]map[string]any, len(profiles))
+		rows := make([]orderedRow, len(profiles))
 		for i := range profiles {
-			row := make(map[string]any, len(fields))
-			for _, f := range fields {
-				row[f] = value(&profiles[i], pol, f)
+			row := orderedRow{fields: fields, values: make([]any, len(fields))}
+			for j, f := range fields {
+				row.values[j] = value(&profiles[i], pol, f)
 			}
 			rows[i] = row
 		}
@@ -173,6 +214,40 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 		return cw.Error()
 	}
 	return fmt.Errorf("unknown format %q (one of text, json, csv)", opt.Format)
+}
+
+// orderedRow is one profile as a JSON object whose keys come in the order
+// of --fields: a map would have them sorted, and a reader who asked for
+// "email,username" expects to see them so.
+type orderedRow struct {
+	fields []string
+	values []any
+}
+
+func (r orderedRow) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, f := range r.fields {
+		if slices.Contains(r.fields[:i], f) {
+			continue // a field named twice is one key, as in a map
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(f)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(r.values[i])
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", f, err)
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 // ParseDelimiter checks a csv delimiter: one character, not a quote or

@@ -541,3 +541,32 @@ func (b backend) Plan(ctx context.Context, opt reconcile.Options) (*reconcile.Re
 }
 
 func (b backend) Changed(ctx context.Context) { b.d.refresh(ctx) }
+
+func (b backend) NextRuns() []server.ScheduledRun { return b.d.NextRuns() }
+
+// NextRuns are the schedules of the configuration in force (those the
+// cron has), each with its next run after now, in configuration order:
+// the syncs, then the verifies of the targets. None once shutting down.
+func (d *Daemon) NextRuns() []server.ScheduledRun {
+	d.mu.Lock()
+	stopping := d.stopping
+	d.mu.Unlock()
+	if stopping {
+		return nil
+	}
+	cfg := d.Config()
+	now := d.now()
+	var out []server.ScheduledRun
+	specs, srcs := groups(cfg)
+	for _, spec := range specs {
+		if sched, err := config.ParseSchedule(spec); err == nil { // validated already
+			out = append(out, server.ScheduledRun{Kind: "sync", Schedule: spec, Sources: srcs[spec], NextRun: sched.Next(now)})
+		}
+	}
+	for _, t := range cfg.Targets {
+		if sched, err := config.ParseSchedule(t.VerifySchedule); err == nil {
+			out = append(out, server.ScheduledRun{Kind: "verify", Schedule: t.VerifySchedule, Target: t.Name, NextRun: sched.Next(now)})
+		}
+	}
+	return out
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/seatsync/seatsync/config"
 	csvsource "github.com/seatsync/seatsync/connector/csv"
+	"github.com/seatsync/seatsync/server"
 	"github.com/seatsync/seatsync/store"
 	"github.com/seatsync/seatsync/store/sqlite"
 )
@@ -123,5 +124,31 @@ func TestRetryDelay(t *testing.T) {
 	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, RetryMax, RetryMax}
 	if !slices.Equal(got, want) {
 		t.Errorf("retry delays %v, want %v", got, want)
+	}
+}
+
+// TestNextRuns: GET /api/v1/status shows each schedule of the
+// configuration with its next run.
+func TestNextRuns(t *testing.T) {
+	cfg := parse(t, pools+`schedule: "*/5 * * * *"
+sources:
+  - {name: a, type: csv, path: a.csv}
+  - {name: b, type: csv, path: b.csv, schedule: "0 3 * * *"}
+  - {name: c, type: csv, path: c.csv}
+`)
+	now := time.Date(2026, 3, 4, 10, 7, 30, 0, time.UTC)
+	d := New(cfg, nil, nil, nil, nil, zap.NewNop())
+	d.Now = func() time.Time { return now }
+	want := []server.ScheduledRun{
+		{Kind: "sync", Schedule: "*/5 * * * *", Sources: []string{"a", "c"}, NextRun: time.Date(2026, 3, 4, 10, 10, 0, 0, time.UTC)},
+		{Kind: "sync", Schedule: "0 3 * * *", Sources: []string{"b"}, NextRun: time.Date(2026, 3, 5, 3, 0, 0, 0, time.UTC)},
+	}
+	got := backend{d}.NextRuns()
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+		t.Errorf("NextRuns (-want +got):\n%s", diff)
+	}
+	d.stopping = true
+	if got := d.NextRuns(); len(got) != 0 {
+		t.Errorf("NextRuns while stopping: %+v, want none", got)
 	}
 }

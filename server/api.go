@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,8 +31,11 @@ type Status struct {
 	Pools []licensing.Status `json:"pools"`
 	// Queue is the licence queue of every pool, each in queue order.
 	Queue []QueueEntry `json:"queue"`
-	// Running is the ID of the sync in flight ("" when none).
-	Running string `json:"running,omitempty"`
+	// Running is the ID of the sync in flight ("" when none). It is
+	// always there, so a client can tell "none" from an older server.
+	Running string `json:"running"`
+	// Schedules are the daemon's schedules, each with its next run.
+	Schedules []ScheduledRun `json:"schedules"`
 	// Runs are the most recent runs, newest first, without their reports.
 	Runs []store.Run `json:"runs"`
 }
@@ -41,7 +46,7 @@ type QueueEntry struct {
 	Position int       `json:"position"` // 1 is next
 	Username string    `json:"username"`
 	Area     string    `json:"area"`
-	Weight   int       `json:"weight,omitempty"`
+	Weight   int       `json:"weight"` // 0 for no priority group
 	QueuedAt time.Time `json:"queued_at"`
 }
 
@@ -63,7 +68,11 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 	if runs == nil {
 		runs = []store.Run{}
 	}
-	return &Status{Pools: pol.Count(profiles), Queue: Queue(pol, profiles), Running: s.Backend.Running(), Runs: runs}, nil
+	next := s.Backend.NextRuns()
+	if next == nil {
+		next = []ScheduledRun{}
+	}
+	return &Status{Pools: pol.Count(profiles), Queue: Queue(pol, profiles), Running: s.Backend.Running(), Schedules: next, Runs: runs}, nil
 }
 
 // Queue lists the licence queue of every pool in the order seats are
@@ -164,24 +173,78 @@ func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, run.Report)
 }
 
-func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f := admin.Filter{State: model.State(q.Get("state")), Reason: model.Reason(q.Get("reason")), Area: q.Get("area")}
+// Paging of GET /api/v1/profiles.
+const (
+	DefaultProfilesLimit = 500
+	MaxProfilesLimit     = 5000
+)
+
+// profilesParams are the query parameters GET /api/v1/profiles takes.
+var profilesParams = []string{"state", "reason", "area", "pool", "updated_since", "limit", "cursor", "fields", "format", "delimiter"}
+
+// profilesQuery is a checked query of GET /api/v1/profiles.
+type profilesQuery struct {
+	filter  admin.Filter
+	limit   int
+	after   string // folded username the page starts after
+	options admin.ListOptions
+}
+
+// parseProfilesQuery checks every parameter; the error names the
+// parameter and the values it takes.
+func parseProfilesQuery(q url.Values, pol *licensing.Policy) (profilesQuery, error) {
+	for k := range q {
+		if !slices.Contains(profilesParams, k) {
+			return profilesQuery{}, fmt.Errorf("unknown parameter %q (one of %s)", k, strings.Join(profilesParams, ", "))
+		}
+		if len(q[k]) > 1 {
+			return profilesQuery{}, fmt.Errorf("parameter %q is given %d times; give it once", k, len(q[k]))
+		}
+	}
+	pq := profilesQuery{limit: DefaultProfilesLimit, options: admin.ListOptions{Format: "json", Delimiter: ','}}
+	f := admin.Filter{State: model.State(q.Get("state")), Reason: model.Reason(q.Get("reason")), Area: q.Get("area"), Pool: q.Get("pool")}
 	if f.State != "" && f.State != model.Active && f.State != model.Blocked {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("state %q is not one of active, blocked", f.State))
-		return
+		return pq, fmt.Errorf("state %q is not one of active, blocked", f.State)
 	}
 	if f.Reason != "" && !f.Reason.Valid() {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("reason %q is not one of license, admin, source_disabled, left_source", f.Reason))
-		return
+		return pq, fmt.Errorf("reason %q is not one of license, admin, source_disabled, left_source", f.Reason)
 	}
-	format := q.Get("format")
-	if format == "" {
-		format = "json"
+	if f.Pool != "" {
+		var names []string
+		for _, p := range pol.Pools {
+			names = append(names, p.Name)
+		}
+		if !slices.Contains(names, f.Pool) {
+			return pq, fmt.Errorf("pool %q is not one of the configured pools: %s", f.Pool, strings.Join(names, ", "))
+		}
 	}
-	if !slices.Contains([]string{"json", "csv", "text"}, format) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q is not one of json, csv, text", format))
-		return
+	if v := q.Get("updated_since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return pq, fmt.Errorf("updated_since %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", v)
+		}
+		f.UpdatedSince = t
+	}
+	pq.filter = f
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxProfilesLimit {
+			return pq, fmt.Errorf("limit %q is not a number from 1 to %d", v, MaxProfilesLimit)
+		}
+		pq.limit = n
+	}
+	if v := q.Get("cursor"); v != "" {
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || len(b) == 0 {
+			return pq, fmt.Errorf("cursor %q is not a cursor this server gave (take it from the X-Next-Cursor header of the previous page)", v)
+		}
+		pq.after = string(b)
+	}
+	if v := q.Get("format"); v != "" {
+		pq.options.Format = v
+	}
+	if !slices.Contains([]string{"json", "csv", "text"}, pq.options.Format) {
+		return pq, fmt.Errorf("format %q is not one of json, csv, text", pq.options.Format)
 	}
 	fieldList := q.Get("fields")
 	if fieldList == "" {
@@ -189,15 +252,29 @@ func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
 	}
 	fields, err := admin.ParseFields(fieldList)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "fields: "+err.Error())
-		return
+		return pq, fmt.Errorf("fields: %w", err)
 	}
-	delim := ','
+	pq.options.Fields = fields
 	if v := q.Get("delimiter"); v != "" {
-		if delim, err = admin.ParseDelimiter(v); err != nil {
-			writeError(w, http.StatusBadRequest, "delimiter: "+err.Error())
-			return
+		if pq.options.Delimiter, err = admin.ParseDelimiter(v); err != nil {
+			return pq, fmt.Errorf("delimiter: %w", err)
 		}
+	}
+	return pq, nil
+}
+
+// apiProfiles is GET /api/v1/profiles: one page of the profiles that pass
+// the filters, in the order of folded usernames. The body is what
+// `profiles list` prints for that page (a JSON array by default, as
+// before paging); the next page's cursor is in the X-Next-Cursor and Link
+// headers, absent on the last page.
+func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
+	pol := licensing.FromConfig(s.Backend.Config().Licensing)
+	q := r.URL.Query()
+	pq, err := parseProfilesQuery(q, pol)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	all, err := s.Backend.Store().Profiles(r.Context())
 	if err != nil {
@@ -206,17 +283,17 @@ func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
 	}
 	list := []model.Profile{}
 	for i := range all {
-		if f.Match(&all[i]) {
+		if pq.filter.Match(&all[i], pol) {
 			list = append(list, all[i])
 		}
 	}
+	page, next := admin.Page(list, pq.after, pq.limit)
 	var buf bytes.Buffer
-	pol := licensing.FromConfig(s.Backend.Config().Licensing)
-	if err := admin.WriteProfiles(&buf, list, pol, admin.ListOptions{Format: format, Fields: fields, Delimiter: delim}); err != nil {
+	if err := admin.WriteProfiles(&buf, page, pol, pq.options); err != nil {
 		s.internal(w, "write profiles", err)
 		return
 	}
-	switch format {
+	switch pq.options.Format {
 	case "csv":
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="profiles.csv"`)
@@ -224,6 +301,12 @@ func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	default:
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	}
+	if next != "" {
+		cursor := base64.RawURLEncoding.EncodeToString([]byte(next))
+		q.Set("cursor", cursor)
+		w.Header().Set("X-Next-Cursor", cursor)
+		w.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", r.URL.Path, q.Encode()))
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = buf.WriteTo(w)

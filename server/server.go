@@ -52,6 +52,19 @@ type Backend interface {
 	// Changed tells the daemon that an admin changed profiles, so the pool
 	// gauges are recomputed.
 	Changed(ctx context.Context)
+	// NextRuns are the schedules in force, each with its next run, in
+	// configuration order (none once shutting down).
+	NextRuns() []ScheduledRun
+}
+
+// ScheduledRun is one schedule of the daemon: a sync of some sources, or
+// the verify of a target.
+type ScheduledRun struct {
+	Kind     string    `json:"kind"` // "sync" or "verify"
+	Schedule string    `json:"schedule"`
+	Sources  []string  `json:"sources,omitempty"` // kind sync
+	Target   string    `json:"target,omitempty"`  // kind verify
+	NextRun  time.Time `json:"next_run"`
 }
 
 // DefaultMaxBody is the largest request body the API reads.

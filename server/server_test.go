@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,9 @@ func (b *fakeBackend) Plan(context.Context, reconcile.Options) (*reconcile.Repor
 	return &reconcile.Report{RunID: "PLAN1", Mode: reconcile.ModePlan, Result: reconcile.ResultNoChanges}, nil
 }
 func (b *fakeBackend) Changed(context.Context) { b.changed++ }
+func (b *fakeBackend) NextRuns() []ScheduledRun {
+	return []ScheduledRun{{Kind: "sync", Schedule: "@every 15m", Sources: []string{"hr"}, NextRun: time.Date(2026, 1, 2, 3, 15, 0, 0, time.UTC)}}
+}
 
 func newTest(t *testing.T, token string) (*fakeBackend, http.Handler) {
 	t.Helper()
@@ -235,6 +239,13 @@ func TestErrors(t *testing.T) {
 		{"bad reason", call{method: "GET", path: "/api/v1/profiles?reason=bored", auth: auth}, 400, "reason"},
 		{"bad field", call{method: "GET", path: "/api/v1/profiles?fields=username,shoe_size", auth: auth}, 400, "fields"},
 		{"bad format", call{method: "GET", path: "/api/v1/profiles?format=xml", auth: auth}, 400, "format"},
+		{"unknown profiles parameter", call{method: "GET", path: "/api/v1/profiles?pools=extranet", auth: auth}, 400, `unknown parameter "pools" (one of state, reason, area, pool,`},
+		{"repeated parameter", call{method: "GET", path: "/api/v1/profiles?state=active&state=blocked", auth: auth}, 400, `"state" is given 2 times`},
+		{"bad pool", call{method: "GET", path: "/api/v1/profiles?pool=intranet", auth: auth}, 400, `pool "intranet" is not one of the configured pools: primary, extranet`},
+		{"bad updated_since", call{method: "GET", path: "/api/v1/profiles?updated_since=yesterday", auth: auth}, 400, `updated_since "yesterday" is not an RFC 3339 time`},
+		{"profiles limit 0", call{method: "GET", path: "/api/v1/profiles?limit=0", auth: auth}, 400, `limit "0" is not a number from 1 to 5000`},
+		{"profiles limit too high", call{method: "GET", path: "/api/v1/profiles?limit=9999", auth: auth}, 400, `limit "9999" is not a number from 1 to 5000`},
+		{"bad cursor", call{method: "GET", path: "/api/v1/profiles?cursor=***", auth: auth}, 400, "cursor"},
 		{"bad JSON body", call{method: "POST", path: "/api/v1/sync", body: "{", auth: auth}, 400, "not valid JSON"},
 		{"unknown body field", call{method: "POST", path: "/api/v1/sync", body: `{"force":true}`, auth: auth}, 400, "force"},
 		{"unknown source", call{method: "POST", path: "/api/v1/sync?source=ad", auth: auth}, 400, `no source named "ad"`},
@@ -332,6 +343,17 @@ func TestStatusAndLists(t *testing.T) {
 	}
 	if len(st.Runs) != 1 || st.Runs[0].ID != "RUN0" {
 		t.Errorf("runs %+v", st.Runs)
+	}
+	if len(st.Schedules) != 1 || st.Schedules[0].Schedule != "@every 15m" || !st.Schedules[0].NextRun.Equal(time.Date(2026, 1, 2, 3, 15, 0, 0, time.UTC)) {
+		t.Errorf("schedules %+v", st.Schedules)
+	}
+	// Keys a client reads are there even when empty or zero.
+	var raw struct {
+		Running *string
+		Queue   []map[string]any
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil || raw.Running == nil || *raw.Running != "" || len(raw.Queue) == 0 || raw.Queue[0]["weight"] != 0.0 {
+		t.Errorf("status without \"running\": \"\" or a queue entry's \"weight\": 0: %v %s", err, rec.Body)
 	}
 
 	rec = do(t, h, call{method: "GET", path: "/api/v1/profiles?format=csv&state=blocked&fields=username,block_reason", auth: auth})
@@ -647,5 +669,94 @@ func TestAPITargets(t *testing.T) {
 	page := do(t, h, call{method: "GET", path: "/", auth: "Bearer " + testToken})
 	if body := page.Body.String(); !strings.Contains(body, `data-target="intranet"`) || !strings.Contains(body, "users refused") {
 		t.Errorf("the status page does not show the target's health:\n%s", body)
+	}
+}
+
+// TestProfilesFiltersAndPages: each filter narrows the list, and a poller
+// that follows the next cursor sees every profile once, in username order,
+// in any format.
+func TestProfilesFiltersAndPages(t *testing.T) {
+	b, h := newTest(t, testToken)
+	auth := bearer(testToken)
+	usernames := func(path string) ([]string, *httptest.ResponseRecorder) {
+		t.Helper()
+		rec := do(t, h, call{method: "GET", path: path, auth: auth})
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+		var rows []map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &rows); err != nil {
+			t.Fatalf("%s: %v %s", path, err, rec.Body)
+		}
+		out := []string{}
+		for _, r := range rows {
+			out = append(out, r["username"].(string))
+		}
+		return out, rec
+	}
+	for _, tt := range []struct {
+		query string
+		want  []string
+	}{
+		{"", []string{"alice", "bob", "carol", "dave", "erin"}},
+		{"?pool=extranet", []string{}},
+		{"?pool=primary&state=active", []string{"alice", "bob"}},
+		{"?area=partners", []string{}},
+		{"?state=blocked&reason=admin", []string{"erin"}},
+		{"?updated_since=2026-01-02T03:04:05Z", []string{"alice", "bob", "carol", "dave", "erin"}},
+		{"?updated_since=2026-01-02T04:04:05%2B01:00", []string{"alice", "bob", "carol", "dave", "erin"}},
+		{"?updated_since=2026-01-02T03:04:06Z", []string{}},
+	} {
+		got, rec := usernames("/api/v1/profiles" + tt.query)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("profiles%s: %v, want %v", tt.query, got, tt.want)
+		}
+		if c := rec.Header().Get("X-Next-Cursor"); c != "" {
+			t.Errorf("profiles%s: a next cursor %q on the only page", tt.query, c)
+		}
+	}
+
+	// Pages of two, following the Link header.
+	var seen []string
+	path := "/api/v1/profiles?limit=2&fields=username,state"
+	for pages := 0; path != ""; pages++ {
+		if pages > 5 {
+			t.Fatalf("paging does not end: %v", seen)
+		}
+		got, rec := usernames(path)
+		seen = append(seen, got...)
+		link, cursor := rec.Header().Get("Link"), rec.Header().Get("X-Next-Cursor")
+		path = ""
+		if cursor != "" {
+			target, ok := strings.CutPrefix(link, "<")
+			target, rest, ok2 := strings.Cut(target, ">")
+			if !ok || !ok2 || rest != `; rel="next"` || !strings.Contains(target, "cursor="+cursor) || !strings.Contains(target, "limit=2") {
+				t.Fatalf("Link %q with X-Next-Cursor %q", link, cursor)
+			}
+			path = target
+		} else if link != "" {
+			t.Errorf("Link %q on the last page", link)
+		}
+	}
+	if want := []string{"alice", "bob", "carol", "dave", "erin"}; !slices.Equal(seen, want) {
+		t.Errorf("paged: %v, want %v", seen, want)
+	}
+
+	// A profile added before the page boundary does not shift the next page.
+	rec := do(t, h, call{method: "GET", path: "/api/v1/profiles?format=csv&state=blocked&fields=username&limit=2", auth: auth})
+	if want := "username\ncarol\ndave\n"; rec.Code != 200 || rec.Body.String() != want {
+		t.Fatalf("csv page 1: %d %q, want %q", rec.Code, rec.Body, want)
+	}
+	cursor := rec.Header().Get("X-Next-Cursor")
+	err := b.st.WithTx(context.Background(), func(tx store.Tx) error {
+		return tx.Insert(context.Background(), &model.Profile{Username: "Aaron", Email: "aaron@example.com", Area: "primary",
+			State: model.Blocked, BlockReason: model.ReasonAdmin, Source: "hr", ExternalID: "E0"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = do(t, h, call{method: "GET", path: "/api/v1/profiles?format=csv&state=blocked&fields=username&limit=2&cursor=" + cursor, auth: auth})
+	if want := "username\nerin\n"; rec.Code != 200 || rec.Body.String() != want || rec.Header().Get("X-Next-Cursor") != "" {
+		t.Errorf("csv page 2: %d %q (next %q), want %q", rec.Code, rec.Body, rec.Header().Get("X-Next-Cursor"), want)
 	}
 }

@@ -516,14 +516,14 @@ func (a *app) profilesListCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
+			pol := licensing.FromConfig(e.cfg.Licensing)
 			var list []model.Profile
 			for i := range all {
-				if f.Match(&all[i]) {
+				if f.Match(&all[i], pol) {
 					list = append(list, all[i])
 				}
 			}
-			return admin.WriteProfiles(a.stdout, list, licensing.FromConfig(e.cfg.Licensing),
-				admin.ListOptions{Format: format, Fields: fl, Delimiter: delim})
+			return admin.WriteProfiles(a.stdout, list, pol, admin.ListOptions{Format: format, Fields: fl, Delimiter: delim})
 		},
 	}
 	a.configFlag(c)

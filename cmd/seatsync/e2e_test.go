@@ -929,6 +929,15 @@ func TestProfiles(t *testing.T) {
 	if !strings.Contains(r.stdout, `"carol"`) || strings.Contains(r.stdout, "alice") {
 		t.Errorf("profiles list --state blocked:\n%s", r.stdout)
 	}
+	// json keys come in the order of --fields, not sorted.
+	r = s.must(exitOK, "profiles", "list", "-c", s.config, "--format", "json", "--fields", "email,username")
+	if e, u := strings.Index(r.stdout, `"email"`), strings.Index(r.stdout, `"username"`); e < 0 || u < 0 || e > u {
+		t.Errorf("profiles list --format json --fields email,username: keys not in field order:\n%s", r.stdout)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 3 || rows[0]["email"] != "alice@example.com" || rows[0]["username"] != "alice" {
+		t.Errorf("profiles list --format json: %v\n%s", err, r.stdout)
+	}
 
 	// Block alice: her seat is free, and the next sync gives it to carol.
 	s.must(exitOK, "profiles", "block", "-c", s.config, "alice")

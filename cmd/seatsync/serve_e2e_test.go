@@ -442,10 +442,21 @@ func TestServeSyncAPI(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(refused.Error, "already running") {
 		t.Fatalf("second POST sync: %d %s, want 409 with a JSON error", code, body)
 	}
-	var st struct{ Running string }
+	var st struct {
+		Running   string
+		Schedules []struct {
+			Kind, Schedule string
+			Sources        []string
+			NextRun        time.Time `json:"next_run"`
+		}
+	}
 	p.getJSON("/api/v1/status", &st)
 	if st.Running != started.RunID {
 		t.Errorf("status running %q, want %q", st.Running, started.RunID)
+	}
+	if len(st.Schedules) != 1 || st.Schedules[0].Kind != "sync" || st.Schedules[0].Schedule != "@every 1h" ||
+		time.Until(st.Schedules[0].NextRun) <= 0 || time.Until(st.Schedules[0].NextRun) > time.Hour {
+		t.Errorf("status schedules %+v, want the hourly sync within the hour", st.Schedules)
 	}
 	if err := feed(); err != nil {
 		t.Fatal(err)
@@ -457,6 +468,41 @@ func TestServeSyncAPI(t *testing.T) {
 	rep := decodeReport(t, result{stdout: func() string { _, b := p.request("GET", "/api/v1/runs/"+started.RunID, "token"); return b }()})
 	if rep.Summary["create"] != 5 || rep.Mode != "sync" {
 		t.Errorf("the run's report: %+v", rep.Summary)
+	}
+	// A poller pages through the profiles, keys in the order it asked for.
+	var seen []string
+	for path, pages := "/api/v1/profiles?limit=2&fields=email,username", 0; path != ""; pages++ {
+		if pages > 3 {
+			t.Fatalf("paging does not end after %v", seen)
+		}
+		req, _ := http.NewRequest("GET", p.base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+serveToken)
+		resp, err := p.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var rows []map[string]string
+		if err := json.Unmarshal(b, &rows); resp.StatusCode != 200 || err != nil || len(rows) == 0 || len(rows) > 2 {
+			t.Fatalf("GET %s: %d %v %s", path, resp.StatusCode, err, b)
+		}
+		if e, u := strings.Index(string(b), `"email"`), strings.Index(string(b), `"username"`); e > u {
+			t.Errorf("GET %s: keys not in the order of fields: %s", path, b)
+		}
+		for _, r := range rows {
+			seen = append(seen, r["username"])
+		}
+		path = ""
+		if c := resp.Header.Get("X-Next-Cursor"); c != "" {
+			path = "/api/v1/profiles?limit=2&fields=email,username&cursor=" + c
+		}
+	}
+	if len(seen) != 5 || !slices.IsSorted(seen) {
+		t.Errorf("paged profiles %v, want the 5 in username order", seen)
+	}
+	if code, body := p.request("GET", "/api/v1/profiles?pools=extranet", "token"); code != 400 || !strings.Contains(body, `unknown parameter \"pools\"`) {
+		t.Errorf("GET profiles?pools=: %d %s, want 400 naming the parameter", code, body)
 	}
 	// A plan through the API pulls again: feed it while it waits.
 	fed := make(chan error, 1)
