@@ -362,6 +362,13 @@ func (a *app) validateCmd() *cobra.Command {
 			if err != nil && !errors.As(err, &problems) {
 				return err
 			}
+			// Warnings do not change the exit code; they go to stderr so
+			// that stdout stays the verdict ("ok" or the problems).
+			if cfg != nil {
+				for _, w := range cfg.Warnings {
+					fmt.Fprintln(a.stderr, "warning: "+w.String())
+				}
+			}
 			// cfg is the partial decode when there are problems, so the
 			// connectors' verdicts join the list and everything shows at once.
 			problems = append(problems, notBuilt(cfg)...)
