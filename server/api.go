@@ -166,13 +166,13 @@ func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := admin.Filter{State: model.State(q.Get("state")), Reason: model.Reason(q.Get("reason")), Area: q.Get("area")}
+	f := admin.Filter{State: model.State(q.Get("state")), Reason: model.ParseReason(q.Get("reason")), Area: q.Get("area")}
 	if f.State != "" && f.State != model.Active && f.State != model.Blocked {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("state %q is not one of active, blocked", f.State))
 		return
 	}
 	if f.Reason != "" && !f.Reason.Valid() {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("reason %q is not one of license, admin, source_disabled, left_source", f.Reason))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("reason %q is not one of license (or licence), admin, source_disabled, left_source", f.Reason))
 		return
 	}
 	format := q.Get("format")

@@ -339,10 +339,12 @@ func TestStatusAndLists(t *testing.T) {
 	if rec.Code != 200 || rec.Body.String() != want || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/csv") {
 		t.Errorf("profiles csv: %d %q, want %q", rec.Code, rec.Body, want)
 	}
-	rec = do(t, h, call{method: "GET", path: "/api/v1/profiles?reason=license", auth: auth})
-	var rows []map[string]any
-	if err := json.Unmarshal(rec.Body.Bytes(), &rows); err != nil || len(rows) != 2 || rows[0]["email"] != "carol@example.com" {
-		t.Errorf("profiles json: %v %s", err, rec.Body)
+	for _, reason := range []string{"license", "licence"} { // the docs' spelling is accepted
+		rec = do(t, h, call{method: "GET", path: "/api/v1/profiles?reason=" + reason, auth: auth})
+		var rows []map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &rows); err != nil || len(rows) != 2 || rows[0]["email"] != "carol@example.com" {
+			t.Errorf("profiles json, reason=%s: %v %s", reason, err, rec.Body)
+		}
 	}
 	rec = do(t, h, call{method: "GET", path: "/api/v1/runs?limit=1", auth: auth})
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"run_id":"RUN0"`) || strings.Contains(rec.Body.String(), `"report"`) {
