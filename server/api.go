@@ -338,7 +338,7 @@ func (s *Server) apiAdmin(action string) http.HandlerFunc {
 		// The audit log records the address the request came from (never
 		// a header a client can write, such as X-Forwarded-For).
 		ad := &admin.Admin{Store: st, Policy: licensing.FromConfig(s.Backend.Config().Licensing), Actor: "api:" + clientAddress(r),
-			Targets: target.Configs(s.Backend.Config().Targets)}
+			Targets: target.Configs(s.Backend.Config().Targets), QueueHint: "?queue=true"}
 		var out admin.Outcome
 		var err error
 		if action == "block" {

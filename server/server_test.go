@@ -242,6 +242,8 @@ func TestErrors(t *testing.T) {
 		{"unknown profile", call{method: "POST", path: "/api/v1/profiles/zed/block", auth: auth}, 404, `no profile with username "zed"`},
 		{"bad queue", call{method: "POST", path: "/api/v1/profiles/carol/unblock?queue=maybe", auth: auth}, 400, "queue"},
 		{"no free seat", call{method: "POST", path: "/api/v1/profiles/carol/unblock", auth: auth}, 409, "no free seat in pool primary"},
+		// The API has no --queue flag: the answer names its own way to queue.
+		{"no free seat says how to queue", call{method: "POST", path: "/api/v1/profiles/carol/unblock", auth: auth}, 409, "or use ?queue=true to put carol in the licence queue"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
