@@ -5,6 +5,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -38,6 +39,10 @@ type Admin struct {
 	Targets []target.Config
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// QueueHint is how the caller asks Unblock to queue, for the message
+	// of ErrNoSeat: "--queue" (the command line) when empty, "?queue=true"
+	// for the API.
+	QueueHint string
 }
 
 // Outcome says what one action did to one profile.
@@ -88,8 +93,9 @@ func (a *Admin) Unblock(ctx context.Context, username string, queue bool) (Outco
 			}
 			if !pool.HasRoom(used) {
 				if !queue {
-					return "", fmt.Errorf("%w in pool %s (%d of %d seats used, %d reserved): block or delete another profile first, buy more seats, or use --queue to put %s in the licence queue",
-						ErrNoSeat, pool.Name, used, pool.Limit, pool.Reserve, p.Username)
+					hint := cmp.Or(a.QueueHint, "--queue")
+					return "", fmt.Errorf("%w in pool %s (%d of %d seats used, %d reserved): block or delete another profile first, buy more seats, or use %s to put %s in the licence queue",
+						ErrNoSeat, pool.Name, used, pool.Limit, pool.Reserve, hint, p.Username)
 				}
 				if p.BlockReason == model.ReasonLicense {
 					return "", nil

@@ -30,6 +30,10 @@ type Config struct {
 	// directory by the loader.
 	Path string `yaml:"-"`
 
+	// Warnings are what the loader allows but a reader should know, such
+	// as a schedule that runs more than once a minute; sorted by line.
+	Warnings Problems `yaml:"-"`
+
 	// locs records where each YAML path was written, for Line.
 	locs map[string]loc
 }

@@ -738,6 +738,11 @@ func TestParseSchedule(t *testing.T) {
 		"CRON_TZ=UTC 0 6 * * *":          true,
 		"0 0 6 * * *":                    false, // no seconds field
 		"@every":                         false,
+		"@every 0s":                      false,
+		"@every -1m":                     false,
+		"@every 1s":                      true,
+		"0 0 30 2 *":                     false, // never
+		"0 0 31 4 *":                     false, // never
 		"TZ=UTC":                         false,
 		"CRON_TZ=Nowhere/City * * * * *": false,
 		"":                               false,
@@ -745,5 +750,21 @@ func TestParseSchedule(t *testing.T) {
 		if _, err := ParseSchedule(spec); (err == nil) != ok {
 			t.Errorf("ParseSchedule(%q) error = %v, want ok=%v", spec, err, ok)
 		}
+	}
+}
+
+// TestScheduleWarnings: a schedule that runs more than once a minute is
+// allowed (tests use one), but the configuration says so at its line.
+func TestScheduleWarnings(t *testing.T) {
+	doc := head + `  - {name: hr2, type: file, path: a.csv, schedule: "@every 10s"}
+schedule: "@every 1m"
+`
+	cfg, err := parse([]byte(doc), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Problems{{Path: "sources[1].schedule", Line: 8, Message: `"@every 10s" runs more than once a minute; fine for tests, heavy for a directory`}}
+	if diff := cmp.Diff(want, cfg.Warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }

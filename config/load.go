@@ -121,6 +121,8 @@ func ParseWith(data []byte, path string, env func(string) (string, bool), plugin
 	resolvePaths(cfg, dir)
 	v := &validator{c: cfg, locs: d.locs, bad: d.bad, plugins: plugins}
 	v.validate()
+	sortProblems(v.warns)
+	cfg.Warnings = v.warns
 	probs = append(d.probs, v.probs...)
 	if len(probs) > 0 {
 		sortProblems(probs)
@@ -257,7 +259,40 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 		return nil, errors.New("a time zone must be followed by a space and the schedule")
 	}
 	p := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-	return p.Parse(spec)
+	sched, err := p.Parse(spec)
+	if err != nil {
+		return nil, err
+	}
+	// cron turns "@every 0s" (and any interval under a second) into one
+	// second, so the interval as written is checked here.
+	if rest, ok := strings.CutPrefix(withoutTZ(spec), "@every "); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(rest)); err == nil && d <= 0 {
+			return nil, timingError(fmt.Sprintf("has an interval of %s: it must be more than 0", strings.TrimSpace(rest)))
+		}
+	}
+	now := time.Now()
+	next := sched.Next(now)
+	if next.IsZero() || next.Sub(now) > 366*24*time.Hour {
+		return nil, timingError("has no run in the next year (a date that does not exist, such as 30 February?)")
+	}
+	return sched, nil
+}
+
+// timingError is a schedule that parses but would never run, or never
+// stop: its message follows the schedule ("\"@every 0s\" has an
+// interval ...").
+type timingError string
+
+func (e timingError) Error() string { return string(e) }
+
+// withoutTZ drops a schedule's leading "TZ=..." or "CRON_TZ=...".
+func withoutTZ(spec string) string {
+	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
+		if _, rest, ok := strings.Cut(spec, " "); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return spec
 }
 
 // applyDefaults fills in what the file leaves out. Numbers and durations

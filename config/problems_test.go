@@ -197,6 +197,13 @@ sources: [{name: hr, type: file, path: hr.csv}]`},
     type: file
     path: a.csv
     schedule: "61 * * * *"  # want sources[1].schedule "is not a schedule"`},
+		{"schedule on a date that does not exist", head + `schedule: "0 0 30 2 *"  # want schedule "\"0 0 30 2 *\" has no run in the next year (a date that does not exist, such as 30 February?)"`},
+		{"zero interval", head + `schedule: "@every 0s"  # want schedule "\"@every 0s\" has an interval of 0s: it must be more than 0"`},
+		{"negative source interval", head + `  - name: hr2
+    type: file
+    path: a.csv
+    schedule: "@every -1m"  # want sources[1].schedule "has an interval of -1m: it must be more than 0"`},
+		{"zero interval after a time zone", head + `schedule: "CRON_TZ=UTC @every 0s"  # want schedule "must be more than 0"`},
 
 		// licensing
 		{"no pools", `version: 1

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/mail"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/seatsync/seatsync/model"
@@ -29,6 +31,7 @@ type validator struct {
 	locs    map[string]loc
 	bad     map[string]bool // paths the decoder already reported
 	probs   Problems
+	warns   Problems
 }
 
 // add records a problem at path, unless the decoder already reported one
@@ -39,6 +42,11 @@ func (v *validator) add(path, format string, args ...any) {
 	}
 	v.probs = append(v.probs, Problem{Path: path, Line: v.line(path), Message: fmt.Sprintf(format, args...)})
 	v.bad[path] = true
+}
+
+// warn records something that is allowed but probably not meant.
+func (v *validator) warn(path, format string, args ...any) {
+	v.warns = append(v.warns, Problem{Path: path, Line: v.line(path), Message: fmt.Sprintf(format, args...)})
 }
 
 // line returns the line path was written on, or that of its nearest
@@ -90,8 +98,17 @@ func (v *validator) schedule(path, spec string) {
 	if spec == "" {
 		return
 	}
-	if _, err := ParseSchedule(spec); err != nil {
+	sched, err := ParseSchedule(spec)
+	var timing timingError
+	switch {
+	case errors.As(err, &timing):
+		v.add(path, "%q %s", spec, timing)
+	case err != nil:
 		v.add(path, "%q is not a schedule (5 cron fields or a descriptor such as @every 15m): %v", spec, err)
+	default:
+		if next := sched.Next(time.Now()); sched.Next(next).Sub(next) < time.Minute {
+			v.warn(path, "%q runs more than once a minute; fine for tests, heavy for a directory", spec)
+		}
 	}
 }
 

@@ -200,6 +200,7 @@ func (d *Daemon) startCron(cfg *config.Config) *cron.Cron {
 	cl := cronLogger{d.Log.Named("cron")}
 	c := cron.New(cron.WithLogger(cl), cron.WithChain(cron.SkipIfStillRunning(cl), cron.Recover(cl)))
 	specs, srcs := groups(cfg)
+	periods := map[string]time.Duration{}
 	for _, spec := range specs {
 		sched, err := config.ParseSchedule(spec)
 		if err != nil { // validated already
@@ -207,10 +208,14 @@ func (d *Daemon) startCron(cfg *config.Config) *cron.Cron {
 			continue
 		}
 		names := srcs[spec]
+		for _, n := range names {
+			periods[n] = Period(sched, d.now())
+		}
 		c.Schedule(sched, cron.FuncJob(func() { d.scheduled(names, spec) }))
 		d.Log.Info("scheduled", zap.String("schedule", spec), zap.Strings("sources", names),
 			zap.Time("next", sched.Next(d.now())))
 	}
+	d.metrics.SetSchedules(periods)
 	d.scheduleVerify(c, cfg)
 	c.Start()
 	return c

@@ -20,10 +20,11 @@ import (
 )
 
 // exported returns the metric names the server's registry exports once a
-// pool is set and a run with a target observed.
+// pool and a schedule are set and a run with a target observed.
 func exported(t *testing.T) []string {
 	m := server.NewMetrics()
 	m.SetPools([]licensing.Status{{Name: "primary", Limit: 5}})
+	m.SetSchedules(map[string]time.Duration{"hr": 15 * time.Minute})
 	now := time.Now()
 	m.ObserveRun(&reconcile.Report{Result: reconcile.ResultOK, StartedAt: now, FinishedAt: now.Add(time.Second),
 		Sources: []reconcile.SourceResult{{Name: "hr", Identities: 3}},

@@ -51,6 +51,17 @@ const (
 	ReasonLeftSource     Reason = "left_source"
 )
 
+// ParseReason reads a reason as a person writes it on the command line or
+// in an API query: "licence", the spelling the documentation uses for a
+// licence, is the reason "license". Anything else is taken as written
+// (check it with Valid).
+func ParseReason(s string) Reason {
+	if s == "licence" {
+		return ReasonLicense
+	}
+	return Reason(s)
+}
+
 // Valid reports whether r is one of the block reasons SPEC section 2 names.
 func (r Reason) Valid() bool {
 	switch r {

@@ -202,12 +202,12 @@ func parseProfilesQuery(q url.Values, pol *licensing.Policy) (profilesQuery, err
 		}
 	}
 	pq := profilesQuery{limit: DefaultProfilesLimit, options: admin.ListOptions{Format: "json", Delimiter: ','}}
-	f := admin.Filter{State: model.State(q.Get("state")), Reason: model.Reason(q.Get("reason")), Area: q.Get("area"), Pool: q.Get("pool")}
+	f := admin.Filter{State: model.State(q.Get("state")), Reason: model.ParseReason(q.Get("reason")), Area: q.Get("area"), Pool: q.Get("pool")}
 	if f.State != "" && f.State != model.Active && f.State != model.Blocked {
 		return pq, fmt.Errorf("state %q is not one of active, blocked", f.State)
 	}
 	if f.Reason != "" && !f.Reason.Valid() {
-		return pq, fmt.Errorf("reason %q is not one of license, admin, source_disabled, left_source", f.Reason)
+		return pq, fmt.Errorf("reason %q is not one of license (or licence), admin, source_disabled, left_source", f.Reason)
 	}
 	if f.Pool != "" {
 		var names []string
@@ -421,7 +421,7 @@ func (s *Server) apiAdmin(action string) http.HandlerFunc {
 		// The audit log records the address the request came from (never
 		// a header a client can write, such as X-Forwarded-For).
 		ad := &admin.Admin{Store: st, Policy: licensing.FromConfig(s.Backend.Config().Licensing), Actor: "api:" + clientAddress(r),
-			Targets: target.Configs(s.Backend.Config().Targets)}
+			Targets: target.Configs(s.Backend.Config().Targets), QueueHint: "?queue=true"}
 		var out admin.Outcome
 		var err error
 		if action == "block" {

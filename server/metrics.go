@@ -24,6 +24,7 @@ type Metrics struct {
 	poolQueued    *prometheus.GaugeVec
 	identities    *prometheus.GaugeVec
 	lastSuccess   *prometheus.GaugeVec
+	period        *prometheus.GaugeVec
 	duration      prometheus.Histogram
 	runs          *prometheus.CounterVec
 	changes       *prometheus.CounterVec
@@ -63,6 +64,10 @@ func NewMetrics() *Metrics {
 			Name: "seatsync_last_success_timestamp_seconds",
 			Help: "When the last successful sync covering the source finished (Unix time).",
 		}, []string{"source"}),
+		period: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "seatsync_schedule_period_seconds",
+			Help: "The time between two scheduled syncs of the source, from its schedule (for alerts on seatsync_last_success_timestamp_seconds).",
+		}, []string{"source"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "seatsync_run_duration_seconds",
 			Help:    "How long syncs take, from the start of the pull to the end of the apply.",
@@ -97,7 +102,7 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.poolLimit, m.poolUsed, m.poolRemaining, m.poolQueued,
-		m.identities, m.lastSuccess, m.duration, m.runs, m.changes, m.unauthorized,
+		m.identities, m.lastSuccess, m.period, m.duration, m.runs, m.changes, m.unauthorized,
 		m.targetPending, m.targetPushes, m.targetLastSuccess,
 	)
 	// Show every result and action from the start, at 0, so rate() and
@@ -128,6 +133,15 @@ func (m *Metrics) SetPools(seats []licensing.Status) {
 		m.poolUsed.WithLabelValues(s.Name).Set(float64(s.Active))
 		m.poolRemaining.WithLabelValues(s.Name).Set(remaining)
 		m.poolQueued.WithLabelValues(s.Name).Set(float64(s.Queued))
+	}
+}
+
+// SetSchedules sets each source's schedule period; sources no longer
+// configured are dropped.
+func (m *Metrics) SetSchedules(periods map[string]time.Duration) {
+	m.period.Reset()
+	for source, p := range periods {
+		m.period.WithLabelValues(source).Set(p.Seconds())
 	}
 }
 

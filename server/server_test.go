@@ -253,6 +253,8 @@ func TestErrors(t *testing.T) {
 		{"unknown profile", call{method: "POST", path: "/api/v1/profiles/zed/block", auth: auth}, 404, `no profile with username "zed"`},
 		{"bad queue", call{method: "POST", path: "/api/v1/profiles/carol/unblock?queue=maybe", auth: auth}, 400, "queue"},
 		{"no free seat", call{method: "POST", path: "/api/v1/profiles/carol/unblock", auth: auth}, 409, "no free seat in pool primary"},
+		// The API has no --queue flag: the answer names its own way to queue.
+		{"no free seat says how to queue", call{method: "POST", path: "/api/v1/profiles/carol/unblock", auth: auth}, 409, "or use ?queue=true to put carol in the licence queue"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,10 +363,12 @@ func TestStatusAndLists(t *testing.T) {
 	if rec.Code != 200 || rec.Body.String() != want || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/csv") {
 		t.Errorf("profiles csv: %d %q, want %q", rec.Code, rec.Body, want)
 	}
-	rec = do(t, h, call{method: "GET", path: "/api/v1/profiles?reason=license", auth: auth})
-	var rows []map[string]any
-	if err := json.Unmarshal(rec.Body.Bytes(), &rows); err != nil || len(rows) != 2 || rows[0]["email"] != "carol@example.com" {
-		t.Errorf("profiles json: %v %s", err, rec.Body)
+	for _, reason := range []string{"license", "licence"} { // the docs' spelling is accepted
+		rec = do(t, h, call{method: "GET", path: "/api/v1/profiles?reason=" + reason, auth: auth})
+		var rows []map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &rows); err != nil || len(rows) != 2 || rows[0]["email"] != "carol@example.com" {
+			t.Errorf("profiles json, reason=%s: %v %s", reason, err, rec.Body)
+		}
 	}
 	rec = do(t, h, call{method: "GET", path: "/api/v1/runs?limit=1", auth: auth})
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"run_id":"RUN0"`) || strings.Contains(rec.Body.String(), `"report"`) {

@@ -378,6 +378,13 @@ func (a *app) validateCmd() *cobra.Command {
 			if err != nil && !errors.As(err, &problems) {
 				return err
 			}
+			// Warnings do not change the exit code; they go to stderr so
+			// that stdout stays the verdict ("ok" or the problems).
+			if cfg != nil {
+				for _, w := range cfg.Warnings {
+					fmt.Fprintln(a.stderr, "warning: "+w.String())
+				}
+			}
 			// cfg is the partial decode when there are problems, so the
 			// connectors' verdicts join the list and everything shows at once.
 			problems = append(problems, notBuilt(cfg)...)
@@ -489,12 +496,12 @@ func (a *app) profilesListCmd() *cobra.Command {
 		Short: "List profiles (csv for spreadsheets, json for machines)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			f := admin.Filter{State: model.State(state), Reason: model.Reason(reason), Area: area}
+			f := admin.Filter{State: model.State(state), Reason: model.ParseReason(reason), Area: area}
 			if state != "" && f.State != model.Active && f.State != model.Blocked {
 				return usageError{fmt.Errorf("--state %q is not one of active, blocked", state)}
 			}
 			if reason != "" && !f.Reason.Valid() {
-				return usageError{fmt.Errorf("--reason %q is not one of license, admin, source_disabled, left_source", reason)}
+				return usageError{fmt.Errorf("--reason %q is not one of license (or licence), admin, source_disabled, left_source", reason)}
 			}
 			if !slices.Contains([]string{"text", "json", "csv"}, format) {
 				return usageError{fmt.Errorf("--format %q is not one of text, json, csv", format)}
@@ -528,7 +535,7 @@ func (a *app) profilesListCmd() *cobra.Command {
 	}
 	a.configFlag(c)
 	c.Flags().StringVar(&state, "state", "", "active|blocked")
-	c.Flags().StringVar(&reason, "reason", "", "block reason: license|admin|source_disabled|left_source")
+	c.Flags().StringVar(&reason, "reason", "", "block reason: license (licence is accepted), admin, source_disabled, left_source")
 	c.Flags().StringVar(&area, "area", "", "only this area")
 	c.Flags().StringVar(&format, "format", "text", "text|json|csv")
 	c.Flags().StringVar(&fields, "fields", strings.Join(admin.DefaultFields, ","), "comma-separated fields: "+strings.Join(admin.Fields, ","))

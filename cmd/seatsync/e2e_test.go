@@ -938,6 +938,17 @@ func TestProfiles(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 3 || rows[0]["email"] != "alice@example.com" || rows[0]["username"] != "alice" {
 		t.Errorf("profiles list --format json: %v\n%s", err, r.stdout)
 	}
+	// The documentation spells it licence; the reason is license, and
+	// either finds the people waiting for a seat.
+	for _, reason := range []string{"license", "licence"} {
+		r = s.must(exitOK, "profiles", "list", "-c", s.config, "--reason", reason, "--format", "csv", "--fields", "username,block_reason")
+		if want := "username,block_reason\ncarol,license\n"; r.stdout != want {
+			t.Errorf("profiles list --reason %s: %q, want %q", reason, r.stdout, want)
+		}
+	}
+	if r = s.must(exitUsage, "profiles", "list", "-c", s.config, "--reason", "bored"); !strings.Contains(r.stderr, "license (or licence)") {
+		t.Errorf("profiles list --reason bored does not name the reasons:\n%s", r)
+	}
 
 	// Block alice: her seat is free, and the next sync gives it to carol.
 	s.must(exitOK, "profiles", "block", "-c", s.config, "alice")

@@ -569,15 +569,21 @@ func TestServeReload(t *testing.T) {
 	s := newSite(t, siteOptions{}, fivePeople()...)
 	p := s.serve(serveOptions{schedule: "@every 1h"})
 	limit := `seatsync_pool_seats_limit{pool="primary"}`
+	period := `seatsync_schedule_period_seconds{source="hr"}`
 	if got := p.metrics()[limit]; got != 3 {
 		t.Fatalf("%s = %v, want 3", limit, got)
 	}
+	if got := p.metrics()[period]; got != 3600 {
+		t.Fatalf("%s = %v, want 3600 (@every 1h)", period, got)
+	}
 	good, _ := os.ReadFile(s.config)
-	s.write("seatsync.yaml", strings.Replace(string(good), "limit: 3", "limit: 7", 1))
+	reloaded := strings.Replace(string(good), "limit: 3", "limit: 7", 1)
+	reloaded = strings.Replace(reloaded, `schedule: "@every 1h"`, `schedule: "@every 2h"`, 1)
+	s.write("seatsync.yaml", reloaded)
 	p.signal(syscall.SIGHUP)
-	p.eventually("the new limit in /metrics", func() (bool, string) {
-		got := p.metrics()[limit]
-		return got == 7, fmt.Sprint(got)
+	p.eventually("the new limit and period in /metrics", func() (bool, string) {
+		m := p.metrics()
+		return m[limit] == 7 && m[period] == 7200, fmt.Sprint(m[limit], " ", m[period])
 	})
 
 	s.write("seatsync.yaml", strings.Replace(string(good), "limit: 3", "limit: lots", 1))
