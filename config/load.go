@@ -239,6 +239,11 @@ func yamlProblem(err error, data []byte) Problem {
 	if last := bytes.Count(bytes.TrimRight(data, "\n"), []byte("\n")) + 1; line > last {
 		line = last
 	}
+	if msg == "found character that cannot start any token" && line > 0 {
+		if lines := bytes.Split(data, []byte("\n")); line <= len(lines) && bytes.Contains(lines[line-1], []byte("\t")) {
+			msg += ": a tab; YAML indents with spaces only"
+		}
+	}
 	return Problem{Line: line, Message: "invalid YAML: " + msg}
 }
 

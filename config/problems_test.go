@@ -372,7 +372,7 @@ sources: x`},
 licensing:
   pools: []
 sources: x: y  # want "" "invalid YAML: mapping values are not allowed in this context"`},
-		{"yaml tab indentation", "version: 1\nlicensing:\n\tpools: []  # want \"\" \"invalid YAML: found character that cannot start any token\""},
+		{"yaml tab indentation", "version: 1\nlicensing:\n\tpools: []  # want \"\" \"invalid YAML: found character that cannot start any token: a tab; YAML indents with spaces only\""},
 
 		// Many problems in one file are all reported, in line order.
 		{"many problems at once", `version: 3  # want version "3 is not a supported version"

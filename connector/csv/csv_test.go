@@ -416,6 +416,13 @@ func TestPullErrors(t *testing.T) {
 				`the header has 3 columns: "id", "login", "mail"`,
 		},
 		{
+			name:    "a ;-separated export read with the default delimiter",
+			cfg:     config.Source{Mapping: map[string]string{"external_id": "employee_id", "username": "login"}},
+			content: "employee_id;login;mail\nE1;jdoe;j@example.com\n",
+			want: `header: mapping.external_id: no column "employee_id"; mapping.username: no column "login"; ` +
+				`the header has 1 columns: "employee_id;login;mail" (did you mean delimiter: ";"?)`,
+		},
+		{
 			name:    "mapped column twice in the header",
 			cfg:     config.Source{Mapping: map[string]string{"external_id": "id"}},
 			content: "id,username,ID\n",

@@ -386,6 +386,22 @@ func (l *layout) identity(rec []string) (model.Identity, string) {
 
 // resolve finds each field's column in the header, reporting every
 // problem at once.
+// delimiterHint suggests the delimiter when the header reads as one
+// column that holds another common delimiter: an export written with ";"
+// read with the default ",".
+func (s *source) delimiterHint(header []string) string {
+	if len(header) != 1 {
+		return ""
+	}
+	for _, d := range []string{";", ",", "\t", "|"} {
+		if d != string(s.delim) && strings.Count(header[0], d) > 0 {
+			q := strconv.Quote(d)
+			return fmt.Sprintf(" (did you mean delimiter: %s?)", q)
+		}
+	}
+	return ""
+}
+
 func (s *source) resolve(header []string) (*layout, error) {
 	l := &layout{header: make([]string, len(header))}
 	for i, h := range header {
@@ -437,8 +453,8 @@ func (s *source) resolve(header []string) (*layout, error) {
 		for i, h := range l.header {
 			quoted[i] = strconv.Quote(h)
 		}
-		return nil, fmt.Errorf("%s: header: %s; the header has %d columns: %s",
-			s.path, strings.Join(problems, "; "), len(l.header), strings.Join(quoted, ", "))
+		return nil, fmt.Errorf("%s: header: %s; the header has %d columns: %s%s",
+			s.path, strings.Join(problems, "; "), len(l.header), strings.Join(quoted, ", "), s.delimiterHint(l.header))
 	}
 	names := make(map[string]bool)
 	for i, h := range l.header {
