@@ -101,6 +101,8 @@ type Store interface {
 	// written; with runID "" it returns the most recent entries (newest
 	// first) up to limit.
 	Audit(ctx context.Context, runID string, limit int) ([]AuditEntry, error)
+	// AuditMatching returns the audit entries f selects, newest first.
+	AuditMatching(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 
 	// Episodes returns the open notification episodes by key (package
 	// notify: an event kind and a pool, "seats_exhausted/primary", or a
@@ -241,6 +243,16 @@ type AuditEntry struct {
 	Reason   string         `json:"reason,omitempty"`
 	Before   *model.Profile `json:"before"`
 	After    *model.Profile `json:"after"`
+}
+
+// AuditFilter selects audit entries; its zero value selects them all.
+type AuditFilter struct {
+	RunID string // only this run's entries
+	// Username keeps one user's entries, compared case-insensitively (as
+	// model.FoldUsername does).
+	Username string
+	Since    time.Time // only entries at or after it
+	Limit    int       // at most this many, the newest; <= 0 for no limit
 }
 
 // Run is one recorded run.

@@ -24,6 +24,7 @@ func migrations() []migration {
 		{version: 3, name: "compressed run reports", sql: schemaV3},
 		{version: 4, name: "targets: pending pushes and links", sql: schemaV4},
 		{version: 5, name: "targets: what a client learnt of its application", sql: schemaV5},
+		{version: 6, name: "audit log by username", sql: schemaV6},
 	}
 }
 
@@ -163,6 +164,13 @@ INSERT INTO target_seq (id, seq) VALUES (1, 0);
 const schemaV5 = `
 ALTER TABLE targets ADD COLUMN memory TEXT NOT NULL DEFAULT '';
 ALTER TABLE targets ADD COLUMN memory_at INTEGER;
+`
+
+// schemaV6 indexes the audit log by username, case-insensitively, for
+// AuditMatching's Username (seatsync audit --user). NOCASE folds ASCII
+// only; a non-ASCII username is matched in Go (see AuditMatching).
+const schemaV6 = `
+CREATE INDEX audit_username ON audit (username COLLATE NOCASE, seq);
 `
 
 const createMigrationsTable = `

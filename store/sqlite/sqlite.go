@@ -18,8 +18,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/seatsync/seatsync/internal/jsontext"
 	"github.com/seatsync/seatsync/model"
@@ -455,21 +457,28 @@ func (s *Store) Audit(ctx context.Context, runID string, limit int) ([]store.Aud
 		limit = -1
 	}
 	const cols = `SELECT seq, run_id, at, actor, action, username, reason, before, after FROM audit`
-	var rows *sql.Rows
+	var out []store.AuditEntry
 	var err error
 	if runID != "" {
-		rows, err = s.db.QueryContext(ctx, cols+` WHERE run_id = ? ORDER BY seq LIMIT ?`, runID, limit)
+		out, err = s.queryAudit(ctx, cols+` WHERE run_id = ? ORDER BY seq LIMIT ?`, runID, limit)
 	} else {
-		rows, err = s.db.QueryContext(ctx, cols+` ORDER BY seq DESC LIMIT ?`, limit)
-	}
-	wrap := func(err error) error {
-		if runID == "" {
-			return fmt.Errorf("sqlite: read audit log: %w", err)
-		}
-		return fmt.Errorf("sqlite: read audit log of run %s: %w", runID, err)
+		out, err = s.queryAudit(ctx, cols+` ORDER BY seq DESC LIMIT ?`, limit)
 	}
 	if err != nil {
-		return nil, wrap(err)
+		if runID == "" {
+			return nil, fmt.Errorf("sqlite: read audit log: %w", err)
+		}
+		return nil, fmt.Errorf("sqlite: read audit log of run %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// queryAudit reads the audit entries q selects; q selects the columns
+// seq, run_id, at, actor, action, username, reason, before, after.
+func (s *Store) queryAudit(ctx context.Context, q string, args ...any) ([]store.AuditEntry, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []store.AuditEntry
@@ -478,19 +487,68 @@ func (s *Store) Audit(ctx context.Context, runID string, limit int) ([]store.Aud
 		var at sql.NullInt64
 		var before, after sql.NullString
 		if err := rows.Scan(&e.Seq, &e.RunID, &at, &e.Actor, &e.Action, &e.Username, &e.Reason, &before, &after); err != nil {
-			return nil, wrap(err)
+			return nil, err
 		}
 		e.At = timeOf(at)
 		if e.Before, err = profileFromJSON(before); err != nil {
-			return nil, wrap(fmt.Errorf("entry %d: before: %w", e.Seq, err))
+			return nil, fmt.Errorf("entry %d: before: %w", e.Seq, err)
 		}
 		if e.After, err = profileFromJSON(after); err != nil {
-			return nil, wrap(fmt.Errorf("entry %d: after: %w", e.Seq, err))
+			return nil, fmt.Errorf("entry %d: after: %w", e.Seq, err)
 		}
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(err)
+	return out, rows.Err()
+}
+
+// AuditMatching returns the audit entries f selects, newest first. A
+// Username is looked up through the audit_username index, which folds
+// ASCII letters only (SQLite's NOCASE); for a username with other letters
+// the index finds no more than the exact spelling, so those entries are
+// read without it and kept in Go, folded as model.FoldUsername does.
+func (s *Store) AuditMatching(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
+	var where []string
+	var args []any
+	if f.RunID != "" {
+		where, args = append(where, `run_id = ?`), append(args, f.RunID)
 	}
-	return out, nil
+	if !f.Since.IsZero() {
+		where, args = append(where, `at >= ?`), append(args, f.Since.UnixNano())
+	}
+	inGo := f.Username != "" && !isASCII(f.Username)
+	if f.Username != "" && !inGo {
+		where, args = append(where, `username = ? COLLATE NOCASE`), append(args, f.Username)
+	}
+	q := `SELECT seq, run_id, at, actor, action, username, reason, before, after FROM audit`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY seq DESC`
+	limit := f.Limit
+	if limit <= 0 || inGo {
+		limit = -1
+	}
+	q += ` LIMIT ?`
+	args = append(args, limit)
+	es, err := s.queryAudit(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read audit log: %w", err)
+	}
+	if inGo {
+		want := model.FoldUsername(f.Username)
+		es = slices.DeleteFunc(es, func(e store.AuditEntry) bool { return model.FoldUsername(e.Username) != want })
+		if f.Limit > 0 && len(es) > f.Limit {
+			es = es[:f.Limit]
+		}
+	}
+	return es, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }

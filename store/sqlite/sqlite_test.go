@@ -583,3 +583,26 @@ func TestReportCompressed(t *testing.T) {
 		t.Error("Run with a damaged report succeeded")
 	}
 }
+
+// TestAuditUsernameIndexed: audit --user on a long audit log reads one
+// user's entries through audit_username, not the whole table.
+func TestAuditUsernameIndexed(t *testing.T) {
+	s, _ := openTemp(t)
+	rows, err := s.db.Query(`EXPLAIN QUERY PLAN SELECT seq FROM audit WHERE username = ? COLLATE NOCASE ORDER BY seq DESC LIMIT ?`, "alice", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if p := strings.Join(plan, "; "); !strings.Contains(p, "audit_username") {
+		t.Errorf("the username query does not use audit_username: %s", p)
+	}
+}

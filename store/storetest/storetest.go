@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"Runs", testRuns},
 		{"LargeReport", testLargeReport},
 		{"Audit", testAudit},
+		{"AuditMatching", testAuditMatching},
 		{"Episodes", testEpisodes},
 		{"TargetOutbox", testTargetOutbox},
 	}
@@ -1078,6 +1079,70 @@ func testAudit(t *testing.T, newHandle func() store.Store) {
 	}
 	if none, err := s.Audit(ctx, "run-unknown", 0); err != nil || len(none) != 0 {
 		t.Errorf("Audit(run-unknown) = %v, %v; want no entries", none, err)
+	}
+}
+
+func testAuditMatching(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	p := active("Alice", "primary")
+	entries := []store.AuditEntry{
+		{RunID: "run-1", At: at(0), Actor: "sync", Action: "create", Username: "Alice", After: &p},
+		{RunID: "run-1", At: at(time.Second), Actor: "sync", Action: "create", Username: "bob", After: &p},
+		{RunID: "run-2", At: at(time.Hour), Actor: "cli:root", Action: "block", Username: "alice", Reason: "admin", Before: &p, After: &p},
+		{RunID: "run-2", At: at(2 * time.Hour), Actor: "sync", Action: "create", Username: "Ärne", After: &p},
+		{RunID: "run-3", At: at(3 * time.Hour), Actor: "sync", Action: "update", Username: "ärne", Before: &p, After: &p},
+	}
+	if err := s.WithTx(ctx, func(tx store.Tx) error {
+		for _, e := range entries {
+			if err := tx.Audit(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("WithTx: %v", err)
+	}
+	// key is what tells the entries apart: run, action and username.
+	key := func(es []store.AuditEntry) []string {
+		out := make([]string, len(es))
+		for i, e := range es {
+			out[i] = e.RunID + " " + e.Action + " " + e.Username
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		f    store.AuditFilter
+		want []string
+	}{
+		{"all, newest first", store.AuditFilter{}, []string{"run-3 update ärne", "run-2 create Ärne", "run-2 block alice", "run-1 create bob", "run-1 create Alice"}},
+		{"limit", store.AuditFilter{Limit: 2}, []string{"run-3 update ärne", "run-2 create Ärne"}},
+		{"run", store.AuditFilter{RunID: "run-1"}, []string{"run-1 create bob", "run-1 create Alice"}},
+		{"username in any case", store.AuditFilter{Username: "ALICE"}, []string{"run-2 block alice", "run-1 create Alice"}},
+		{"non-ASCII username in any case", store.AuditFilter{Username: "ÄRNE"}, []string{"run-3 update ärne", "run-2 create Ärne"}},
+		{"non-ASCII username, limit", store.AuditFilter{Username: "ärne", Limit: 1}, []string{"run-3 update ärne"}},
+		{"since, inclusive", store.AuditFilter{Since: at(time.Hour)}, []string{"run-3 update ärne", "run-2 create Ärne", "run-2 block alice"}},
+		{"everything at once", store.AuditFilter{RunID: "run-2", Username: "Alice", Since: at(time.Minute), Limit: 5}, []string{"run-2 block alice"}},
+		{"no match", store.AuditFilter{Username: "nobody"}, []string{}},
+	} {
+		got, err := s.AuditMatching(ctx, tc.f)
+		if err != nil {
+			t.Errorf("AuditMatching(%s): %v", tc.name, err)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, key(got)); diff != "" {
+			t.Errorf("AuditMatching(%s) (-want +got):\n%s", tc.name, diff)
+		}
+	}
+	got, err := s.AuditMatching(ctx, store.AuditFilter{RunID: "run-2", Username: "alice"})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("AuditMatching(run-2, alice) = %v, %v", got, err)
+	}
+	e := got[0]
+	checkUTC(t, "audit", e.At)
+	if e.Actor != "cli:root" || e.Reason != "admin" || !e.At.Equal(at(time.Hour)) || e.Before == nil || e.After == nil || e.Before.Username != "Alice" {
+		t.Errorf("AuditMatching(run-2, alice) = %+v, want the entry as written", e)
 	}
 }
 
