@@ -260,6 +260,7 @@ func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	page, next := admin.Page(list, pq.after, pq.limit)
+	pq.options.Queue = pol.Queue(all)
 	var buf bytes.Buffer
 	if err := admin.WriteProfiles(&buf, page, pol, pq.options); err != nil {
 		s.internal(w, "write profiles", err)
