@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -22,7 +23,7 @@ import (
 var Fields = []string{
 	"username", "email", "given_name", "family_name", "display_name", "title", "department", "groups",
 	"area", "pool", "state", "block_reason", "exempt", "source", "external_id",
-	"queued_at", "activated_at", "blocked_at", "updated_at",
+	"queued_at", "activated_at", "blocked_at", "updated_at", "queue_position",
 }
 
 // DefaultFields is the default selection of `profiles list`.
@@ -106,8 +107,43 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// QueueOrder sorts profiles into licence queue order, the order seats are
+// given (queue comes from licensing.Policy.Queue over every stored
+// profile): pool by pool as configured, then queue position. Profiles not
+// in the queue follow, by folded username.
+func QueueOrder(profiles []model.Profile, queue []licensing.QueueEntry) {
+	rank := make(map[string]int, len(queue))
+	for i, q := range queue {
+		rank[model.FoldUsername(q.Username)] = i
+	}
+	slices.SortStableFunc(profiles, func(a, b model.Profile) int {
+		ra, qa := rank[model.FoldUsername(a.Username)]
+		rb, qb := rank[model.FoldUsername(b.Username)]
+		switch {
+		case qa && qb:
+			return cmp.Compare(ra, rb)
+		case qa:
+			return -1
+		case qb:
+			return 1
+		}
+		return byFold(a, b)
+	})
+}
+
+// positions maps folded usernames to their 1-based place in their pool's
+// queue.
+func positions(queue []licensing.QueueEntry) map[string]int {
+	out := make(map[string]int, len(queue))
+	for _, q := range queue {
+		out[model.FoldUsername(q.Username)] = q.Position
+	}
+	return out
+}
+
 // value renders one field of a profile as text; json keeps some typed.
-func value(p *model.Profile, pol *licensing.Policy, field string) any {
+// pos holds the queue positions (see positions).
+func value(p *model.Profile, pol *licensing.Policy, pos map[string]int, field string) any {
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -139,6 +175,13 @@ func value(p *model.Profile, pol *licensing.Policy, field string) any {
 		return ts(p.BlockedAt)
 	case "updated_at":
 		return ts(p.UpdatedAt)
+	case "queue_position":
+		// A number in json; null (empty in text and csv) when not queued,
+		// so the key is there whenever it was asked for.
+		if n, ok := pos[model.FoldUsername(p.Username)]; ok {
+			return n
+		}
+		return nil
 	}
 	return ""
 }
@@ -151,6 +194,8 @@ func text(v any) string {
 		return strconv.FormatBool(v)
 	case string:
 		return v
+	case nil:
+		return ""
 	}
 	return fmt.Sprint(v)
 }
@@ -160,6 +205,11 @@ type ListOptions struct {
 	Format    string // text | json | csv
 	Fields    []string
 	Delimiter rune // csv only
+	// Queue is the licence queue of every pool, from
+	// licensing.Policy.Queue over all stored profiles (not only the ones
+	// written, so a filtered or paged list shows true positions). Nil
+	// computes it from the profiles written.
+	Queue []licensing.QueueEntry
 }
 
 // WriteProfiles writes profiles in the chosen format.
@@ -168,6 +218,11 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 	if len(fields) == 0 {
 		fields = DefaultFields
 	}
+	queue := opt.Queue
+	if queue == nil && slices.Contains(fields, "queue_position") {
+		queue = pol.Queue(profiles)
+	}
+	pos := positions(queue)
 	switch opt.Format {
 	case "", "text":
 		tw := texttable.New(w)
@@ -176,7 +231,7 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 		for i := range profiles {
 			row := make([]string, len(fields))
 			for j, f := range fields {
-				row[j] = texttable.Cell(text(value(&profiles[i], pol, f)))
+				row[j] = texttable.Cell(text(value(&profiles[i], pol, pos, f)))
 			}
 			fmt.Fprintln(tw, strings.Join(row, "\t"))
 		}
@@ -186,7 +241,7 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 		for i := range profiles {
 			row := orderedRow{fields: fields, values: make([]any, len(fields))}
 			for j, f := range fields {
-				row.values[j] = value(&profiles[i], pol, f)
+				row.values[j] = value(&profiles[i], pol, pos, f)
 			}
 			rows[i] = row
 		}
@@ -204,7 +259,7 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 		row := make([]string, len(fields))
 		for i := range profiles {
 			for j, f := range fields {
-				row[j] = text(value(&profiles[i], pol, f))
+				row[j] = text(value(&profiles[i], pol, pos, f))
 			}
 			if err := cw.Write(row); err != nil {
 				return err
@@ -263,8 +318,35 @@ func ParseDelimiter(s string) (rune, error) {
 	return r, nil
 }
 
-// WriteSeats writes what an admin's licence panel shows for each pool.
-func WriteSeats(w io.Writer, seats []licensing.Status, format string) error {
+// SeatsQueueLen is how many of each pool's queue `seats` shows.
+const SeatsQueueLen = 10
+
+// SeatsQueueEntry is one of the first in a pool's queue, as `seats
+// --format json` shows it.
+type SeatsQueueEntry struct {
+	Position int       `json:"position"` // 1 is next
+	Username string    `json:"username"`
+	QueuedAt time.Time `json:"queued_at"`
+}
+
+// SeatsPool is one pool of `seats --format json`: the licence panel's
+// numbers and the first SeatsQueueLen of its queue (queued is the whole
+// queue's length).
+type SeatsPool struct {
+	licensing.Status
+	Queue []SeatsQueueEntry `json:"queue"`
+}
+
+// WriteSeats writes what an admin's licence panel shows for each pool,
+// and the first SeatsQueueLen of each pool's queue (queue comes from
+// licensing.Policy.Queue).
+func WriteSeats(w io.Writer, seats []licensing.Status, queue []licensing.QueueEntry, format string) error {
+	heads := make(map[string][]SeatsQueueEntry, len(seats))
+	for _, q := range queue {
+		if len(heads[q.Pool]) < SeatsQueueLen {
+			heads[q.Pool] = append(heads[q.Pool], SeatsQueueEntry{Position: q.Position, Username: q.Username, QueuedAt: q.QueuedAt})
+		}
+	}
 	switch format {
 	case "", "text":
 		tw := texttable.New(w)
@@ -276,13 +358,39 @@ func WriteSeats(w io.Writer, seats []licensing.Status, format string) error {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\n", s.Name, limit, s.Reserve, s.Active, remaining, s.Queued, s.Blocked, s.Exempt, s.Overage)
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, s := range seats {
+			head := heads[s.Name]
+			if len(head) == 0 {
+				continue
+			}
+			parts := make([]string, len(head))
+			for i, q := range head {
+				parts[i] = fmt.Sprintf("%d %s", q.Position, q.Username)
+				if !q.QueuedAt.IsZero() {
+					parts[i] += " (since " + q.QueuedAt.UTC().Format("2006-01-02 15:04") + ")"
+				}
+			}
+			line := s.Name + " queue: " + strings.Join(parts, ", ")
+			if more := s.Queued - len(head); more > 0 {
+				line += fmt.Sprintf(", and %d more", more)
+			}
+			if _, err := fmt.Fprintln(w, line); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "json":
-		out := make([]licensing.Status, len(seats))
-		copy(out, seats)
-		for i := range out {
-			if out[i].Unlimited {
-				out[i].Remaining = 0
+		out := make([]SeatsPool, len(seats))
+		for i, s := range seats {
+			if s.Unlimited {
+				s.Remaining = 0
+			}
+			out[i] = SeatsPool{Status: s, Queue: heads[s.Name]}
+			if out[i].Queue == nil {
+				out[i].Queue = []SeatsQueueEntry{}
 			}
 		}
 		enc := json.NewEncoder(w)

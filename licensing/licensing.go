@@ -250,3 +250,38 @@ func (p *Policy) Count(profiles []model.Profile) []Status {
 	}
 	return out
 }
+
+// QueueEntry is one profile waiting for a seat.
+type QueueEntry struct {
+	Pool     string    `json:"pool"`
+	Position int       `json:"position"` // 1 is next
+	Username string    `json:"username"`
+	Area     string    `json:"area"`
+	Weight   int       `json:"weight"` // 0 for no priority group
+	QueuedAt time.Time `json:"queued_at"`
+}
+
+// Queue lists the licence queue of every pool, pool by pool in the order
+// of the configuration, each in the order seats are given: priority
+// weight, then queue time, then username (SPEC section 4). The queue is
+// the non-exempt profiles blocked for license; the status page, `seats`
+// and `profiles list` all read it from here, so they never disagree.
+func (p *Policy) Queue(profiles []model.Profile) []QueueEntry {
+	out := []QueueEntry{}
+	for pi, pool := range p.Pools {
+		var reqs []Request
+		for i := range profiles {
+			pr := &profiles[i]
+			if pr.State != model.Blocked || pr.BlockReason != model.ReasonLicense || p.PoolIndex(pr.Area) != pi || p.IsExempt(pr.Username) {
+				continue
+			}
+			reqs = append(reqs, Request{Ref: i, Weight: p.Weight(pr.Groups), QueuedAt: pr.QueuedAt, Username: pr.Username})
+		}
+		Order(reqs)
+		for n, r := range reqs {
+			pr := &profiles[r.Ref]
+			out = append(out, QueueEntry{Pool: pool.Name, Position: n + 1, Username: pr.Username, Area: pr.Area, Weight: r.Weight, QueuedAt: pr.QueuedAt})
+		}
+	}
+	return out
+}

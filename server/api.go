@@ -40,15 +40,9 @@ type Status struct {
 	Runs []store.Run `json:"runs"`
 }
 
-// QueueEntry is one profile waiting for a seat.
-type QueueEntry struct {
-	Pool     string    `json:"pool"`
-	Position int       `json:"position"` // 1 is next
-	Username string    `json:"username"`
-	Area     string    `json:"area"`
-	Weight   int       `json:"weight"` // 0 for no priority group
-	QueuedAt time.Time `json:"queued_at"`
-}
+// QueueEntry is one profile waiting for a seat; licensing computes the
+// queue for the status page and the command line alike.
+type QueueEntry = licensing.QueueEntry
 
 // statusRuns is how many runs the status shows.
 const statusRuns = 20
@@ -72,29 +66,7 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 	if next == nil {
 		next = []ScheduledRun{}
 	}
-	return &Status{Pools: pol.Count(profiles), Queue: Queue(pol, profiles), Running: s.Backend.Running(), Schedules: next, Runs: runs}, nil
-}
-
-// Queue lists the licence queue of every pool in the order seats are
-// given: priority weight, then queue time, then username (SPEC section 4).
-func Queue(pol *licensing.Policy, profiles []model.Profile) []QueueEntry {
-	out := []QueueEntry{}
-	for pi, pool := range pol.Pools {
-		var reqs []licensing.Request
-		for i := range profiles {
-			p := &profiles[i]
-			if p.State != model.Blocked || p.BlockReason != model.ReasonLicense || pol.PoolIndex(p.Area) != pi || pol.IsExempt(p.Username) {
-				continue
-			}
-			reqs = append(reqs, licensing.Request{Ref: i, Weight: pol.Weight(p.Groups), QueuedAt: p.QueuedAt, Username: p.Username})
-		}
-		licensing.Order(reqs)
-		for n, r := range reqs {
-			p := &profiles[r.Ref]
-			out = append(out, QueueEntry{Pool: pool.Name, Position: n + 1, Username: p.Username, Area: p.Area, Weight: r.Weight, QueuedAt: p.QueuedAt})
-		}
-	}
-	return out
+	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next, Runs: runs}, nil
 }
 
 // targets reads every configured target's status.
@@ -288,6 +260,7 @@ func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	page, next := admin.Page(list, pq.after, pq.limit)
+	pq.options.Queue = pol.Queue(all)
 	var buf bytes.Buffer
 	if err := admin.WriteProfiles(&buf, page, pol, pq.options); err != nil {
 		s.internal(w, "write profiles", err)

@@ -475,7 +475,8 @@ func (a *app) seatsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
-			return admin.WriteSeats(a.stdout, licensing.FromConfig(e.cfg.Licensing).Count(profiles), format)
+			pol := licensing.FromConfig(e.cfg.Licensing)
+			return admin.WriteSeats(a.stdout, pol.Count(profiles), pol.Queue(profiles), format)
 		},
 	}
 	a.configFlag(c)
@@ -530,7 +531,12 @@ func (a *app) profilesListCmd() *cobra.Command {
 					list = append(list, all[i])
 				}
 			}
-			return admin.WriteProfiles(a.stdout, list, pol, admin.ListOptions{Format: format, Fields: fl, Delimiter: delim})
+			queue := pol.Queue(all)
+			if f.Reason == model.ReasonLicense && f.State != model.Active {
+				// The licence queue reads best in the order seats are given.
+				admin.QueueOrder(list, queue)
+			}
+			return admin.WriteProfiles(a.stdout, list, pol, admin.ListOptions{Format: format, Fields: fl, Delimiter: delim, Queue: queue})
 		},
 	}
 	a.configFlag(c)
