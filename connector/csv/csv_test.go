@@ -330,13 +330,7 @@ func TestPullBadRows(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Pull: %v", err)
 			}
-			var ids []string
-			for _, id := range got.IDs {
-				ids = append(ids, id.ExternalID)
-			}
-			if diff := cmp.Diff(tt.wantIDs, ids); diff != "" {
-				t.Errorf("emitted external_ids (-want +got):\n%s", diff)
-			}
+			checkIDs(t, got, tt.wantIDs)
 			if diff := cmp.Diff(tt.want, got.Skips); diff != "" {
 				t.Errorf("skips (-want +got):\n%s", diff)
 			}
@@ -682,5 +676,17 @@ func TestPullLogsCounts(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("summary fields (-want +got):\n%s", diff)
+	}
+}
+
+// checkIDs compares the external ids a pull emitted, in order.
+func checkIDs(t *testing.T, got pulled, want []string) {
+	t.Helper()
+	var ids []string
+	for _, id := range got.IDs {
+		ids = append(ids, id.ExternalID)
+	}
+	if diff := cmp.Diff(want, ids); diff != "" {
+		t.Errorf("emitted external_ids (-want +got):\n%s", diff)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
 
 	"github.com/seatsync/seatsync/config"
@@ -100,13 +99,7 @@ func TestPullCutOff(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Pull: %v", err)
 			}
-			var ids []string
-			for _, id := range got.IDs {
-				ids = append(ids, id.ExternalID)
-			}
-			if diff := cmp.Diff(tt.wantIDs, ids); diff != "" {
-				t.Errorf("emitted external_ids (-want +got):\n%s", diff)
-			}
+			checkIDs(t, got, tt.wantIDs)
 		})
 	}
 }

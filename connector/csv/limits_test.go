@@ -76,13 +76,7 @@ func TestMaxFieldBytes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Pull: %v", err)
 			}
-			var ids []string
-			for _, id := range got.IDs {
-				ids = append(ids, id.ExternalID)
-			}
-			if diff := cmp.Diff(tt.wantIDs, ids); diff != "" {
-				t.Errorf("emitted external_ids (-want +got):\n%s", diff)
-			}
+			checkIDs(t, got, tt.wantIDs)
 			if diff := cmp.Diff(tt.want, got.Skips); diff != "" {
 				t.Errorf("skips (-want +got):\n%s", diff)
 			}
