@@ -74,3 +74,29 @@ func TestTextTablesStayNarrow(t *testing.T) {
 		t.Errorf("the csv export cut the value:\n%.300s", csv.stdout)
 	}
 }
+
+// TestCompletion: the shell completion offers the values of --format,
+// --state, --reason, --area and --source, and usernames for the profiles
+// actions (cobra's hidden __complete command is what the shells call).
+func TestCompletion(t *testing.T) {
+	s := newSite(t, siteOptions{}, fivePeople()...)
+	s.must(exitOK, "sync", "-c", s.config)
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"plan", "-c", s.config, "--format", ""}, []string{"text", "json", "csv", "markdown"}},
+		{[]string{"profiles", "list", "-c", s.config, "--state", ""}, []string{"active", "blocked"}},
+		{[]string{"profiles", "list", "-c", s.config, "--reason", ""}, []string{"license", "admin", "source_disabled", "left_source"}},
+		{[]string{"profiles", "list", "-c", s.config, "--area", ""}, []string{"partners", "primary"}},
+		{[]string{"sync", "-c", s.config, "--source", ""}, []string{"hr"}},
+		{[]string{"profiles", "block", "-c", s.config, "c"}, []string{"carol"}},
+		{[]string{"profiles", "unblock", "-c", s.config, "alice", ""}, []string{"bob", "carol", "dave", "erin"}},
+	} {
+		r := s.must(exitOK, append([]string{"__complete"}, tc.args...)...)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if got := lines[:len(lines)-1]; strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("complete %v: %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}

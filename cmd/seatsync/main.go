@@ -143,6 +143,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		app.planCmd(), app.syncCmd(), app.serveCmd(), app.validateCmd(), app.seatsCmd(),
 		app.profilesCmd(), app.targetsCmd(), app.runsCmd(), app.auditCmd(), versionCmd(stdout),
 	)
+	addCompletions(root)
 	return root
 }
 
