@@ -43,7 +43,19 @@ type Store struct {
 	Driver string `yaml:"driver"` // sqlite (default) | postgres
 	Path   string `yaml:"path"`   // sqlite
 	DSN    Secret `yaml:"dsn"`    // postgres; dsn_file also accepted
+	// Retention prunes old runs and audit entries after each sync; a
+	// period left out keeps everything.
+	Retention Retention `yaml:"retention"`
 }
+
+// Retention is how long the store keeps run records and audit entries.
+type Retention struct {
+	Runs  Days `yaml:"runs"`
+	Audit Days `yaml:"audit"`
+}
+
+// Days is a period written in days ("90d") or as a Go duration ("720h").
+type Days struct{ time.Duration }
 
 // Licensing holds the seat pools and the rules that order the queue.
 type Licensing struct {

@@ -768,3 +768,20 @@ schedule: "@every 1m"
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }
+
+func TestRetention(t *testing.T) {
+	base := "version: 1\nlicensing: {pools: [{name: primary, limit: 5, areas: [primary]}]}\nsources: [{name: hr, type: file, path: hr.csv}]\n"
+	cfg, err := ParseWith([]byte(base+"store: {retention: {runs: 90d, audit: 720h}}\n"), "", nil, testPlugins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Store.Retention; r.Runs.Duration != 90*24*time.Hour || r.Audit.Duration != 720*time.Hour {
+		t.Errorf("retention = %+v", r)
+	}
+	_, err = ParseWith([]byte(base+"store: {retention: {runs: 0d, audit: soon}}\n"), "", nil, testPlugins)
+	for _, want := range []string{`store.retention.runs: "0d" is not a number of days such as 90d`, `store.retention.audit: "soon" is not a period such as 90d or 720h`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+}

@@ -121,6 +121,24 @@ func (t Threshold) MarshalJSON() ([]byte, error) {
 }
 
 // parseScalar reads a Go duration such as "90s", "15m" or "720h".
+func (d *Days) parseScalar(s string) error {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 1 {
+			return fmt.Errorf("%q is not a number of days such as 90d", s)
+		}
+		d.Duration = time.Duration(days) * 24 * time.Hour
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("%q is not a period such as 90d or 720h", s)
+	}
+	d.Duration = v
+	return nil
+}
+
 func (d *Duration) parseScalar(s string) error {
 	s = strings.TrimSpace(s)
 	v, err := time.ParseDuration(s)

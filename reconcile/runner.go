@@ -132,6 +132,9 @@ func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
 				err = serr
 			}
 		}
+		if rep.Result != ResultSkipped {
+			r.prune(context.WithoutCancel(ctx), log)
+		}
 	}
 	r.notify(ctx, rep)
 	log.Info("run finished", zap.String("result", rep.Result), zap.Duration("duration", rep.FinishedAt.Sub(rep.StartedAt)),
@@ -522,6 +525,30 @@ func Lock(ctx context.Context, st store.Store, log *zap.Logger, self lockholder.
 			log.Error("release the run lock", zap.Error(err))
 		}
 	}, nil
+}
+
+// prune applies store.retention: runs and audit entries older than their
+// period go. A failure is logged; the run's own work is done.
+func (r *Runner) prune(ctx context.Context, log *zap.Logger) {
+	ret := r.Config.Store.Retention
+	if ret.Runs.Duration == 0 && ret.Audit.Duration == 0 {
+		return
+	}
+	now := r.now()
+	var runsBefore, auditBefore time.Time
+	if d := ret.Runs.Duration; d > 0 {
+		runsBefore = now.Add(-d)
+	}
+	if d := ret.Audit.Duration; d > 0 {
+		auditBefore = now.Add(-d)
+	}
+	runs, audit, err := r.Store.Prune(ctx, runsBefore, auditBefore)
+	switch {
+	case err != nil:
+		log.Warn("prune old runs and audit entries (store.retention)", zap.Error(err))
+	case runs+audit > 0:
+		log.Info("pruned old runs and audit entries (store.retention)", zap.Int("runs", runs), zap.Int("audit_entries", audit))
+	}
 }
 
 // startRun records the run as running, so that a run killed from here on

@@ -91,6 +91,10 @@ type Store interface {
 	Runs(ctx context.Context, limit int) ([]Run, error)
 	// Run returns one run with its report.
 	Run(ctx context.Context, id string) (Run, error)
+	// Prune deletes the runs that started before runsBefore and the audit
+	// entries written before auditBefore (a zero time keeps them all), and
+	// says how many of each went. Runs still running are kept.
+	Prune(ctx context.Context, runsBefore, auditBefore time.Time) (runs, audit int, err error)
 	// UnfinishedRuns returns the runs recorded with result RunRunning,
 	// oldest first, without reports.
 	UnfinishedRuns(ctx context.Context) ([]Run, error)

@@ -417,6 +417,33 @@ func (s *Store) Run(ctx context.Context, id string) (store.Run, error) {
 	return r, nil
 }
 
+// Prune deletes old runs and audit entries.
+func (s *Store) Prune(ctx context.Context, runsBefore, auditBefore time.Time) (runs, audit int, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if !runsBefore.IsZero() {
+			res, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE started_at < ? AND result <> ?`, timeArg(runsBefore), store.RunRunning)
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			runs = int(n)
+		}
+		if !auditBefore.IsZero() {
+			res, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE at < ?`, timeArg(auditBefore))
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			audit = int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: prune runs and audit entries: %w", err)
+	}
+	return runs, audit, nil
+}
+
 // UnfinishedRuns returns the runs still recorded as running, oldest first.
 func (s *Store) UnfinishedRuns(ctx context.Context) ([]store.Run, error) {
 	return s.queryRuns(ctx, "read unfinished runs", `WHERE result = ? ORDER BY started_at, id`, store.RunRunning)

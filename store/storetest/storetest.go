@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"Queue", testQueue},
 		{"RunLock", testRunLock},
 		{"UnfinishedRuns", testUnfinishedRuns},
+		{"Prune", testPrune},
 		{"Runs", testRuns},
 		{"LargeReport", testLargeReport},
 		{"Audit", testAudit},
@@ -779,6 +780,54 @@ func testRunLock(t *testing.T, newHandle func() store.Store) {
 		t.Fatalf("TakeOverLock of a free lock: %v", err)
 	}
 	release(s1, "late")
+}
+
+func testPrune(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	day := func(n int) time.Time { return time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC).AddDate(0, 0, n) }
+	for i, r := range []store.Run{
+		{ID: "old", Mode: "sync", Result: "ok", StartedAt: day(0)},
+		{ID: "old-running", Mode: "sync", Result: store.RunRunning, StartedAt: day(0)},
+		{ID: "new", Mode: "sync", Result: "ok", StartedAt: day(10)},
+	} {
+		if err := s.SaveRun(ctx, r); err != nil {
+			t.Fatalf("SaveRun %d: %v", i, err)
+		}
+	}
+	p := model.Profile{Username: "jdoe", Area: "primary", State: model.Active}
+	err := s.WithTx(ctx, func(tx store.Tx) error {
+		for i, at := range []time.Time{day(0), day(1), day(10)} {
+			if err := tx.Audit(ctx, store.AuditEntry{RunID: fmt.Sprint(i), At: at, Actor: "sync", Action: "update", Username: "jdoe", After: &p}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, a, err := s.Prune(ctx, time.Time{}, time.Time{}); err != nil || r != 0 || a != 0 {
+		t.Fatalf("Prune with no periods = %d, %d, %v; want nothing pruned", r, a, err)
+	}
+	r, a, err := s.Prune(ctx, day(5), day(2))
+	if err != nil || r != 1 || a != 2 {
+		t.Fatalf("Prune = %d runs, %d audit entries, %v; want 1 and 2", r, a, err)
+	}
+	runs, err := s.Runs(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range runs {
+		ids = append(ids, r.ID)
+	}
+	if !slices.Equal(ids, []string{"new", "old-running"}) {
+		t.Errorf("runs after pruning: %v; want new and the one still running", ids)
+	}
+	if left, err := s.Audit(ctx, "", 0); err != nil || len(left) != 1 || left[0].RunID != "2" {
+		t.Errorf("audit after pruning: %v, %v; want the newest entry only", left, err)
+	}
 }
 
 func testUnfinishedRuns(t *testing.T, newHandle func() store.Store) {
