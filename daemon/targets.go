@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/seatsync/seatsync/config"
-	"github.com/seatsync/seatsync/internal/lockholder"
 	"github.com/seatsync/seatsync/notify"
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/target"
@@ -123,23 +122,11 @@ func (d *Daemon) exclusive(what string, job func(ctx context.Context, log *zap.L
 	}()
 }
 
-// locked runs fn holding the store's run lock; a lock held by a sync of
-// another process means fn waits for the next time.
-func (d *Daemon) locked(ctx context.Context, log *zap.Logger, what string, fn func() error) error {
-	self := lockholder.Self(what + "-" + reconcile.NewRunID(d.now()))
-	unlock, err := reconcile.Lock(ctx, d.Store, log, self, 0)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return fn()
-}
-
 // retryPushes sends every target's pending pushes.
 func (d *Daemon) retryPushes(ctx context.Context, log *zap.Logger) {
 	cfg := d.Config()
 	var results []target.Result
-	err := d.locked(ctx, log, "push-retry", func() error {
+	err := reconcile.WithLock(ctx, d.Store, log, "push-retry", func() error {
 		for _, t := range cfg.Targets {
 			res, err := d.pushTarget(ctx, log, t)
 			results = append(results, res)
@@ -159,15 +146,7 @@ func (d *Daemon) retryPushes(ctx context.Context, log *zap.Logger) {
 
 // pushTarget sends one target's pending pushes and counts them.
 func (d *Daemon) pushTarget(ctx context.Context, log *zap.Logger, t config.Target) (target.Result, error) {
-	log = log.With(zap.String("target", t.Name))
-	res := target.Result{Name: t.Name, Type: t.Type, Failures: []target.Failure{}}
-	client, err := d.TargetTypes.Open(t, log)
-	if err == nil {
-		res, err = (&target.Pusher{Store: d.Store, Log: log}).Push(ctx, target.ConfigOf(t), client, false)
-	}
-	if err != nil && res.Error == "" {
-		res.Error = err.Error()
-	}
+	res, err := d.TargetTypes.Push(ctx, d.Store, log, t, false)
 	d.metrics.ObservePush(res, d.now())
 	return res, err
 }
@@ -229,8 +208,8 @@ func (d *Daemon) verify(ctx context.Context, log *zap.Logger, name string) {
 	}
 	tc := target.ConfigOf(*t)
 	v := &target.Verifier{Store: d.Store}
-	err = d.locked(ctx, log, "verify", func() error {
-		drift, err := v.Verify(ctx, tc, client, false)
+	err = reconcile.WithLock(ctx, d.Store, log, "verify", func() error {
+		drift, err := v.Verify(ctx, tc, client)
 		if err != nil {
 			return err
 		}
@@ -246,7 +225,7 @@ func (d *Daemon) verify(ctx context.Context, log *zap.Logger, name string) {
 		}
 		log.Warn("verify: drift found; fixing", zap.Int("missing", len(drift.Missing)), zap.Int("seat_leaks", len(drift.SeatLeaks)),
 			zap.Int("inactive", len(drift.Inactive)), zap.Int("changed", len(drift.Changed)), zap.Int("unlinked", len(drift.Unlinked)))
-		if _, err := v.Verify(ctx, tc, client, true); err != nil {
+		if err := v.Fix(ctx, tc, drift); err != nil {
 			return err
 		}
 		res, err := (&target.Pusher{Store: d.Store, Log: log}).Push(ctx, tc, client, true)

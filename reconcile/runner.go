@@ -235,17 +235,9 @@ func (r *Runner) seedTargets(ctx context.Context, log *zap.Logger) error {
 // that fails does not undo the store's changes: its pushes stay pending
 // for the next run.
 func (r *Runner) push(ctx context.Context, log *zap.Logger, rep *Report) error {
-	pusher := &target.Pusher{Store: r.Store, Log: log}
 	var left []string
-	for i, t := range r.targets() {
-		res := target.Result{Name: t.Name, Type: t.Type, Failures: []target.Failure{}}
-		client, err := r.TargetTypes.Open(r.Config.Targets[i], log.With(zap.String("target", t.Name)))
-		if err == nil {
-			res, err = pusher.Push(ctx, t, client, false)
-		}
-		if err != nil && res.Error == "" {
-			res.Error = err.Error()
-		}
+	for _, t := range r.Config.Targets {
+		res, err := r.TargetTypes.Push(ctx, r.Store, log, t, false)
 		rep.Targets = append(rep.Targets, res)
 		switch {
 		case err != nil:
@@ -549,6 +541,17 @@ func (r *Runner) prune(ctx context.Context, log *zap.Logger) {
 	case runs+audit > 0:
 		log.Info("pruned old runs and audit entries (store.retention)", zap.Int("runs", runs), zap.Int("audit_entries", audit))
 	}
+}
+
+// WithLock runs fn holding st's run lock, for what must not run beside a
+// sync (pushes, verify --fix): what names the holder in the lock.
+func WithLock(ctx context.Context, st store.Store, log *zap.Logger, what string, fn func() error) error {
+	unlock, err := Lock(ctx, st, log, lockholder.Self(what+"-"+NewRunID(time.Now())), 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer unlock()
+	return fn()
 }
 
 // startRun records the run as running, so that a run killed from here on

@@ -1,11 +1,13 @@
 package target
 
 import (
+	"context"
 	"fmt"
 
 	"go.uber.org/zap"
 
 	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/store"
 )
 
 // Kind is one target type: its own configuration keys, and how to open a
@@ -41,14 +43,29 @@ func (r Registry) Open(t config.Target, log *zap.Logger) (Client, error) {
 	return c, nil
 }
 
+// Push opens a configured target's client and sends its pending pushes
+// (see Pusher.Push). A target that cannot be opened is an error too; the
+// Result's Error says why either way.
+func (r Registry) Push(ctx context.Context, st store.Store, log *zap.Logger, t config.Target, retryFailed bool) (Result, error) {
+	log = log.With(zap.String("target", t.Name))
+	res := Result{Name: t.Name, Type: t.Type, Failures: []Failure{}}
+	client, err := r.Open(t, log)
+	if err == nil {
+		res, err = (&Pusher{Store: st, Log: log}).Push(ctx, ConfigOf(t), client, retryFailed)
+	}
+	if err != nil && res.Error == "" {
+		res.Error = err.Error()
+	}
+	return res, err
+}
+
 // Workers is how many requests a target has in flight at most.
 const Workers = 4
 
 // ConfigOf is what the Pusher needs of a configured target.
 func ConfigOf(t config.Target) Config {
 	return Config{
-		Name: t.Name, Type: t.Type, Areas: t.Areas, OnDelete: t.OnDelete, Adopt: t.Adopt,
-		Timeout: t.Timeout.Duration, Workers: Workers, MaxRequestsPerSecond: t.MaxRequestsPerSecond,
+		Name: t.Name, Type: t.Type, Areas: t.Areas, OnDelete: t.OnDelete, Adopt: t.Adopt, Workers: Workers,
 	}
 }
 

@@ -144,12 +144,10 @@ type Config struct {
 	OnDelete string
 	// Adopt links an application user that has the profile's userName
 	// (case-insensitively) instead of reporting a conflict.
-	Adopt   bool
-	Timeout time.Duration
-	// Workers bounds the requests in flight; MaxRequestsPerSecond paces
-	// them (0: no pace).
-	Workers              int
-	MaxRequestsPerSecond float64
+	Adopt bool
+	// Workers bounds the requests in flight. (Timeouts and pacing are the
+	// Client's: it reads them from the target's configuration.)
+	Workers int
 }
 
 // On-delete policies.

@@ -34,6 +34,9 @@ type Drift struct {
 	// Unlinked: profiles with no link whose userName an application user
 	// has; linked by --fix when the target adopts.
 	Unlinked []string `json:"unlinked"`
+
+	// fixes are what Fix would do, found by the same pass.
+	fixes []fix
 }
 
 // Changed is one user whose attributes differ.
@@ -63,11 +66,9 @@ type Verifier struct {
 }
 
 // Verify reads every user of the application through c and compares it
-// with the profiles of the target's areas and the links. With apply, it
-// then makes each drifted profile pending, with its link set to what the
-// application really holds, so that the next push puts it right; the
-// caller pushes. It returns the drift found.
-func (v *Verifier) Verify(ctx context.Context, cfg Config, c Client, apply bool) (Drift, error) {
+// with the profiles of the target's areas and the links, and returns the
+// drift found; Fix then puts it right.
+func (v *Verifier) Verify(ctx context.Context, cfg Config, c Client) (Drift, error) {
 	d := Drift{Name: cfg.Name, Type: cfg.Type, Missing: []string{}, SeatLeaks: []string{}, Inactive: []string{},
 		Changed: []Changed{}, Unlinked: []string{}}
 	defer recall(ctx, v.Store, cfg.Name, c)()
@@ -96,7 +97,7 @@ func (v *Verifier) Verify(ctx context.Context, cfg Config, c Client, apply bool)
 			managed[l.AppID] = true
 		}
 	}
-	var fixes []fix
+	fixes := &d.fixes
 	seen := map[int64]bool{}
 	for i := range profiles {
 		p := &profiles[i]
@@ -106,7 +107,7 @@ func (v *Verifier) Verify(ctx context.Context, cfg Config, c Client, apply bool)
 			if linked {
 				if u, ok := users[l.AppID]; ok && u.Active {
 					d.SeatLeaks = append(d.SeatLeaks, p.Username)
-					fixes = append(fixes, fix{p.ID, actual(l, u)})
+					*fixes = append(*fixes, fix{p.ID, actual(l, u)})
 				}
 			}
 			continue
@@ -118,7 +119,7 @@ func (v *Verifier) Verify(ctx context.Context, cfg Config, c Client, apply bool)
 			} else {
 				d.Missing = append(d.Missing, p.Username)
 			}
-			fixes = append(fixes, fix{profileID: p.ID})
+			*fixes = append(*fixes, fix{profileID: p.ID})
 			continue
 		}
 		u, ok := users[l.AppID]
@@ -141,7 +142,7 @@ func (v *Verifier) Verify(ctx context.Context, cfg Config, c Client, apply bool)
 		if ok {
 			f.link = actual(l, u)
 		}
-		fixes = append(fixes, f)
+		*fixes = append(*fixes, f)
 	}
 	// Users of deleted profiles must stay inactive (or be gone).
 	for id, l := range links {
@@ -150,7 +151,7 @@ func (v *Verifier) Verify(ctx context.Context, cfg Config, c Client, apply bool)
 		}
 		if u, ok := users[l.AppID]; ok && (u.Active || cfg.OnDelete == OnDeleteDelete) {
 			d.SeatLeaks = append(d.SeatLeaks, l.Username)
-			fixes = append(fixes, fix{id, actual(l, u)})
+			*fixes = append(*fixes, fix{id, actual(l, u)})
 		}
 	}
 	d.Managed = len(managed)
@@ -166,12 +167,18 @@ func (v *Verifier) Verify(ctx context.Context, cfg Config, c Client, apply bool)
 		slices.Sort(*list)
 	}
 	slices.SortFunc(d.Changed, func(a, b Changed) int { return compareStrings(a.Username, b.Username) })
-	if apply && len(fixes) > 0 {
-		if err := v.mark(ctx, cfg, fixes); err != nil {
-			return d, err
-		}
-	}
 	return d, nil
+}
+
+// Fix makes each profile d found drifted pending, with its link set to
+// what the application really holds, so that the next push puts it
+// right; the caller pushes. It uses what Verify read, without asking the
+// application again.
+func (v *Verifier) Fix(ctx context.Context, cfg Config, d Drift) error {
+	if len(d.fixes) == 0 {
+		return nil
+	}
+	return v.mark(ctx, cfg, d.fixes)
 }
 
 // actual is link l as the application really holds user u: the next push

@@ -8,13 +8,11 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/seatsync/seatsync/config"
-	"github.com/seatsync/seatsync/internal/lockholder"
 	"github.com/seatsync/seatsync/internal/texttable"
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/target"
@@ -121,18 +119,6 @@ func writeStatusText(w io.Writer, statuses []target.Status) {
 	}
 }
 
-// withTargetLock runs fn holding the store's run lock, so that nothing
-// pushes beside a sync.
-func withTargetLock(ctx context.Context, e *env, what string, fn func() error) error {
-	self := lockholder.Self(what + "-" + reconcile.NewRunID(time.Now()))
-	unlock, err := reconcile.Lock(ctx, e.store, e.log, self, 0)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	defer unlock()
-	return fn()
-}
-
 func (a *app) targetsPushCmd() *cobra.Command {
 	var name string
 	c := &cobra.Command{
@@ -151,9 +137,9 @@ func (a *app) targetsPushCmd() *cobra.Command {
 			}
 			var results []target.Result
 			var left []string
-			err = withTargetLock(c.Context(), e, "targets-push", func() error {
+			err = reconcile.WithLock(c.Context(), e.store, e.log, "targets-push", func() error {
 				for _, t := range ts {
-					res, err := pushTarget(c.Context(), e, t, true)
+					res, err := targetTypes().Push(c.Context(), e.store, e.log, t, true)
 					results = append(results, res)
 					if err != nil || res.Pending+res.Failed > 0 {
 						left = append(left, t.Name)
@@ -177,15 +163,6 @@ func (a *app) targetsPushCmd() *cobra.Command {
 }
 
 // pushTarget opens one target's client and sends its pending pushes.
-func pushTarget(ctx context.Context, e *env, t config.Target, retryFailed bool) (target.Result, error) {
-	log := e.log.With(zap.String("target", t.Name))
-	client, err := targetTypes().Open(t, log)
-	if err != nil {
-		return target.Result{Name: t.Name, Type: t.Type, Error: err.Error(), Failures: []target.Failure{}}, err
-	}
-	return (&target.Pusher{Store: e.store, Log: log}).Push(ctx, target.ConfigOf(t), client, retryFailed)
-}
-
 func writeResultsText(w io.Writer, results []target.Result) {
 	tw := texttable.New(w)
 	fmt.Fprintln(tw, "TARGET\tTYPE\tSENT\tPENDING\tFAILED\tERROR")
@@ -246,7 +223,7 @@ func (a *app) targetsVerifyCmd() *cobra.Command {
 				return nil
 			}
 			if fix {
-				err = withTargetLock(c.Context(), e, "targets-verify", run)
+				err = reconcile.WithLock(c.Context(), e.store, e.log, "targets-verify", run)
 			} else {
 				err = run()
 			}
@@ -292,7 +269,7 @@ func verifyTarget(ctx context.Context, e *env, t config.Target, fix, allow bool)
 	}
 	cfg := target.ConfigOf(t)
 	v := &target.Verifier{Store: e.store}
-	d, err := v.Verify(ctx, cfg, client, false)
+	d, err := v.Verify(ctx, cfg, client)
 	r.Drift, r.Differences = d, d.Count()
 	if err != nil {
 		return r, fmt.Errorf("target %s: %w", t.Name, err)
@@ -305,7 +282,7 @@ func verifyTarget(ctx context.Context, e *env, t config.Target, fix, allow bool)
 		return r, fmt.Errorf("%w: target %s: --fix would deactivate %d users, more than the limit of %d (safety.max_deprovision); check the list, then run again with --allow-deprovision",
 			reconcile.ErrGuardTripped, t.Name, n, limit)
 	}
-	if _, err := v.Verify(ctx, cfg, client, true); err != nil {
+	if err := v.Fix(ctx, cfg, d); err != nil {
 		return r, fmt.Errorf("target %s: %w", t.Name, err)
 	}
 	f := &fixed{}
@@ -313,7 +290,7 @@ func verifyTarget(ctx context.Context, e *env, t config.Target, fix, allow bool)
 	if err != nil {
 		f.Error = err.Error()
 	}
-	after, verr := v.Verify(ctx, cfg, client, false)
+	after, verr := v.Verify(ctx, cfg, client)
 	if verr != nil {
 		return r, fmt.Errorf("target %s: %w", t.Name, verr)
 	}

@@ -116,7 +116,7 @@ func (w *world) converged(ps []*model.Profile) {
 			w.t.Errorf("%s: linked to %q, the server's user is %s", p.Username, links[p.ID].AppID, u.ID)
 		}
 	}
-	d, err := (&target.Verifier{Store: w.st}).Verify(w.t.Context(), w.cfg, w.client, false)
+	d, err := (&target.Verifier{Store: w.st}).Verify(w.t.Context(), w.cfg, w.client)
 	if err != nil || d.Count() != 0 || d.Unmanaged != 0 {
 		w.t.Errorf("verify: %+v, %v; want no drift", d, err)
 	}
@@ -197,7 +197,7 @@ func TestPushSeats(t *testing.T) {
 	if u := w.s.UserByName("p001"); u == nil || u.IsActive() {
 		t.Errorf("p001 after its profile's delete: %+v", u)
 	}
-	if d, err := (&target.Verifier{Store: w.st}).Verify(t.Context(), w.cfg, w.client, false); err != nil || d.Count() != 0 {
+	if d, err := (&target.Verifier{Store: w.st}).Verify(t.Context(), w.cfg, w.client); err != nil || d.Count() != 0 {
 		t.Errorf("verify after a delete: %+v, %v", d, err)
 	}
 }
