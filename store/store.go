@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/seatsync/seatsync/model"
 )
@@ -119,6 +121,15 @@ type Store interface {
 	// not an error.
 	EndEpisode(ctx context.Context, key string) error
 
+	// Value returns what SetValue last kept under key, and when; "" and
+	// a zero time when nothing was. Packages keep small state here that
+	// must outlive a run: the last valid licence, a source's sync cursor.
+	Value(ctx context.Context, key string) (string, time.Time, error)
+	// SetValue keeps value under key, replacing what was there. The key
+	// must not be empty, and the value is UTF-8 text without NUL (see
+	// CheckValue): binary state is encoded by its owner.
+	SetValue(ctx context.Context, key, value string) error
+
 	TargetStore
 
 	Close() error
@@ -164,6 +175,19 @@ type TargetStore interface {
 	SetTargetMemory(ctx context.Context, target, memory string) error
 	// TargetCounts counts target's pushes that are pending and failed.
 	TargetCounts(ctx context.Context, target string) (pending, failed int, err error)
+}
+
+// CheckValue says why SetValue must refuse key and value, or nil.
+func CheckValue(key, value string) error {
+	switch {
+	case key == "":
+		return errors.New("keep a value: empty key")
+	case !utf8.ValidString(value):
+		return fmt.Errorf("keep value %s: not UTF-8 text", key)
+	case strings.IndexByte(value, 0) >= 0:
+		return fmt.Errorf("keep value %s: it holds a NUL byte", key)
+	}
+	return nil
 }
 
 // Pending is one profile that target must be brought in step with.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/seatsync/seatsync/store"
 )
@@ -65,4 +66,35 @@ func (s *Store) EndEpisode(ctx context.Context, key string) error {
 		}
 		return nil
 	})
+}
+
+// Value returns what SetValue last kept under key, and when.
+func (s *Store) Value(ctx context.Context, key string) (string, time.Time, error) {
+	var value string
+	var at sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT value, at FROM kept_values WHERE key = ?`, key).Scan(&value, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", time.Time{}, nil
+	}
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sqlite: read kept value %s: %w", key, err)
+	}
+	return value, timeOf(at), nil
+}
+
+// SetValue keeps value under key.
+func (s *Store) SetValue(ctx context.Context, key, value string) error {
+	if err := store.CheckValue(key, value); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO kept_values (key, value, at) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at`,
+			key, value, timeArg(time.Now()))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: keep value %s: %w", key, err)
+	}
+	return nil
 }

@@ -25,6 +25,7 @@ func migrations() []migration {
 		{version: 4, name: "targets: pending pushes and links", sql: schemaV4},
 		{version: 5, name: "targets: what a client learnt of its application", sql: schemaV5},
 		{version: 6, name: "audit log by username", sql: schemaV6},
+		{version: 7, name: "values kept between runs", sql: schemaV7},
 	}
 }
 
@@ -171,6 +172,15 @@ ALTER TABLE targets ADD COLUMN memory_at INTEGER;
 // only; a non-ASCII username is matched in Go (see AuditMatching).
 const schemaV6 = `
 CREATE INDEX audit_username ON audit (username COLLATE NOCASE, seq);
+`
+
+// schemaV7 keeps small values by key between runs (Store.Value).
+const schemaV7 = `
+CREATE TABLE kept_values (
+	key   TEXT PRIMARY KEY CHECK (key <> ''),
+	value TEXT NOT NULL,
+	at    INTEGER NOT NULL
+);
 `
 
 const createMigrationsTable = `

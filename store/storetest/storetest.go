@@ -30,6 +30,8 @@
 //     store may re-encode it. A report SaveRun takes from WriteReport, in
 //     pieces, reads back in Report like one given whole; an error from
 //     WriteReport fails SaveRun, and records nothing.
+//   - Value keeps UTF-8 text without NUL (binary cursors are encoded by
+//     their owners) under a non-empty key, and refuses anything else;
 //   - Episodes returns an empty, non-nil map when none is open; an
 //     episode's zero SentAt stays zero; episodes are seen by a new handle.
 //
@@ -85,6 +87,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"Audit", testAudit},
 		{"AuditMatching", testAuditMatching},
 		{"Episodes", testEpisodes},
+		{"Values", testValues},
 		{"TargetOutbox", testTargetOutbox},
 	}
 	for _, tc := range tests {
@@ -1258,5 +1261,41 @@ func testEpisodes(t *testing.T, newHandle func() store.Store) {
 	}
 	if err := s2.SetEpisode(ctx, "", store.Episode{StartedAt: at(0)}); err == nil {
 		t.Error("SetEpisode with an empty key succeeded")
+	}
+}
+
+func testValues(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	if v, at, err := s.Value(ctx, "license/primary"); err != nil || v != "" || !at.IsZero() {
+		t.Fatalf("Value of a key never set = %q, %v, %v; want \"\", zero, nil", v, at, err)
+	}
+	before := time.Now().Add(-time.Second)
+	if err := s.SetValue(ctx, "license/primary", "first"); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("\u00e9x\ty\n", 100_000) // any text, 600 KB of it
+	if err := s.SetValue(ctx, "cursor/ad", big); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetValue(ctx, "license/primary", "second"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][2]string{{"", "x"}, {"k", "a\x00b"}, {"k", "\xff"}} {
+		if err := s.SetValue(ctx, bad[0], bad[1]); err == nil {
+			t.Errorf("SetValue(%q, %q): no error; a value is UTF-8 text without NUL under a key", bad[0], bad[1])
+		}
+	}
+	other := handle(t, newHandle)
+	v, at, err := other.Value(ctx, "license/primary")
+	if err != nil || v != "second" {
+		t.Fatalf("Value = %q, %v; want the last value set, from another handle", v, err)
+	}
+	if at.Before(before) || at.After(time.Now().Add(time.Second)) {
+		t.Errorf("Value's time = %v, want about now", at)
+	}
+	checkUTC(t, "Value", at)
+	if v, _, err := other.Value(ctx, "cursor/ad"); err != nil || v != big {
+		t.Errorf("a large value did not round-trip (%d bytes back, %v)", len(v), err)
 	}
 }
