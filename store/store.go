@@ -316,3 +316,30 @@ type Episode struct {
 	// channel; zero until then.
 	SentAt time.Time `json:"sent_at"`
 }
+
+// Elector is implemented by stores that several seatsync serve processes
+// share (postgres): one of them at a time, the leader, runs the scheduled
+// syncs, the target pushes and verify; the others serve reads. A store
+// that only one process uses (sqlite) does not implement it, and its one
+// serve process always leads.
+type Elector interface {
+	// Campaign tries once, without waiting, to become the leader as id
+	// (shown to the others by Leader). It returns nil, nil when another
+	// process leads. check is how often the leadership checks its hold;
+	// it is lost within two checks of the database becoming unreachable,
+	// on both sides: the leader stops leading, and the database lets the
+	// lock go, so another process can take it over.
+	Campaign(ctx context.Context, id string, check time.Duration) (Leadership, error)
+	// Leader names the process that leads now, "" when none does.
+	Leader(ctx context.Context) (string, error)
+}
+
+// Leadership is a won Campaign.
+type Leadership interface {
+	// Lost is closed once the leadership is lost (its hold on the
+	// database failed a check) or resigned.
+	Lost() <-chan struct{}
+	// Resign gives the leadership up at once, so another process can
+	// take it over without waiting.
+	Resign()
+}
