@@ -95,6 +95,9 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 			tc.fn(t, open(t))
 		})
 	}
+	t.Run("Snapshot", func(t *testing.T) {
+		testSnapshot(t, open(t), open(t))
+	})
 }
 
 // handle opens a new handle and closes it when the test ends.

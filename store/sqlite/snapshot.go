@@ -1,0 +1,305 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/store"
+)
+
+// auditPage is how many audit entries Export reads at a time.
+const auditPage = 2000
+
+// Export reads the whole store (but its run lock) as a snapshot. The runs
+// and the audit log are read as they are iterated.
+func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
+	wrap := func(err error) error { return fmt.Errorf("sqlite: export: %w", err) }
+	snap := &store.Snapshot{}
+	var err error
+	if snap.Profiles, err = s.Profiles(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	// AUTOINCREMENT's counter: the highest ID ever given.
+	var last sql.NullInt64
+	err = s.db.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'profiles'`).Scan(&last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, wrap(err)
+	}
+	snap.NextProfileID = last.Int64 + 1
+	if snap.Episodes, err = s.Episodes(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	if snap.Values, err = s.keptValues(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	if snap.Targets, err = s.targetStates(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	snap.Runs = s.allRuns(ctx)
+	snap.Audit = s.allAudit(ctx)
+	return snap, nil
+}
+
+func (s *Store) keptValues(ctx context.Context) ([]store.KeptValue, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT key, value, at FROM kept_values ORDER BY key`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.KeptValue
+	for rows.Next() {
+		var v store.KeptValue
+		var at sql.NullInt64
+		if err := rows.Scan(&v.Key, &v.Value, &at); err != nil {
+			return nil, err
+		}
+		v.At = timeOf(at)
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// targetStates reads every target the store knows of: seeded ones, and
+// those with pending pushes or links.
+func (s *Store) targetStates(ctx context.Context) ([]store.TargetState, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT n.name, t.seeded_at, ifnull(t.memory, ''), t.memory_at
+		FROM (SELECT name FROM targets UNION SELECT target FROM target_pending UNION SELECT target FROM target_links) n
+		LEFT JOIN targets t ON t.name = n.name ORDER BY n.name`)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.TargetState
+	for rows.Next() {
+		var t store.TargetState
+		var seeded, memoryAt sql.NullInt64
+		if err := rows.Scan(&t.Name, &seeded, &t.Memory, &memoryAt); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		t.SeededAt, t.MemoryAt = timeOf(seeded), timeOf(memoryAt)
+		out = append(out, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Pending, err = s.Pending(ctx, out[i].Name); err != nil {
+			return nil, err
+		}
+		if out[i].Links, err = s.Links(ctx, out[i].Name); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// allRuns yields every run, oldest first, each read with its report when
+// it is reached.
+func (s *Store) allRuns(ctx context.Context) iter.Seq2[store.Run, error] {
+	return func(yield func(store.Run, error) bool) {
+		runs, err := s.queryRuns(ctx, "list runs", `ORDER BY started_at, id`)
+		if err != nil {
+			yield(store.Run{}, err)
+			return
+		}
+		for _, r := range runs {
+			full, err := s.Run(ctx, r.ID)
+			if !yield(full, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// allAudit yields the audit log in the order it was written, a page at a
+// time.
+func (s *Store) allAudit(ctx context.Context) iter.Seq2[store.AuditEntry, error] {
+	return func(yield func(store.AuditEntry, error) bool) {
+		var after int64
+		for {
+			page, err := s.queryAudit(ctx, `SELECT seq, run_id, at, actor, action, username, reason, before, after
+				FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, auditPage)
+			if err != nil {
+				yield(store.AuditEntry{}, fmt.Errorf("sqlite: read the audit log: %w", err))
+				return
+			}
+			for _, e := range page {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(page) < auditPage {
+				return
+			}
+			after = page[len(page)-1].Seq
+		}
+	}
+}
+
+// Import fills an empty store from snap in one transaction.
+func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
+	err := s.write(ctx, func(sqlTx *sql.Tx) error {
+		var n int
+		if err := sqlTx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM profiles) + (SELECT count(*) FROM runs)
+			+ (SELECT count(*) FROM audit)`).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return store.ErrNotEmpty
+		}
+		t := &tx{tx: sqlTx}
+		for i := range snap.Profiles {
+			if err := t.importProfile(ctx, &snap.Profiles[i]); err != nil {
+				return err
+			}
+		}
+		var maxID int64
+		for _, p := range snap.Profiles {
+			maxID = max(maxID, p.ID)
+		}
+		if next := max(maxID, snap.NextProfileID-1); next > 0 {
+			if _, err := sqlTx.ExecContext(ctx, `DELETE FROM sqlite_sequence WHERE name = 'profiles'`); err != nil {
+				return err
+			}
+			if _, err := sqlTx.ExecContext(ctx, `INSERT INTO sqlite_sequence (name, seq) VALUES ('profiles', ?)`, next); err != nil {
+				return err
+			}
+		}
+		for key, e := range snap.Episodes {
+			if _, err := sqlTx.ExecContext(ctx, `INSERT INTO notify_episodes (key, started_at, run_id, sent_at) VALUES (?, ?, ?, ?)`,
+				key, timeArg(e.StartedAt), e.RunID, timeArg(e.SentAt)); err != nil {
+				return fmt.Errorf("episode %s: %w", key, err)
+			}
+		}
+		for _, v := range snap.Values {
+			if err := store.CheckValue(v.Key, v.Value); err != nil {
+				return err
+			}
+			if _, err := sqlTx.ExecContext(ctx, `INSERT INTO kept_values (key, value, at) VALUES (?, ?, ?)`,
+				v.Key, v.Value, timeArg(v.At)); err != nil {
+				return fmt.Errorf("value %s: %w", v.Key, err)
+			}
+		}
+		for _, ts := range snap.Targets {
+			if err := t.importTarget(ctx, ts); err != nil {
+				return fmt.Errorf("target %s: %w", ts.Name, err)
+			}
+		}
+		for e, err := range snap.Audit {
+			if err != nil {
+				return err
+			}
+			if err := t.importAudit(ctx, e); err != nil {
+				return err
+			}
+		}
+		for r, err := range snap.Runs {
+			if err != nil {
+				return err
+			}
+			if err := importRun(ctx, sqlTx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: import: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) importProfile(ctx context.Context, p *model.Profile) error {
+	if p.ID <= 0 || p.Version <= 0 {
+		return fmt.Errorf("profile %s: no ID or version", p.Username)
+	}
+	args, err := t.profileArgs(p)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", p.Username, err)
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO profiles (id, version, username, username_fold, email, given_name,
+		family_name, display_name, title, department, groups, attributes, area, state,
+		block_reason, source, external_id, queued_at, activated_at, blocked_at, created_at,
+		updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		append([]any{p.ID, p.Version}, args...)...)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", p.Username, duplicate(err, p))
+	}
+	return nil
+}
+
+func (t *tx) importAudit(ctx context.Context, e store.AuditEntry) error {
+	var before, after any
+	if e.Before != nil {
+		before = t.json(func(b []byte) []byte { return appendProfileJSON(b, e.Before) })
+	}
+	if e.After != nil {
+		after = t.json(func(b []byte) []byte { return appendProfileJSON(b, e.After) })
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO audit (seq, run_id, at, actor, action, username, reason, before, after)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, e.RunID, timeArg(e.At), e.Actor, e.Action, e.Username, e.Reason, before, after)
+	if err != nil {
+		return fmt.Errorf("audit entry %d: %w", e.Seq, err)
+	}
+	return nil
+}
+
+func (t *tx) importTarget(ctx context.Context, ts store.TargetState) error {
+	if !ts.SeededAt.IsZero() || ts.Memory != "" || !ts.MemoryAt.IsZero() {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO targets (name, seeded_at, memory, memory_at) VALUES (?, ?, ?, ?)`,
+			ts.Name, timeArg(ts.SeededAt), ts.Memory, timeArg(ts.MemoryAt)); err != nil {
+			return err
+		}
+	}
+	for _, p := range ts.Pending {
+		var gone any
+		if p.Gone != nil {
+			gone = t.json(func(b []byte) []byte { return appendProfileJSON(b, p.Gone) })
+		}
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO target_pending
+			(target, profile_id, seq, gone, marked_at, attempts, last_status, last_error, failed)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, ts.Name, p.ProfileID, p.Seq, gone, timeArg(p.MarkedAt),
+			p.Attempts, p.LastStatus, p.LastError, p.Failed); err != nil {
+			return fmt.Errorf("pending push of profile %d: %w", p.ProfileID, err)
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE target_seq SET seq = max(seq, ?) WHERE id = 1`, p.Seq); err != nil {
+			return err
+		}
+	}
+	ls, err := prepareLinks(ctx, t.tx)
+	if err != nil {
+		return err
+	}
+	for id, l := range ts.Links {
+		if err := ls.write(ctx, ts.Name, id, &l); err != nil {
+			return fmt.Errorf("link of profile %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func importRun(ctx context.Context, sqlTx *sql.Tx, r store.Run) error {
+	summary, err := rawJSONArg("summary", r.Summary)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", r.ID, err)
+	}
+	report, err := gzipReport(&r)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", r.ID, err)
+	}
+	_, err = sqlTx.ExecContext(ctx, `INSERT INTO runs
+		(id, mode, result, error, started_at, finished_at, sources, summary, report, report_gzip)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
+		r.ID, r.Mode, r.Result, r.Error, timeArg(r.StartedAt), timeArg(r.FinishedAt),
+		groupsArg(r.Sources), summary, report)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", r.ID, err)
+	}
+	return nil
+}
