@@ -180,3 +180,14 @@ func notForKind(p plugged, kind string, others []string) string {
 // Key joins a mapping key to a path the way the loader writes paths:
 // attributes.title, attributes["name.givenName"].
 func Key(path, key string) string { return joinKey(path, key) }
+
+// DefaultFullSchedule is when an incremental source pulls in full when
+// its full_schedule is left out: daily at 02:00.
+const DefaultFullSchedule = "0 2 * * *"
+
+// IncrementalSettings is implemented by the Settings of source types that
+// can read only what changed (ldap, okta): their `incremental` and
+// `full_schedule` keys. A full_schedule left out is DefaultFullSchedule.
+type IncrementalSettings interface {
+	IncrementalSync() (on bool, fullSchedule string)
+}
