@@ -14,9 +14,10 @@ test:
 	$(GO) test -race -count=1 ./...
 
 # The packaging renders and verifies: the systemd unit (pointed at the binary
-# just built, since verify checks ExecStart exists), the kustomize base, and
-# an overlay of it with the ServiceMonitor component (kustomize wants
-# relative paths there).
+# just built, since verify checks ExecStart exists), the kustomize base, an
+# overlay of it with the ServiceMonitor component (kustomize wants relative
+# paths there), and one with the ha component (two replicas on PostgreSQL,
+# rolling updates, a PodDisruptionBudget, no volume claim).
 check-deploy: build
 	tmp=$$(mktemp -d) && \
 	sed "s|/usr/local/bin/seatsync|$(CURDIR)/bin/seatsync|" deploy/systemd/seatsync.service > $$tmp/seatsync.service && \
@@ -27,6 +28,11 @@ check-deploy: build
 	printf 'resources: [%s]\ncomponents: [%s/components/servicemonitor]\n' $$base $$base > $$tmp/kustomization.yaml && \
 	kubectl kustomize $$tmp > $$tmp/monitored.yaml && \
 	grep -q 'kind: Deployment' $$tmp/monitored.yaml && grep -q 'kind: ServiceMonitor' $$tmp/monitored.yaml && \
+	printf 'resources: [%s]\ncomponents: [%s/components/ha]\n' $$base $$base > $$tmp/kustomization.yaml && \
+	kubectl kustomize $$tmp > $$tmp/ha.yaml && \
+	grep -q 'kind: PodDisruptionBudget' $$tmp/ha.yaml && grep -q 'replicas: 2' $$tmp/ha.yaml && \
+	grep -q 'type: RollingUpdate' $$tmp/ha.yaml && ! grep -q 'type: Recreate' $$tmp/ha.yaml && \
+	! grep -q 'kind: PersistentVolumeClaim' $$tmp/ha.yaml && grep -q 'driver: postgres' $$tmp/ha.yaml && \
 	rm -rf $$tmp && echo "deploy: ok"
 
 # Benchmarks print their figures; they are never timing asserts in tests.

@@ -209,6 +209,11 @@ type Server struct {
 	// ShutdownTimeout is how long serve lets a run in flight finish after
 	// SIGTERM or SIGINT before cancelling it (default 30s).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// LeaderCheck is how often serve checks its leadership of a shared
+	// store (postgres), and how often a follower tries to take it over; a
+	// replica that dies or loses the database is replaced within two
+	// checks (default 5s).
+	LeaderCheck Duration `yaml:"leader_check"`
 }
 
 // Log configures logging.

@@ -74,7 +74,7 @@ notify:
 			},
 			Webhooks: []Webhook{{URL: "https://hooks.example.com/x", Format: "json", Timeout: Duration{10 * time.Second}}},
 		},
-		Server: Server{Listen: "127.0.0.1:8080", RunOnStart: "auto", ShutdownTimeout: Duration{30 * time.Second}},
+		Server: Server{Listen: "127.0.0.1:8080", RunOnStart: "auto", ShutdownTimeout: Duration{30 * time.Second}, LeaderCheck: Duration{5 * time.Second}},
 		Log:    Log{Level: "info", Format: "json"},
 		Path:   "/etc/seatsync/seatsync.yaml",
 	}
@@ -111,14 +111,14 @@ func TestExplicitZeroIsNotDefaulted(t *testing.T) {
 }
 
 func TestServeKeys(t *testing.T) {
-	doc := readTestdata(t, "minimal.yaml") + "server: {run_on_start: never, shutdown_timeout: 90s}\n"
+	doc := readTestdata(t, "minimal.yaml") + "server: {run_on_start: never, shutdown_timeout: 90s, leader_check: 2s}\n"
 	got := mustParse(t, doc, "", nil).Server
-	if got.RunOnStart != "never" || got.ShutdownTimeout.Duration != 90*time.Second {
-		t.Errorf("server = %+v, want run_on_start never and shutdown_timeout 90s", got)
+	if got.RunOnStart != "never" || got.ShutdownTimeout.Duration != 90*time.Second || got.LeaderCheck.Duration != 2*time.Second {
+		t.Errorf("server = %+v, want run_on_start never, shutdown_timeout 90s and leader_check 2s", got)
 	}
 	got = mustParse(t, readTestdata(t, "minimal.yaml"), "", nil).Server
-	if got.RunOnStart != DefaultRunOnStart || got.ShutdownTimeout.Duration != DefaultShutdownTimeout {
-		t.Errorf("defaults: server = %+v, want run_on_start auto and shutdown_timeout 30s", got)
+	if got.RunOnStart != DefaultRunOnStart || got.ShutdownTimeout.Duration != DefaultShutdownTimeout || got.LeaderCheck.Duration != DefaultLeaderCheck {
+		t.Errorf("defaults: server = %+v, want run_on_start auto, shutdown_timeout 30s and leader_check 5s", got)
 	}
 }
 

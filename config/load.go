@@ -46,6 +46,11 @@ const (
 	DefaultListen                  = "127.0.0.1:8080"
 	DefaultRunOnStart              = "auto"
 	DefaultShutdownTimeout         = 30 * time.Second
+	DefaultLeaderCheck             = 5 * time.Second
+	// MinLeaderCheck is the shortest server.leader_check: the leader
+	// pings every half check and the server's TCP keepalives count in
+	// seconds.
+	MinLeaderCheck = time.Second
 
 	// MaxConfigBytes is the largest configuration file Load reads.
 	MaxConfigBytes = 1 << 20 // 1 MiB
@@ -380,6 +385,9 @@ func applyDefaults(c *Config, locs map[string]loc) {
 	orString(&c.Server.RunOnStart, DefaultRunOnStart)
 	if !given("server.shutdown_timeout") {
 		c.Server.ShutdownTimeout.Duration = DefaultShutdownTimeout
+	}
+	if !given("server.leader_check") {
+		c.Server.LeaderCheck.Duration = DefaultLeaderCheck
 	}
 	orString(&c.Log.Level, DefaultLogLevel)
 	orString(&c.Log.Format, DefaultLogFormat)

@@ -104,6 +104,10 @@ log: {level: debug}  # want log "duplicate key (first set on line 8)"`},
   shutdown_timeout: 0s  # want server.shutdown_timeout "must be more than 0"`},
 		{"bad shutdown_timeout", head + `server:
   shutdown_timeout: soon  # want server.shutdown_timeout "not a duration"`},
+		{"short leader_check", head + `server:
+  leader_check: 200ms  # want server.leader_check "200ms is shorter than the shortest check, 1s"`},
+		{"zero leader_check", head + `server:
+  leader_check: 0s  # want server.leader_check "0s is shorter than the shortest check, 1s"`},
 		{"unset variable in a secret", head + `server:
   token: ${API_TOKEN}  # want server.token "environment variable API_TOKEN is not set"`},
 		{"not a variable name", head + `log:

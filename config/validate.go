@@ -454,6 +454,9 @@ func (v *validator) server() {
 	s := v.c.Server
 	v.oneOf("server.run_on_start", s.RunOnStart, "auto", "always", "never")
 	v.positive("server.shutdown_timeout", s.ShutdownTimeout)
+	if s.LeaderCheck.Duration < MinLeaderCheck {
+		v.add("server.leader_check", "%s is shorter than the shortest check, %s", s.LeaderCheck.Duration, MinLeaderCheck)
+	}
 	host, port, err := net.SplitHostPort(s.Listen)
 	if err != nil {
 		v.add("server.listen", "%q is not host:port, such as 127.0.0.1:8080", s.Listen)

@@ -2,7 +2,8 @@
 // schedules, one at a time (in this process by a busy flag and cron's
 // SkipIfStillRunning, across processes by the store's run lock), serves
 // the HTTP API of package server, reloads its configuration on SIGHUP and
-// shuts down gracefully.
+// shuts down gracefully. Replicas sharing a store elect one leader to run
+// the schedules (leader.go).
 package daemon
 
 import (
@@ -60,6 +61,9 @@ type Daemon struct {
 	// RetryFirst is the wait before pending pushes are sent again the
 	// first time (RetryFirst when 0).
 	RetryFirst time.Duration
+	// ID names this process to the other replicas of a shared store
+	// (DefaultID when "").
+	ID string
 
 	cfg     atomic.Pointer[config.Config]
 	metrics *server.Metrics
@@ -78,6 +82,15 @@ type Daemon struct {
 	retry        *time.Timer
 	retryAttempt int
 
+	// isLeader is set while this process runs the schedules; leader
+	// names who does ("" when unknown); elected is set when the store is
+	// a store.Elector. All under mu. electDone is closed when the
+	// election ends at shutdown (nil without one).
+	isLeader  bool
+	leader    string
+	elected   bool
+	electDone chan struct{}
+
 	cron *cron.Cron
 	http *http.Server
 	ln   net.Listener
@@ -87,6 +100,10 @@ type Daemon struct {
 func New(cfg *config.Config, st store.Store, reg connector.Registry, n notify.Notifier, load func() (*config.Config, error), log *zap.Logger) *Daemon {
 	d := &Daemon{Load: load, Store: st, Connectors: reg, Notifier: n, Log: log, metrics: server.NewMetrics()}
 	d.cfg.Store(cfg)
+	// A store of its own: this process leads from the start. A shared
+	// one: it leads once it wins a campaign (Serve).
+	_, shared := st.(store.Elector)
+	d.isLeader = !shared
 	return d
 }
 
@@ -115,9 +132,17 @@ func (d *Daemon) Serve(ctx context.Context, hup <-chan struct{}) error {
 		return err
 	}
 	d.cron = d.startCron(cfg)
-	d.runOnStart(cfg)
-	d.retryLeftover(ctx)
 	d.Log.Info("serving", zap.String("listen", d.ln.Addr().String()), zap.Int("sources", len(cfg.Sources)))
+	if el, ok := d.Store.(store.Elector); ok {
+		d.mu.Lock()
+		d.elected = true
+		d.electDone = make(chan struct{})
+		d.mu.Unlock()
+		d.Log.Info("the store is shared: campaigning for the leadership", zap.String("id", d.id()), zap.Duration("leader_check", d.leaderCheck()))
+		go d.elect(ctx, el, d.electDone)
+	} else {
+		d.lead(ctx) // the only process on its store
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -224,6 +249,10 @@ func (d *Daemon) startCron(cfg *config.Config) *cron.Cron {
 // scheduled is one tick of one schedule. It waits for its own run, so
 // SkipIfStillRunning skips the ticks that come while it lasts.
 func (d *Daemon) scheduled(sources []string, spec string) {
+	if !d.leading() {
+		d.Log.Debug("scheduled sync left to the leader", zap.String("schedule", spec), zap.String("leader", d.Leadership().Leader))
+		return
+	}
 	done, _, err := d.start(reconcile.Options{Mode: reconcile.ModeSync, Sources: sources}, "schedule "+spec)
 	if err != nil {
 		d.Log.Info("scheduled sync skipped", zap.String("schedule", spec), zap.Strings("sources", sources), zap.String("why", err.Error()))
@@ -327,14 +356,19 @@ func sourceNames(cfg *config.Config) []string {
 	return out
 }
 
-// start starts a sync in the background unless one is running or the
-// daemon is stopping. It returns the run's ID and a channel closed when
-// the run is over.
+// start starts a sync in the background unless one is running, the
+// daemon is stopping or another replica leads. It returns the run's ID
+// and a channel closed when the run is over.
 func (d *Daemon) start(opt reconcile.Options, trigger string) (done <-chan struct{}, runID string, err error) {
 	d.mu.Lock()
 	if d.stopping {
 		d.mu.Unlock()
 		return nil, "", server.ErrStopping
+	}
+	if !d.isLeader {
+		leader := d.leader
+		d.mu.Unlock()
+		return nil, "", &server.NotLeaderError{Leader: leader}
 	}
 	if d.running != "" {
 		id := d.running
@@ -504,6 +538,11 @@ func (d *Daemon) shutdown() error {
 	if d.cron != nil {
 		d.cron.Stop()
 	}
+	if d.electDone != nil {
+		// Serve's context is done: the election resigns, so another
+		// replica takes over while a run in flight here finishes.
+		<-d.electDone
+	}
 	idle := make(chan struct{})
 	go func() { d.runs.Wait(); close(idle) }()
 	select {
@@ -548,6 +587,8 @@ func (b backend) Plan(ctx context.Context, opt reconcile.Options) (*reconcile.Re
 func (b backend) Changed(ctx context.Context) { b.d.refresh(ctx) }
 
 func (b backend) NextRuns() []server.ScheduledRun { return b.d.NextRuns() }
+
+func (b backend) Leadership() server.Leadership { return b.d.Leadership() }
 
 // NextRuns are the schedules of the configuration in force (those the
 // cron has), each with its next run after now, in configuration order:

@@ -62,8 +62,8 @@ func (d *Daemon) afterPush(results []target.Result) {
 		d.retryAttempt = 0
 		return
 	}
-	if d.stopping {
-		return
+	if d.stopping || !d.isLeader {
+		return // the leader, or the next one, sends them
 	}
 	first := d.RetryFirst
 	if first <= 0 {
@@ -94,6 +94,12 @@ func (d *Daemon) retryLeftover(ctx context.Context) {
 // flight or the daemon is stopping; then it is dropped, and logged.
 func (d *Daemon) exclusive(what string, job func(ctx context.Context, log *zap.Logger)) {
 	d.mu.Lock()
+	if !d.isLeader {
+		leader := d.leader
+		d.mu.Unlock()
+		d.Log.Debug(what+" left to the leader", zap.String("leader", leader))
+		return
+	}
 	if d.stopping || d.running != "" {
 		busy := d.running
 		d.mu.Unlock()

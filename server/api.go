@@ -38,6 +38,9 @@ type Status struct {
 	Schedules []ScheduledRun `json:"schedules"`
 	// Runs are the most recent runs, newest first, without their reports.
 	Runs []store.Run `json:"runs"`
+	// Leadership says whether this replica runs the schedules, and who
+	// does.
+	Leadership Leadership `json:"leadership"`
 }
 
 // QueueEntry is one profile waiting for a seat; licensing computes the
@@ -66,7 +69,8 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 	if next == nil {
 		next = []ScheduledRun{}
 	}
-	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next, Runs: runs}, nil
+	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next, Runs: runs,
+		Leadership: s.Backend.Leadership()}, nil
 }
 
 // targets reads every configured target's status.
@@ -318,7 +322,12 @@ func (s *Server) apiSync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, err := s.Backend.StartSync(opt)
+	var notLeader *NotLeaderError
 	switch {
+	case errors.As(err, &notLeader):
+		// The leader runs the syncs; a run here would only be skipped
+		// by the store's run lock or race the leader's schedule.
+		writeJSON(w, http.StatusConflict, errorBody{Error: err.Error(), Leader: notLeader.Leader})
 	case errors.Is(err, ErrBusy):
 		writeJSON(w, http.StatusConflict, errorBody{Error: fmt.Sprintf("a sync is already running (run %s); try again when it has finished", id), RunID: id})
 	case errors.Is(err, ErrStopping):

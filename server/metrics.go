@@ -29,6 +29,7 @@ type Metrics struct {
 	runs          *prometheus.CounterVec
 	changes       *prometheus.CounterVec
 	unauthorized  prometheus.Counter
+	leader        prometheus.Gauge
 
 	targetPending     *prometheus.GaugeVec
 	targetPushes      *prometheus.CounterVec
@@ -97,12 +98,16 @@ func NewMetrics() *Metrics {
 			Name: "seatsync_http_unauthorized_total",
 			Help: "HTTP requests refused (401) for a missing or wrong server.token.",
 		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "seatsync_leader",
+			Help: "1 while this process leads (runs the schedules, pushes and verifies), 0 on a replica that follows; summed over the replicas of one store it is 1.",
+		}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.poolLimit, m.poolUsed, m.poolRemaining, m.poolQueued,
-		m.identities, m.lastSuccess, m.period, m.duration, m.runs, m.changes, m.unauthorized,
+		m.identities, m.lastSuccess, m.period, m.duration, m.runs, m.changes, m.unauthorized, m.leader,
 		m.targetPending, m.targetPushes, m.targetLastSuccess,
 	)
 	// Show every result and action from the start, at 0, so rate() and
@@ -134,6 +139,15 @@ func (m *Metrics) SetPools(seats []licensing.Status) {
 		m.poolRemaining.WithLabelValues(s.Name).Set(remaining)
 		m.poolQueued.WithLabelValues(s.Name).Set(float64(s.Queued))
 	}
+}
+
+// SetLeader sets the leader gauge: 1 while this process leads.
+func (m *Metrics) SetLeader(leading bool) {
+	v := 0.0
+	if leading {
+		v = 1
+	}
+	m.leader.Set(v)
 }
 
 // SetSchedules sets each source's schedule period; sources no longer

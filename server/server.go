@@ -31,7 +31,39 @@ var (
 	// ErrStopping is returned by Backend.StartSync once the process is
 	// shutting down.
 	ErrStopping = errors.New("seatsync is shutting down and takes no new runs")
+	// ErrNotLeader is returned by Backend.StartSync on a replica that
+	// does not lead; the error is a *NotLeaderError.
+	ErrNotLeader = errors.New("this replica does not lead: the leader runs the syncs")
 )
+
+// NotLeaderError names the leader, for a caller that was refused a run by
+// another replica. It matches ErrNotLeader with errors.Is.
+type NotLeaderError struct {
+	Leader string // "" while none is known
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == "" {
+		return ErrNotLeader.Error() + "; no leader is known right now, try again shortly"
+	}
+	return fmt.Sprintf("%s; the leader is %s", ErrNotLeader, e.Leader)
+}
+
+func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
+
+// Leadership says who runs the schedules among the serve processes that
+// share a store.
+type Leadership struct {
+	// ID is this process's name among them.
+	ID string `json:"id"`
+	// Leader is the leader's ID ("" while none is known); this process's
+	// own when Leading.
+	Leader  string `json:"leader"`
+	Leading bool   `json:"leading"`
+	// Elected is set when the store is shared and the leader elected;
+	// without it (sqlite) the one serve process always leads.
+	Elected bool `json:"elected"`
+}
 
 // Backend is what the server needs from the daemon. Config is read on
 // every request, so a reloaded configuration (token included) applies at
@@ -55,6 +87,8 @@ type Backend interface {
 	// NextRuns are the schedules in force, each with its next run, in
 	// configuration order (none once shutting down).
 	NextRuns() []ScheduledRun
+	// Leadership says whether this process leads, and who does.
+	Leadership() Leadership
 }
 
 // ScheduledRun is one schedule of the daemon: a sync of some sources, or
@@ -270,8 +304,9 @@ func equal(got, want string) bool {
 
 // errorBody is every error's JSON.
 type errorBody struct {
-	Error string `json:"error"`
-	RunID string `json:"run_id,omitempty"`
+	Error  string `json:"error"`
+	RunID  string `json:"run_id,omitempty"`
+	Leader string `json:"leader,omitempty"` // 409 on a replica that does not lead
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
@@ -345,5 +380,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "store unreachable: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	// A follower is ready too: it serves reads and the admin calls.
+	writeJSON(w, http.StatusOK, readiness{Status: "ready", Leadership: s.Backend.Leadership()})
+}
+
+// readiness is the body of a ready /readyz.
+type readiness struct {
+	Status string `json:"status"`
+	Leadership
 }

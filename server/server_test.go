@@ -36,6 +36,7 @@ type fakeBackend struct {
 	busy    bool
 	started []reconcile.Options
 	changed int
+	lead    Leadership
 }
 
 func (b *fakeBackend) Config() *config.Config { return b.cfg }
@@ -47,6 +48,9 @@ func (b *fakeBackend) Running() string {
 	return ""
 }
 func (b *fakeBackend) StartSync(opt reconcile.Options) (string, error) {
+	if !b.lead.Leading {
+		return "", &NotLeaderError{Leader: b.lead.Leader}
+	}
 	if b.busy {
 		return "RUN1", ErrBusy
 	}
@@ -57,6 +61,7 @@ func (b *fakeBackend) Plan(context.Context, reconcile.Options) (*reconcile.Repor
 	return &reconcile.Report{RunID: "PLAN1", Mode: reconcile.ModePlan, Result: reconcile.ResultNoChanges}, nil
 }
 func (b *fakeBackend) Changed(context.Context) { b.changed++ }
+func (b *fakeBackend) Leadership() Leadership  { return b.lead }
 func (b *fakeBackend) NextRuns() []ScheduledRun {
 	return []ScheduledRun{{Kind: "sync", Schedule: "@every 15m", Sources: []string{"hr"}, NextRun: time.Date(2026, 1, 2, 3, 15, 0, 0, time.UTC)}}
 }
@@ -111,7 +116,7 @@ sources:
 		Sources: []string{"hr"}, Summary: json.RawMessage(`{"create":2}`), Report: body}); err != nil {
 		t.Fatal(err)
 	}
-	b := &fakeBackend{cfg: cfg, st: st}
+	b := &fakeBackend{cfg: cfg, st: st, lead: Leadership{ID: "pod-a/1", Leader: "pod-a/1", Leading: true}}
 	s := &Server{Backend: b, Metrics: NewMetrics(), Log: zap.NewNop(), MaxBody: 1024}
 	return b, s.Handler()
 }
@@ -288,6 +293,68 @@ func TestSync(t *testing.T) {
 	}
 	if msg := jsonError(t, rec); !strings.Contains(msg, "already running (run RUN1)") {
 		t.Errorf("409 message %q", msg)
+	}
+}
+
+// TestFollower: a replica that does not lead is ready, says who leads
+// (readyz, status), refuses POST sync with 409 naming the leader, and
+// still plans and blocks (the store serialises the seat check).
+func TestFollower(t *testing.T) {
+	b, h := newTest(t, testToken)
+	b.lead = Leadership{ID: "pod-b/1", Leader: "pod-a/1", Elected: true}
+	auth := bearer(testToken)
+
+	rec := do(t, h, call{method: "GET", path: "/readyz"})
+	var ready struct {
+		Status, ID, Leader string
+		Leading, Elected   bool
+	}
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &ready) != nil ||
+		ready.Status != "ready" || ready.Leader != "pod-a/1" || ready.ID != "pod-b/1" || ready.Leading || !ready.Elected {
+		t.Errorf("readyz on a follower: %d %s", rec.Code, rec.Body)
+	}
+	rec = do(t, h, call{method: "GET", path: "/api/v1/status", auth: auth})
+	var st Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || st.Leadership != b.lead {
+		t.Errorf("status leadership: %v %s", err, rec.Body)
+	}
+
+	rec = do(t, h, call{method: "POST", path: "/api/v1/sync", auth: auth})
+	var refused errorBody
+	if rec.Code != 409 || json.Unmarshal(rec.Body.Bytes(), &refused) != nil || refused.Leader != "pod-a/1" ||
+		!strings.Contains(refused.Error, "the leader is pod-a/1") {
+		t.Errorf("sync on a follower: %d %s", rec.Code, rec.Body)
+	}
+	if len(b.started) != 0 {
+		t.Errorf("a follower started %+v", b.started)
+	}
+	b.lead.Leader = "" // between two leaders
+	rec = do(t, h, call{method: "POST", path: "/api/v1/sync", auth: auth})
+	if rec.Code != 409 || !strings.Contains(jsonError(t, rec), "no leader is known right now") {
+		t.Errorf("sync with no leader known: %d %s", rec.Code, rec.Body)
+	}
+
+	if rec := do(t, h, call{method: "POST", path: "/api/v1/plan", auth: auth}); rec.Code != 200 {
+		t.Errorf("plan on a follower: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(t, h, call{method: "POST", path: "/api/v1/profiles/alice/block", auth: auth}); rec.Code != 200 {
+		t.Errorf("block on a follower: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestMetricsLeader(t *testing.T) {
+	m := NewMetrics()
+	b, _ := newTest(t, testToken)
+	h := (&Server{Backend: b, Metrics: m, Log: zap.NewNop()}).Handler()
+	for _, leading := range []bool{true, false} {
+		m.SetLeader(leading)
+		want := "seatsync_leader 0"
+		if leading {
+			want = "seatsync_leader 1"
+		}
+		if rec := do(t, h, call{method: "GET", path: "/metrics"}); !strings.Contains(rec.Body.String(), want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/seatsync/seatsync/internal/pgtest"
 )
 
 // testVersion is stamped into the binary, as `make build` does.
@@ -96,7 +98,9 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: go build:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	pgtest.StopShared() // the PostgreSQL server of the ha tests, if one started
+	return code
 }
 
 // Exit codes, SPEC section 6.

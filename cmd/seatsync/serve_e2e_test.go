@@ -44,6 +44,7 @@ type serveOptions struct {
 	shutdownTimeout string // default "30s"
 	noToken         bool
 	csvPath         string // the source's path, default people.csv
+	leaderCheck     string // server.leader_check, default none (5s)
 }
 
 // syncBuffer is a bytes.Buffer safe for the process's stderr copier and
@@ -116,6 +117,9 @@ func (s *site) serveConfig(opt serveOptions, port int) {
 	}
 	cfg += fmt.Sprintf("schedule: %q\nserver:\n  listen: 127.0.0.1:%d%s\n  run_on_start: %s\n  shutdown_timeout: %s\n",
 		opt.schedule, port, token, opt.runOnStart, opt.shutdownTimeout)
+	if opt.leaderCheck != "" {
+		cfg += "  leader_check: " + opt.leaderCheck + "\n"
+	}
 	s.write("seatsync.yaml", cfg)
 }
 
