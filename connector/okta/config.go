@@ -71,9 +71,8 @@ func (s *Settings) Defaults(e *config.Entry) {
 	if len(s.Scopes) == 0 && !e.Given("scopes") {
 		s.Scopes = DefaultScopes()
 	}
-	if s.FullSchedule == "" {
-		s.FullSchedule = config.DefaultFullSchedule
-	}
+	// full_schedule stays "" when left out: IncrementalSync gives
+	// config.DefaultFullSchedule for it.
 	e.Resolve(&s.PrivateKeyFile)
 }
 

@@ -90,7 +90,7 @@ func TestConfigDefaults(t *testing.T) {
 		want := []okta.Settings{
 			{OrgURL: "https://example.okta.com", Token: config.NewSecret("t"), Auth: "token",
 				Scopes: []string{"okta.users.read", "okta.groups.read"}, RateLimitShare: config.Percent{Value: 50, Set: true},
-				Timeout: config.Duration{Duration: 30 * time.Second}, FullSchedule: config.DefaultFullSchedule},
+				Timeout: config.Duration{Duration: 30 * time.Second}},
 			{OrgURL: "https://example.okta.com", Auth: "private_key", ClientID: "c", PrivateKeyFile: tc.key,
 				Scopes: []string{"okta.users.read"}, Filter: `status eq "ACTIVE"`, Search: `profile.department eq "Sales"`,
 				RateLimitShare: config.Percent{Value: 20, Set: true}, Timeout: config.Duration{Duration: 10 * time.Second},
