@@ -44,6 +44,7 @@ package csv
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -139,27 +140,39 @@ func parseDelimiter(d string) (rune, string) {
 // Pull streams every identity in the file to emit. See the package
 // documentation for what is skipped and what fails the pull.
 func (s *source) Pull(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) error {
-	_, err := s.run(ctx, emit, skip)
+	f, fi, err := s.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = s.run(ctx, f, fi, emit, skip)
 	return err
 }
 
-func (s *source) run(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
-	start := time.Now()
+// open opens the file and says what it was when opened.
+func (s *source) open(ctx context.Context) (*os.File, fs.FileInfo, error) {
 	if err := ctx.Err(); err != nil {
-		return stats{}, fmt.Errorf("%s: %w", s.path, err)
+		return nil, nil, fmt.Errorf("%s: %w", s.path, err)
 	}
 	f, err := os.Open(s.path)
 	if err != nil {
 		// *fs.PathError already reads "open /srv/hr/export.csv: ...".
-		return stats{}, err
+		return nil, nil, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return stats{}, fmt.Errorf("%s: %w", s.path, err)
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", s.path, err)
 	} else if fi.IsDir() {
-		return stats{}, fmt.Errorf("%s: is a directory, not a CSV file", s.path)
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: is a directory, not a CSV file", s.path)
 	}
+	return f, fi, nil
+}
+
+// run reads f, which was fi when opened, to its end, once.
+func (s *source) run(ctx context.Context, f *os.File, fi fs.FileInfo, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
+	start := time.Now()
 	st, err := s.read(ctx, f, emit, skip)
 	if err != nil {
 		return st, err

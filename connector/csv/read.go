@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	stdcsv "encoding/csv"
 	"errors"
 	"fmt"
@@ -29,7 +30,8 @@ type stats struct {
 	identities int
 	skipped    int
 	blank      int
-	bytes      int64 // read from the file, to its end
+	bytes      int64  // read from the file, to its end
+	sha256     []byte // of those bytes, when the read got to the end
 }
 
 // layout is where each field sits in one file, resolved from its header.
@@ -88,7 +90,7 @@ func (l *layout) hint(rec []string) string {
 // read streams the identities in in (the file's content) to emit.
 func (s *source) read(ctx context.Context, in file, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
 	var st stats
-	t := &tracker{r: in, limit: rowLimit(1, s.maxField)}
+	t := &tracker{r: in, limit: rowLimit(1, s.maxField), sum: sha256.New()}
 	br := bufio.NewReaderSize(t, bufSize)
 	head, err := br.Peek(3)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -157,6 +159,7 @@ func (s *source) read(ctx context.Context, in file, emit func(model.Identity) er
 		}
 		if errors.Is(err, io.EOF) {
 			st.bytes = t.read
+			st.sha256 = t.sum.Sum(nil)
 			return st, nil
 		}
 		st.rows++

@@ -37,6 +37,21 @@ type Settings struct {
 	Search         string          `yaml:"search"`
 	RateLimitShare config.Percent  `yaml:"rate_limit_share"`
 	Timeout        config.Duration `yaml:"timeout"`
+	// Incremental reads only the users changed since the last run (by
+	// lastUpdated, and the System Log for deletions); FullSchedule is when
+	// a run pulls in full instead.
+	Incremental  bool   `yaml:"incremental"`
+	FullSchedule string `yaml:"full_schedule"`
+}
+
+var _ config.IncrementalSettings = (*Settings)(nil)
+
+// IncrementalSync implements config.IncrementalSettings.
+func (s *Settings) IncrementalSync() (on bool, fullSchedule string) {
+	if s.FullSchedule == "" {
+		return s.Incremental, config.DefaultFullSchedule
+	}
+	return s.Incremental, s.FullSchedule
 }
 
 // NewSettings makes an empty Settings, for the connector registry.
@@ -56,6 +71,8 @@ func (s *Settings) Defaults(e *config.Entry) {
 	if len(s.Scopes) == 0 && !e.Given("scopes") {
 		s.Scopes = DefaultScopes()
 	}
+	// full_schedule stays "" when left out: IncrementalSync gives
+	// config.DefaultFullSchedule for it.
 	e.Resolve(&s.PrivateKeyFile)
 }
 
@@ -97,6 +114,10 @@ func (s *Settings) Validate(e *config.Entry) {
 		e.NotEmpty(fmt.Sprintf("scopes[%d]", j), sc)
 	}
 	e.Positive("timeout", s.Timeout)
+	e.Schedule("full_schedule", s.FullSchedule)
+	if e.Given("full_schedule") && !s.Incremental {
+		e.Add("full_schedule", "only used with incremental: true (every run is a full pull without it)")
+	}
 }
 
 func isLoopbackHost(host string) bool {

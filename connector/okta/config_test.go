@@ -55,6 +55,10 @@ func TestConfigProblems(t *testing.T) {
     org_url: https://example.okta.com
     token: ${SECRET}
     rate_limit_share: 0%  # want sources[1].rate_limit_share "\"0%\" is not a percentage above 0% and up to 100%"`,
+		"incremental": head + `  - {name: o1, type: okta, org_url: "https://example.okta.com", token: t, incremental: true}
+  - {name: o2, type: okta, org_url: "https://example.okta.com", token: t, incremental: true, full_schedule: "0 3 * * 0"}
+  - {name: o3, type: okta, org_url: "https://example.okta.com", token: t, incremental: true, full_schedule: "daily"}  # want sources[3].full_schedule "is not a schedule"
+  - {name: o4, type: okta, org_url: "https://example.okta.com", token: t, full_schedule: "0 3 * * *"}  # want sources[4].full_schedule "only used with incremental: true"`,
 	} {
 		t.Run(name, func(t *testing.T) { configtest.Check(t, doc, plugins, env) })
 	}
@@ -72,6 +76,8 @@ func TestConfigDefaults(t *testing.T) {
     search: 'profile.department eq "Sales"'
     rate_limit_share: 20%
     timeout: 10s
+    incremental: true
+    full_schedule: "30 1 * * *"
 `
 	for _, tc := range []struct{ configPath, key string }{
 		{"/etc/seatsync/seatsync.yaml", "/etc/keys/okta.pem"},
@@ -87,7 +93,8 @@ func TestConfigDefaults(t *testing.T) {
 				Timeout: config.Duration{Duration: 30 * time.Second}},
 			{OrgURL: "https://example.okta.com", Auth: "private_key", ClientID: "c", PrivateKeyFile: tc.key,
 				Scopes: []string{"okta.users.read"}, Filter: `status eq "ACTIVE"`, Search: `profile.department eq "Sales"`,
-				RateLimitShare: config.Percent{Value: 20, Set: true}, Timeout: config.Duration{Duration: 10 * time.Second}},
+				RateLimitShare: config.Percent{Value: 20, Set: true}, Timeout: config.Duration{Duration: 10 * time.Second},
+				Incremental: true, FullSchedule: "30 1 * * *"},
 		}
 		var got []okta.Settings
 		for _, s := range cfg.Sources {
@@ -95,6 +102,23 @@ func TestConfigDefaults(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("config at %q (-want +got):\n%s", tc.configPath, diff)
+		}
+	}
+}
+
+func TestIncrementalSync(t *testing.T) {
+	for _, tc := range []struct {
+		set      okta.Settings
+		on       bool
+		schedule string
+	}{
+		{okta.Settings{}, false, config.DefaultFullSchedule},
+		{okta.Settings{Incremental: true}, true, config.DefaultFullSchedule},
+		{okta.Settings{Incremental: true, FullSchedule: "0 3 * * 0"}, true, "0 3 * * 0"},
+	} {
+		on, schedule := tc.set.IncrementalSync()
+		if on != tc.on || schedule != tc.schedule {
+			t.Errorf("%+v: IncrementalSync() = %v, %q; want %v, %q", tc.set, on, schedule, tc.on, tc.schedule)
 		}
 	}
 }

@@ -230,6 +230,7 @@ func (s *source) Pull(ctx context.Context, emit func(model.Identity) error, skip
 type stats struct {
 	identities int
 	skipped    int
+	deleted    int // incremental reads: Delete calls
 	requests   int
 	retries    int
 	waited     time.Duration

@@ -44,8 +44,23 @@ type puller struct {
 
 func (s *source) run(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
 	start := time.Now()
-	if err := ctx.Err(); err != nil {
+	p, err := s.connect(ctx)
+	if err != nil {
 		return stats{}, err
+	}
+	err = p.pull(ctx, emit, skip)
+	p.done()
+	if err != nil {
+		return p.st, err
+	}
+	p.logRead("okta users read", start)
+	return p.st, nil
+}
+
+// connect makes the transport and the SDK client of one read.
+func (s *source) connect(ctx context.Context) (*puller, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	t := &transport{
 		base:       s.opt.Transport,
@@ -70,24 +85,26 @@ func (s *source) run(ctx context.Context, emit func(model.Identity) error, skip 
 	}
 	c, err := s.newClient(ctx, t)
 	if err != nil {
-		return stats{}, err
+		return nil, err
 	}
-	p := &puller{source: s, c: c, t: t}
-	err = p.pull(ctx, emit, skip)
-	t.mu.Lock()
-	p.st.requests, p.st.retries, p.st.waited = t.st.requests, t.st.retries, t.st.waited
-	t.mu.Unlock()
-	if err != nil {
-		return p.st, err
-	}
-	s.log.Info("okta users read",
+	return &puller{source: s, c: c, t: t}, nil
+}
+
+// done copies the transport's counts into the read's stats.
+func (p *puller) done() {
+	p.t.mu.Lock()
+	p.st.requests, p.st.retries, p.st.waited = p.t.st.requests, p.t.st.retries, p.t.st.waited
+	p.t.mu.Unlock()
+}
+
+func (p *puller) logRead(msg string, start time.Time, fields ...zap.Field) {
+	p.log.Info(msg, append([]zap.Field{
 		zap.Int("identities", p.st.identities),
 		zap.Int("skipped", p.st.skipped),
 		zap.Int("requests", p.st.requests),
 		zap.Int("rate_limit_retries", p.st.retries),
 		zap.Duration("rate_limit_wait", p.st.waited),
-		zap.Duration("took", time.Since(start)))
-	return p.st, nil
+		zap.Duration("took", time.Since(start))}, fields...)...)
 }
 
 func (p *puller) pull(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) error {

@@ -45,6 +45,8 @@ type transport struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
 	st      stats
+	// first is Okta's clock (Date) on the first answer of the read.
+	first time.Time
 }
 
 type bucket struct {
@@ -163,10 +165,18 @@ func (t *transport) observe(key string, resp *http.Response) time.Duration {
 	reset, errS := strconv.ParseInt(h.Get("X-Rate-Limit-Reset"), 10, 64)
 	now := t.now()
 	wait := time.Minute // Okta's window, when the headers are missing
+	date, errD := http.ParseTime(h.Get("Date"))
+	if errD == nil {
+		t.mu.Lock()
+		if t.first.IsZero() {
+			t.first = date
+		}
+		t.mu.Unlock()
+	}
 	if errS == nil {
 		serverNow := now
-		if d, err := http.ParseTime(h.Get("Date")); err == nil {
-			serverNow = d
+		if errD == nil {
+			serverNow = date
 		}
 		wait = time.Unix(reset, 0).Sub(serverNow) + time.Second
 	}

@@ -3,10 +3,22 @@
 // okta connector uses, written from Okta's published API reference.
 //
 //   - GET /api/v1/users: limit (default and cap 200), the after cursor,
-//     Link headers with rel="self" and rel="next", filter and search for
-//     simple expressions (attr eq|sw|co "value", joined by and / or).
+//     Link headers with rel="self" and rel="next", filter and search
+//     expressions (attr eq|sw|co|gt|ge|lt|le "value", joined by and / or,
+//     with parentheses; lastUpdated compared as an instant; see expr.go).
 //     Without a filter or search naming status, DEPROVISIONED users are
-//     left out, as Okta does.
+//     left out, as Okta does. A user's lastUpdated moves with every change
+//     of its status or profile, not with its group memberships.
+//   - GET /api/v1/logs, the System Log: since, until, filter, limit
+//     (default 100, cap 1000), after, sortOrder; events with uuid,
+//     published, eventType, actor and target[]. A request with until is
+//     bounded (a next link only while there is more); one without is a
+//     polling request, whose answer always has a next link, as Okta's
+//     does. Events older than 90 days are gone. The server logs what
+//     changes users: user.lifecycle.create, user.account.update_profile,
+//     user.lifecycle.deactivate / suspend / unsuspend / activate,
+//     user.lifecycle.delete.initiated and .completed,
+//     group.user_membership.add / remove.
 //   - GET /api/v1/groups?q= (a prefix search on the group name, paged),
 //     GET /api/v1/groups/{id}/users (paged), GET /api/v1/users/{id}/groups.
 //   - X-Rate-Limit-Limit, -Remaining and -Reset and a Date header on every
@@ -15,7 +27,9 @@
 //     private_key_jwt client assertion at /oauth2/v1/token, whose access
 //     tokens the API accepts as Authorization: Bearer.
 //
-// Users can be changed between pulls (UpdateUser). Faults can be injected
+// Users can be changed between pulls (UpdateUser) and deleted
+// (DeleteUser); DenyLogs takes the right to read the System Log from the
+// API token (403, E0000006). Faults can be injected
 // on a page of the user list: a 500, a hang until the client gives up, or
 // broken JSON. Requests are counted by endpoint.
 package oktatest
@@ -30,6 +44,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,10 +59,21 @@ const (
 	EndpointGroupUsers = "group_users" // GET /api/v1/groups/{id}/users
 	EndpointUserGroups = "user_groups" // GET /api/v1/users/{id}/groups
 	EndpointToken      = "token"       // POST /oauth2/v1/token
+	EndpointLogs       = "logs"        // GET /api/v1/logs
 )
 
-// MaxLimit is the largest page Okta serves for the endpoints faked here.
+// LogRetention is how long Okta keeps System Log events.
+const LogRetention = 90 * 24 * time.Hour
+
+// MaxLimit is the largest page Okta serves for the user and group
+// endpoints faked here.
 const MaxLimit = 200
+
+// Pages of the System Log: the default and the most Okta serves.
+const (
+	DefaultLogLimit = 100
+	MaxLogLimit     = 1000
+)
 
 // Fault is something to go wrong on one page of the user list.
 type Fault int
@@ -65,6 +91,23 @@ type User struct {
 	Status  string         // ACTIVE when empty
 	Profile map[string]any // login, email, firstName, ... and custom attributes
 	Groups  []string       // names of the groups the user is a member of
+	// LastUpdated is when the status or the profile last changed; the
+	// server's now when AddUsers gets it zero, and moved to now by every
+	// UpdateUser that changes either, unless the change sets it itself.
+	LastUpdated time.Time
+}
+
+// Event is one System Log event, as the server records it.
+type Event struct {
+	UUID      string
+	Published time.Time
+	EventType string
+	Targets   []Target
+}
+
+// Target is one target of a System Log event.
+type Target struct {
+	ID, Type, AlternateID, DisplayName string
 }
 
 // Options configure a Server.
@@ -93,7 +136,7 @@ type Server struct {
 	mu       sync.Mutex
 	users    []*User
 	byID     map[string]*User
-	groups   []group
+	groups   []*group
 	clients  map[string]client
 	access   map[string][]string // issued access token -> scopes
 	windows  map[string]*window
@@ -101,9 +144,15 @@ type Server struct {
 	faults   map[int]Fault
 	counts   map[string]int
 	seq      int
+	events   []Event
+	denyLogs bool
 }
 
-type group struct{ id, name string }
+type group struct {
+	id, name string
+	// lastMembershipUpdated moves with every member added or removed.
+	lastMembershipUpdated time.Time
+}
 
 type client struct {
 	key    *rsa.PublicKey
@@ -157,6 +206,7 @@ func (s *Server) Token() string { return s.token }
 func (s *Server) AddUsers(us ...User) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.stampLocked()
 	ids := make([]string, 0, len(us))
 	for _, u := range us {
 		s.seq++
@@ -169,20 +219,28 @@ func (s *Server) AddUsers(us ...User) []string {
 		if u.Profile == nil {
 			u.Profile = map[string]any{}
 		}
-		for _, g := range u.Groups {
-			s.addGroupLocked(g)
+		if u.LastUpdated.IsZero() {
+			u.LastUpdated = now
 		}
+		u.Groups = slices.Clone(u.Groups)
 		s.users = append(s.users, &u)
 		s.byID[u.ID] = &u
 		ids = append(ids, u.ID)
+		s.logLocked("user.lifecycle.create", userTarget(&u))
+		for _, g := range u.Groups {
+			s.joinedLocked(&u, g)
+		}
 	}
 	return ids
 }
 
 // UpdateUser changes a user in place, as an admin or a profile push from
-// HR would: change gets the user and may set its Status, Profile values and
-// Groups (groups that do not exist yet are created). It returns false when
-// there is no user with that id.
+// HR would: change gets the user and may set its Status, Profile values,
+// Groups (groups that do not exist yet are created) and LastUpdated. A
+// change of status or profile moves LastUpdated to now, unless change set
+// it; a change of groups does not (Okta keeps membership apart from the
+// user), and is logged as group.user_membership.add / remove. It returns
+// false when there is no user with that id.
 func (s *Server) UpdateUser(id string, change func(*User)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -190,15 +248,124 @@ func (s *Server) UpdateUser(id string, change func(*User)) bool {
 	if !ok {
 		return false
 	}
+	before := *u
+	before.Profile = maps.Clone(u.Profile)
+	before.Groups = slices.Clone(u.Groups)
 	change(u)
 	u.ID = id
 	if u.Profile == nil {
 		u.Profile = map[string]any{}
 	}
+	profile := !reflect.DeepEqual(before.Profile, u.Profile)
+	status := before.Status != u.Status
+	if (profile || status) && u.LastUpdated.Equal(before.LastUpdated) {
+		u.LastUpdated = s.stampLocked()
+	}
+	if profile {
+		s.logLocked("user.account.update_profile", userTarget(u))
+	}
+	if status {
+		s.logLocked(statusEvent(u.Status), userTarget(u))
+	}
+	for _, g := range before.Groups {
+		if !slices.Contains(u.Groups, g) {
+			s.leftLocked(u, g)
+		}
+	}
 	for _, g := range u.Groups {
-		s.addGroupLocked(g)
+		if !slices.Contains(before.Groups, g) {
+			s.joinedLocked(u, g)
+		}
 	}
 	return true
+}
+
+// statusEvent is the System Log event of a move to status.
+func statusEvent(status string) string {
+	switch status {
+	case "DEPROVISIONED":
+		return "user.lifecycle.deactivate"
+	case "SUSPENDED":
+		return "user.lifecycle.suspend"
+	case "ACTIVE":
+		return "user.lifecycle.activate"
+	}
+	return "user.lifecycle.status_change"
+}
+
+// DeleteUser deletes a user for good, as an admin does in two steps: a
+// user who is not DEPROVISIONED yet is deactivated first (its lastUpdated
+// moves), then deleted. The user leaves its groups without membership
+// events, and is then in no listing: only the System Log tells, with
+// user.lifecycle.delete.initiated and user.lifecycle.delete.completed. It
+// returns false when there is no user with that id.
+func (s *Server) DeleteUser(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[id]
+	if !ok {
+		return false
+	}
+	if u.Status != "DEPROVISIONED" {
+		u.Status = "DEPROVISIONED"
+		u.LastUpdated = s.stampLocked()
+		s.logLocked(statusEvent(u.Status), userTarget(u))
+	}
+	s.logLocked("user.lifecycle.delete.initiated", userTarget(u))
+	delete(s.byID, id)
+	s.users = slices.DeleteFunc(s.users, func(x *User) bool { return x.ID == id })
+	s.logLocked("user.lifecycle.delete.completed", userTarget(u))
+	return true
+}
+
+// DenyLogs takes from the API token the right to read the System Log (or
+// gives it back): /api/v1/logs answers 403 with E0000006, as Okta does for
+// an admin role without it. OAuth access tokens need the okta.logs.read
+// scope instead.
+func (s *Server) DenyLogs(deny bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.denyLogs = deny
+}
+
+// Events returns the System Log, oldest first.
+func (s *Server) Events() []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.events)
+}
+
+func (s *Server) stampLocked() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+func (s *Server) logLocked(eventType string, targets ...Target) {
+	s.seq++
+	s.events = append(s.events, Event{
+		UUID:      fmt.Sprintf("evt%07d-0000-11ee-8000-000000000000", s.seq),
+		Published: s.stampLocked(),
+		EventType: eventType,
+		Targets:   targets,
+	})
+}
+
+func userTarget(u *User) Target {
+	login, _ := u.Profile["login"].(string)
+	first, _ := u.Profile["firstName"].(string)
+	last, _ := u.Profile["lastName"].(string)
+	return Target{ID: u.ID, Type: "User", AlternateID: login, DisplayName: strings.TrimSpace(first + " " + last)}
+}
+
+func (s *Server) joinedLocked(u *User, name string) {
+	g := s.addGroupLocked(name)
+	g.lastMembershipUpdated = s.stampLocked()
+	s.logLocked("group.user_membership.add", userTarget(u),
+		Target{ID: g.id, Type: "UserGroup", AlternateID: "unknown", DisplayName: g.name})
+}
+
+func (s *Server) leftLocked(u *User, name string) {
+	g := s.addGroupLocked(name)
+	g.lastMembershipUpdated = s.stampLocked()
+	s.logLocked("group.user_membership.remove", userTarget(u),
+		Target{ID: g.id, Type: "UserGroup", AlternateID: "unknown", DisplayName: g.name})
 }
 
 // AddGroup adds a group (a second one with the same name too: Okta allows
@@ -208,18 +375,22 @@ func (s *Server) AddGroup(name string) string {
 	defer s.mu.Unlock()
 	s.seq++
 	id := fmt.Sprintf("00g%07d", s.seq)
-	s.groups = append(s.groups, group{id, name})
+	s.groups = append(s.groups, &group{id: id, name: name, lastMembershipUpdated: s.stampLocked()})
 	return id
 }
 
-func (s *Server) addGroupLocked(name string) {
+// addGroupLocked returns the first group with that name, made when there
+// is none.
+func (s *Server) addGroupLocked(name string) *group {
 	for _, g := range s.groups {
 		if g.name == name {
-			return
+			return g
 		}
 	}
 	s.seq++
-	s.groups = append(s.groups, group{fmt.Sprintf("00g%07d", s.seq), name})
+	g := &group{id: fmt.Sprintf("00g%07d", s.seq), name: name, lastMembershipUpdated: s.stampLocked()}
+	s.groups = append(s.groups, g)
+	return g
 }
 
 // AddClient registers an OAuth service app that authenticates with a
@@ -292,6 +463,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		endpoint, id, scope = EndpointGroupUsers, parts[3], "okta.groups.read"
 	case len(parts) == 5 && parts[2] == "users" && parts[4] == "groups":
 		endpoint, id, scope = EndpointUserGroups, parts[3], "okta.users.read"
+	case len(parts) == 3 && parts[2] == "logs":
+		endpoint, scope = EndpointLogs, "okta.logs.read"
 	default:
 		s.oktaError(w, http.StatusNotFound, "E0000007", "Not found: Resource not found: "+r.URL.Path)
 		return
@@ -313,6 +486,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.listGroupUsers(w, r, id)
 	case EndpointUserGroups:
 		s.listUserGroups(w, r, id)
+	case EndpointLogs:
+		s.listLogs(w, r)
 	}
 }
 
@@ -374,6 +549,12 @@ func (s *Server) authorize(r *http.Request, scope string) (code, summary string,
 	switch {
 	case strings.HasPrefix(a, "SSWS "):
 		if strings.TrimPrefix(a, "SSWS ") == s.token {
+			s.mu.Lock()
+			deny := s.denyLogs && scope == "okta.logs.read"
+			s.mu.Unlock()
+			if deny {
+				return "E0000006", "You do not have permission to perform the requested action", http.StatusForbidden
+			}
 			return "", "", 0
 		}
 	case strings.HasPrefix(a, "Bearer "):
@@ -445,20 +626,23 @@ func (s *Server) links(w http.ResponseWriter, r *http.Request, limit int, lastID
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var keep []func(*User) bool
+	var keep []expr
 	explicitStatus := false
-	for _, p := range []string{"filter", "search"} {
-		expr := q.Get(p)
-		if expr == "" {
+	for _, p := range []struct {
+		param string
+		d     dialect
+	}{{"filter", userFilter}, {"search", userSearch}} {
+		text := q.Get(p.param)
+		if text == "" {
 			continue
 		}
-		m, err := parseExpr(expr, p == "filter")
+		e, err := parse(p.d, text)
 		if err != nil {
 			s.oktaError(w, http.StatusBadRequest, "E0000031", "Invalid search criteria. "+err.Error())
 			return
 		}
-		keep = append(keep, m)
-		explicitStatus = explicitStatus || strings.Contains(expr, "status")
+		keep = append(keep, e)
+		explicitStatus = explicitStatus || e.names("status")
 	}
 	s.mu.Lock()
 	var us []*User
@@ -466,9 +650,10 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		if u.Status == "DEPROVISIONED" && !explicitStatus {
 			continue
 		}
+		get := userAttrs(u)
 		ok := true
-		for _, k := range keep {
-			ok = ok && k(u)
+		for _, e := range keep {
+			ok = ok && e.match(get)
 		}
 		if ok {
 			us = append(us, u)
@@ -540,7 +725,7 @@ func (s *Server) userJSON(u *User) map[string]any {
 		"activated":       activated,
 		"statusChanged":   stamp,
 		"lastLogin":       nil,
-		"lastUpdated":     stamp,
+		"lastUpdated":     u.LastUpdated.UTC().Format(stampFormat),
 		"passwordChanged": stamp,
 		"type":            map[string]any{"id": "oty00000000000000001"},
 		// A copy: the answer is written after the lock is let go, and
@@ -559,13 +744,17 @@ func (s *Server) groupJSON(g group) map[string]any {
 		"id":                    g.id,
 		"created":               stamp,
 		"lastUpdated":           stamp,
-		"lastMembershipUpdated": stamp,
+		"lastMembershipUpdated": g.lastMembershipUpdated.Format(stampFormat),
 		"objectClass":           []string{"okta:user_group"},
 		"type":                  "OKTA_GROUP",
 		"profile":               map[string]any{"name": g.name, "description": ""},
 		"_links":                map[string]any{},
 	}
 }
+
+// stampFormat is how Okta writes instants: RFC 3339, in UTC, with
+// milliseconds.
+const stampFormat = "2006-01-02T15:04:05.000Z"
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -578,7 +767,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	var gs []group
 	for _, g := range s.groups {
 		if strings.HasPrefix(strings.ToLower(g.name), prefix) {
-			gs = append(gs, g)
+			gs = append(gs, *g) // a copy: written after the lock is let go
 		}
 	}
 	s.mu.Unlock()
@@ -602,7 +791,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 func (s *Server) groupByID(id string) (group, bool) {
 	for _, g := range s.groups {
 		if g.id == id {
-			return g, true
+			return *g, true
 		}
 	}
 	return group{}, false
@@ -638,7 +827,7 @@ func (s *Server) listUserGroups(w http.ResponseWriter, r *http.Request, id strin
 	if ok {
 		for _, g := range s.groups {
 			if slices.Contains(u.Groups, g.name) {
-				out = append(out, s.groupJSON(g))
+				out = append(out, s.groupJSON(*g))
 			}
 		}
 	}
@@ -773,89 +962,24 @@ func decodeSeg(seg string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// filterAttrs are the attributes Okta's filter parameter supports on
-// /api/v1/users; search takes any profile attribute.
-var filterAttrs = []string{"status", "lastUpdated", "id", "profile.login", "profile.email", "profile.firstName", "profile.lastName"}
-
-// parseExpr compiles a filter or search expression made of
-// `attr op "value"` terms (op: eq, sw, co; co in search only) joined by
-// `and` and `or` (and binds tighter). Parentheses around the whole
-// expression are allowed.
-func parseExpr(expr string, filter bool) (func(*User) bool, error) {
-	expr = strings.TrimSpace(expr)
-	for strings.HasPrefix(expr, "(") && strings.HasSuffix(expr, ")") {
-		expr = strings.TrimSpace(expr[1 : len(expr)-1])
-	}
-	var ors []func(*User) bool
-	for _, disj := range strings.Split(expr, " or ") {
-		var ands []func(*User) bool
-		for _, term := range strings.Split(disj, " and ") {
-			m, err := parseTerm(strings.TrimSpace(term), filter)
-			if err != nil {
-				return nil, err
-			}
-			ands = append(ands, m)
-		}
-		ors = append(ors, func(u *User) bool {
-			for _, m := range ands {
-				if !m(u) {
-					return false
-				}
-			}
-			return true
-		})
-	}
-	return func(u *User) bool {
-		for _, m := range ors {
-			if m(u) {
-				return true
-			}
-		}
-		return false
-	}, nil
-}
-
-func parseTerm(term string, filter bool) (func(*User) bool, error) {
-	term = strings.Trim(term, "()")
-	f := strings.SplitN(term, " ", 3)
-	if len(f) != 3 {
-		return nil, fmt.Errorf("cannot parse %q", term)
-	}
-	attr, op := f[0], f[1]
-	val, err := strconv.Unquote(f[2])
-	if err != nil {
-		return nil, fmt.Errorf("cannot parse the value in %q", term)
-	}
-	if filter && !slices.Contains(filterAttrs, attr) {
-		return nil, fmt.Errorf("filter does not support %s; use search", attr)
-	}
-	if op != "eq" && op != "sw" && !(op == "co" && !filter) {
-		return nil, fmt.Errorf("operator %s is not supported here", op)
-	}
-	get := func(u *User) string {
+// userAttrs gives a user's attributes to an expression. Call it with the
+// lock held.
+func userAttrs(u *User) func(string) []string {
+	return func(attr string) []string {
 		switch {
 		case attr == "status":
-			return u.Status
+			return []string{u.Status}
 		case attr == "id":
-			return u.ID
+			return []string{u.ID}
+		case attr == "lastUpdated":
+			return []string{u.LastUpdated.UTC().Format(stampFormat)}
 		case strings.HasPrefix(attr, "profile."):
 			v, ok := u.Profile[strings.TrimPrefix(attr, "profile.")]
 			if !ok || v == nil {
-				return ""
+				return []string{""}
 			}
-			return fmt.Sprint(v)
+			return []string{fmt.Sprint(v)}
 		}
-		return ""
+		return []string{""}
 	}
-	return func(u *User) bool {
-		v := get(u)
-		switch op {
-		case "eq":
-			return v == val
-		case "sw":
-			return strings.HasPrefix(strings.ToLower(v), strings.ToLower(val))
-		default:
-			return strings.Contains(strings.ToLower(v), strings.ToLower(val))
-		}
-	}, nil
 }
