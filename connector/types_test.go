@@ -211,7 +211,7 @@ func TestParseFull(t *testing.T) {
 			},
 			Webhooks: []config.Webhook{{URL: "https://hooks.example.com/T000/B000", Format: "slack", Timeout: config.Duration{Duration: 10 * time.Second}}},
 		},
-		Server: config.Server{Listen: "127.0.0.1:8080", Token: config.NewSecret("api-secret"), RunOnStart: "auto", ShutdownTimeout: config.Duration{Duration: 30 * time.Second}},
+		Server: config.Server{Listen: "127.0.0.1:8080", Token: config.NewSecret("api-secret"), RunOnStart: "auto", ShutdownTimeout: config.Duration{Duration: 30 * time.Second}, LeaderCheck: config.Duration{Duration: 5 * time.Second}},
 		Log:    config.Log{Level: "info", Format: "json"},
 		Path:   "/etc/seatsync/seatsync.yaml",
 	}
