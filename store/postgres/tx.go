@@ -228,6 +228,7 @@ func (t *tx) maybeFlush() error {
 	}
 	if len(t.ids) < flushAt {
 		if err := t.takeIDs(t.ctx, &t.ids, &t.idBlock, "profiles_id_seq"); err != nil {
+			t.err = err
 			return err
 		}
 	}
