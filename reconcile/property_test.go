@@ -33,11 +33,11 @@ import (
 	"github.com/seatsync/seatsync/admin"
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/connector"
+	"github.com/seatsync/seatsync/internal/pgtest"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/store"
-	"github.com/seatsync/seatsync/internal/pgtest"
 	"github.com/seatsync/seatsync/store/postgres"
 	"github.com/seatsync/seatsync/store/sqlite"
 )

@@ -65,6 +65,52 @@ func (f *figure) best(took time.Duration, rss int64) {
 	f.rss = max(f.rss, rss)
 }
 
+// serverCPU is the CPU time the PostgreSQL server under dir has used so
+// far: its postmaster's, with what its exited backends used (reaped
+// children's times are added to their parent's), and its live processes'.
+func serverCPU(dir string) time.Duration {
+	stat := func(pid string) []string {
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return nil
+		}
+		// The fields after the command, which may hold spaces.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+			return strings.Fields(string(b[i+1:]))
+		}
+		return nil
+	}
+	ticks := func(f []string, idx ...int) (n int64) {
+		for _, i := range idx {
+			var v int64
+			fmt.Sscan(f[i], &v)
+			n += v
+		}
+		return n
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	var master string
+	for _, p := range procs {
+		cmd, _ := os.ReadFile(p + "/cmdline")
+		argv0, _, _ := bytes.Cut(cmd, []byte{0})
+		if filepath.Base(string(argv0)) == "postgres" && bytes.Contains(cmd, []byte(filepath.Join(dir, "data"))) {
+			master = filepath.Base(p)
+		}
+	}
+	if master == "" {
+		return 0
+	}
+	// Fields from state on: utime 11, stime 12, cutime 13, cstime 14;
+	// ppid is 1.
+	total := ticks(stat(master), 11, 12, 13, 14)
+	for _, p := range procs {
+		if f := stat(filepath.Base(p)); len(f) > 14 && f[1] == master {
+			total += ticks(f, 11, 12)
+		}
+	}
+	return time.Duration(total) * time.Second / 100 // USER_HZ
+}
+
 func run(binary string, n, rounds int) error {
 	bin, err := filepath.Abs(binary)
 	if err != nil {
@@ -104,13 +150,17 @@ func run(binary string, n, rounds int) error {
 				return err
 			}
 			for j, f := range []*figure{&first[i], &noop[i]} {
-				took, rss, err := runWrapped(bin, "sync", "-c", cfg)
+				server := serverCPU(srv.Dir)
+				took, rss, cpu, err := runWrapped(bin, "sync", "-c", cfg)
 				if err != nil {
 					return fmt.Errorf("%s round %d: %w", driver, round, err)
 				}
+				time.Sleep(200 * time.Millisecond) // its backend exits
+				server = serverCPU(srv.Dir) - server
 				f.best(took, rss)
-				fmt.Printf("  round %d %-8s %-6s %8s  peak RSS %3d MB\n", round+1, driver, []string{"first", "no-op"}[j],
-					took.Round(time.Millisecond), rss>>20)
+				fmt.Printf("  round %d %-8s %-6s %8s  peak RSS %3d MB  seatsync CPU %7s  server CPU %7s  load %s\n",
+					round+1, driver, []string{"first", "no-op"}[j], took.Round(time.Millisecond), rss>>20,
+					cpu.Round(10*time.Millisecond), server.Round(10*time.Millisecond), loadavg())
 			}
 		}
 	}
@@ -189,30 +239,36 @@ func serverVersion(srv *pgtest.Server) string {
 	return "PostgreSQL " + v
 }
 
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
 // runWrapped runs a command through `postgres -wrap` and returns its wall
-// time and peak RSS.
-func runWrapped(args ...string) (time.Duration, int64, error) {
+// time, peak RSS and CPU time (user and system).
+func runWrapped(args ...string) (took time.Duration, rss int64, cpu time.Duration, err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	cmd := exec.Command(self, append([]string{"-wrap", "--"}, args...)...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	var took time.Duration
-	var rss int64
-	if _, err := fmt.Sscan(string(out), &took, &rss); err != nil {
-		return 0, 0, fmt.Errorf("wrapper printed %q: %w", out, err)
+	if _, err := fmt.Sscan(string(out), &took, &rss, &cpu); err != nil {
+		return 0, 0, 0, fmt.Errorf("wrapper printed %q: %w", out, err)
 	}
-	return took, rss, nil
+	return took, rss, cpu, nil
 }
 
 // wrapped runs args, its output thrown away (its stderr too, unless it
 // fails: the notification of a full pool), and prints its wall time (in
-// nanoseconds) and its peak RSS in bytes. A child's ru_maxrss counts the
+// nanoseconds), its peak RSS in bytes and its CPU time (nanoseconds). A child's ru_maxrss counts the
 // memory of the process it was started from, so it is this small process
 // that starts it, not the benchmark.
 func wrapped(args []string) error {
@@ -228,6 +284,7 @@ func wrapped(args []string) error {
 	if !ok {
 		return fmt.Errorf("no resource usage for %s", args[0])
 	}
-	fmt.Println(int64(took), ru.Maxrss<<10)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	fmt.Println(int64(took), ru.Maxrss<<10, int64(cpu))
 	return nil
 }

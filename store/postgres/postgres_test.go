@@ -451,4 +451,3 @@ func TestReconnectsAfterRestart(t *testing.T) {
 		t.Fatalf("SetValue after the restart: %v", err)
 	}
 }
-

@@ -75,6 +75,8 @@ CREATE TABLE runs (
 	report_gzip bytea
 );
 CREATE INDEX runs_started_at ON runs (started_at);
+-- Compressed already: TOAST is not to try again (a first sync's 3 MB).
+ALTER TABLE runs ALTER COLUMN report_gzip SET STORAGE EXTERNAL;
 
 CREATE TABLE notify_episodes (
 	key        text        PRIMARY KEY CHECK (key <> ''),
