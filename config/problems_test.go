@@ -192,6 +192,9 @@ sources: [{name: hr, type: file, path: hr.csv}]`},
   driver: postgres
   dsn: ${SECRET}
   path: x.db  # want store.path "not used by the postgres driver"`},
+		{"postgres with a path only", head + `store:  # want store.dsn "required when driver is postgres (or dsn_file): the PostgreSQL connection string, such as postgres://seatsync@db.example/seatsync?sslmode=verify-full; store.path is the sqlite driver's file"
+  driver: postgres
+  path: x.db`},
 		{"sqlite with a dsn", head + `store:
   dsn: ${SECRET}  # want store.dsn "not used by the sqlite driver"`},
 		{"bad schedule", head + `schedule: "*/15 * *"  # want schedule "\"*/15 * *\" is not a schedule (5 cron fields or a descriptor such as @every 15m): expected exactly 5 fields"`},

@@ -157,10 +157,15 @@ func (v *validator) store() {
 	}
 	switch s.Driver {
 	case "postgres":
-		if !v.secret("store.dsn", s.DSN) {
-			v.add("store.dsn", "required when driver is postgres (or dsn_file)")
-		}
-		if v.given("store.path") {
+		hasDSN := v.secret("store.dsn", s.DSN)
+		switch {
+		case !hasDSN && v.given("store.path"):
+			// A path-only store that names postgres: say what to put
+			// where, once.
+			v.add("store.dsn", "required when driver is postgres (or dsn_file): the PostgreSQL connection string, such as postgres://seatsync@db.example/seatsync?sslmode=verify-full; store.path is the sqlite driver's file, not used by postgres")
+		case !hasDSN:
+			v.add("store.dsn", "required when driver is postgres (or dsn_file): the PostgreSQL connection string, such as postgres://seatsync@db.example/seatsync?sslmode=verify-full")
+		case v.given("store.path"):
 			v.add("store.path", "not used by the postgres driver (it is for sqlite)")
 		}
 	case "sqlite":

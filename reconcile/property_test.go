@@ -2,13 +2,14 @@ package reconcile_test
 
 // A model-based property test of the runner: random sequences of directory
 // changes, admin actions, limit changes and injected failures, each followed
-// by a real sync against a real SQLite store, with the product's invariants
-// checked after every run.
+// by a real sync against a real store, with the product's invariants
+// checked after every run. Every sequence runs against each store of
+// propStores: SQLite, and PostgreSQL (a throwaway cluster, internal/pgtest).
 //
 // Every sequence is seeded from propBaseSeed, so a failure names its seed
 // and replays exactly with
 //
-//	go test -run 'TestPropertyRandomRuns/seqs/seed=NNN' ./reconcile/
+//	go test -run 'TestPropertyRandomRuns/sqlite/seqs/seed=NNN' ./reconcile/
 
 import (
 	"context"
@@ -32,10 +33,12 @@ import (
 	"github.com/seatsync/seatsync/admin"
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/connector"
+	"github.com/seatsync/seatsync/internal/pgtest"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/store"
+	"github.com/seatsync/seatsync/store/postgres"
 	"github.com/seatsync/seatsync/store/sqlite"
 )
 
@@ -66,7 +69,44 @@ type propStats struct {
 	adminNoSeat, adminQueued atomic.Int64
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
+}
+
+// propStores are the stores the property tests run against; open returns
+// a new, empty one, closed when the test ends.
+var propStores = []struct {
+	name string
+	open func(t *testing.T) store.Store
+}{
+	{"sqlite", func(t *testing.T) store.Store {
+		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "seatsync.db"))
+		if err != nil {
+			t.Fatalf("open store: %v", err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}},
+	{"postgres", func(t *testing.T) store.Store {
+		dsn := pgtest.Shared(t).NewDatabase(t)
+		st, err := postgres.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatalf("open store: %v", err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}},
+}
+
 func TestPropertyRandomRuns(t *testing.T) {
+	for _, ps := range propStores {
+		t.Run(ps.name, func(t *testing.T) { testPropertyRandomRuns(t, ps.name, ps.open) })
+	}
+}
+
+func testPropertyRandomRuns(t *testing.T, storeName string, open func(*testing.T) store.Store) {
 	var stats propStats
 	n := propSequences
 	if v := os.Getenv("SEATSYNC_PROPERTY_SEQUENCES"); v != "" {
@@ -82,7 +122,7 @@ func TestPropertyRandomRuns(t *testing.T) {
 			t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 				t.Parallel()
 				stats.sequences.Add(1)
-				w := newWorld(t, seed, &stats)
+				w := newWorld(t, seed, &stats, storeName, open(t))
 				for step := range propSteps {
 					if t.Failed() {
 						return
@@ -230,7 +270,7 @@ type world struct {
 	rng   *rand.Rand
 	stats *propStats
 
-	st     *sqlite.Store
+	st     store.Store
 	fs     *faultStore
 	runner *reconcile.Runner
 	clock  time.Time
@@ -250,7 +290,7 @@ type world struct {
 	snap       []model.Profile // the profiles as last read; nil after a write
 }
 
-func newWorld(t *testing.T, seed uint64, stats *propStats) *world {
+func newWorld(t *testing.T, seed uint64, stats *propStats, storeName string, st store.Store) *world {
 	w := &world{
 		t: t, ctx: context.Background(), stats: stats,
 		rng:       rand.New(rand.NewPCG(seed, seed^0x5ea75)),
@@ -261,16 +301,11 @@ func newWorld(t *testing.T, seed uint64, stats *propStats) *world {
 	w.reserve = w.rng.IntN(2)
 	w.limits[1] = config.Limit{N: 2 + w.rng.IntN(3)}
 
-	st, err := sqlite.Open(w.ctx, filepath.Join(t.TempDir(), "seatsync.db"))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
 	w.st = st
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("seed %d; replay with -run 'TestPropertyRandomRuns/seqs/seed=%d'; steps so far:\n%s",
-				seed, seed, strings.Join(w.history, "\n"))
+			t.Logf("seed %d; replay with -run 'TestPropertyRandomRuns/%s/seqs/seed=%d'; steps so far:\n%s",
+				seed, storeName, seed, strings.Join(w.history, "\n"))
 			if w.lastReport != nil {
 				t.Logf("the last run's changes (result %s, error %q):\n%s", w.lastReport.Result, w.lastReport.Error,
 					describeChanges(w.lastReport.Changes))
@@ -300,7 +335,7 @@ func newWorld(t *testing.T, seed uint64, stats *propStats) *world {
 	if w.rng.IntN(2) == 0 {
 		kiosk.State, kiosk.BlockReason, kiosk.BlockedAt, kiosk.ActivatedAt = model.Blocked, model.ReasonAdmin, w.clock, time.Time{}
 	}
-	err = st.WithTx(w.ctx, func(tx store.Tx) error {
+	err := st.WithTx(w.ctx, func(tx store.Tx) error {
 		adm := model.Profile{Username: "admin", Email: "admin@example.com", Area: "primary", State: model.Active,
 			ActivatedAt: w.clock, CreatedAt: w.clock, UpdatedAt: w.clock}
 		if err := tx.Insert(w.ctx, &adm); err != nil {
@@ -1389,12 +1424,13 @@ func (w *world) checkBlockNewest(before, after []model.Profile) {
 // seats, so the first person in the old pool's queue gets that seat in the
 // same run, and a plan right after has nothing to do.
 func TestMoveOutOfPoolFreesSeatForQueue(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "seatsync.db"))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
+	for _, ps := range propStores {
+		t.Run(ps.name, func(t *testing.T) { testMoveOutOfPoolFreesSeatForQueue(t, ps.open(t)) })
 	}
-	defer st.Close()
+}
+
+func testMoveOutOfPoolFreesSeatForQueue(t *testing.T, st store.Store) {
+	ctx := context.Background()
 	people := []*person{
 		{ext: "E1", username: "ada", enabled: true},
 		{ext: "E2", username: "bob", enabled: true},

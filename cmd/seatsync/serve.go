@@ -27,9 +27,6 @@ func (a *app) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if problems := notBuilt(cfg); len(problems) > 0 {
-				return problems
-			}
 			a.serving = true
 			e, err := a.openEnv(c.Context(), cfg, false)
 			if err != nil {
@@ -56,15 +53,7 @@ func (a *app) serveCmd() *cobra.Command {
 					}
 				}
 			}()
-			load := func() (*config.Config, error) {
-				cfg, err := config.Load(a.configPath, plugins())
-				if err == nil {
-					if problems := notBuilt(cfg); len(problems) > 0 {
-						return nil, problems
-					}
-				}
-				return cfg, err
-			}
+			load := func() (*config.Config, error) { return config.Load(a.configPath, plugins()) }
 			d := daemon.New(cfg, e.store, registry(), notifier, load, e.log)
 			d.TargetTypes = targetTypes()
 			// c.Context() is cancelled on SIGTERM and SIGINT (main).
