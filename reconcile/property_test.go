@@ -91,7 +91,7 @@ var propStores = []struct {
 	}},
 	{"postgres", func(t *testing.T) store.Store {
 		dsn := pgtest.Shared(t).NewDatabase(t)
-		st, err := postgres.Open(context.Background(), dsn)
+		st, err := postgres.Open(context.Background(), dsn, nil)
 		if err != nil {
 			t.Fatalf("open store: %v", err)
 		}

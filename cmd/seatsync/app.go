@@ -103,7 +103,7 @@ func newLogger(cfg config.Log, w io.Writer) (*zap.Logger, error) {
 	return zap.New(zapcore.NewCore(encoder, zapcore.AddSync(w), level)), nil
 }
 
-func openStore(ctx context.Context, cfg config.Store) (store.Store, error) {
+func openStore(ctx context.Context, cfg config.Store, log *zap.Logger) (store.Store, error) {
 	switch cfg.Driver {
 	case "", "sqlite":
 		s, err := sqlite.Open(ctx, cfg.Path)
@@ -114,7 +114,7 @@ func openStore(ctx context.Context, cfg config.Store) (store.Store, error) {
 	case "postgres":
 		// The DSN is a secret: postgres.Open keeps it, and its password,
 		// out of its errors.
-		s, err := postgres.Open(ctx, cfg.DSN.Reveal())
+		s, err := postgres.Open(ctx, cfg.DSN.Reveal(), log)
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -177,7 +177,7 @@ func (a *app) openEnv(ctx context.Context, cfg *config.Config, readOnly bool) (*
 			sc.Path, e.cleanup = filepath.Join(dir, "empty.db"), func() { os.RemoveAll(dir) }
 		}
 	}
-	e.store, err = openStore(ctx, sc)
+	e.store, err = openStore(ctx, sc, log)
 	if err != nil {
 		if e.cleanup != nil {
 			e.cleanup()

@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/seatsync/seatsync/internal/pgtest"
+	"github.com/seatsync/seatsync/internal/scimtest"
 )
 
 // migrateAndCheck copies the site's store into to (a --to spec) with
@@ -66,5 +69,52 @@ func TestStoreMigrateSQLite(t *testing.T) {
 	}
 	if r := s.run("store", "migrate", "--from", "mysql:x", "--to", "sqlite:x.db"); r.code != exitUsage || !strings.Contains(r.stderr, "mysql") {
 		t.Errorf("migrate from an unknown driver: want exit 2 naming it, got %s", r)
+	}
+}
+
+// TestStoreMigratePostgres moves a store of 10,000 profiles, a licence
+// queue, a target's links and pending pushes from SQLite to a real
+// PostgreSQL, and runs on from there: plan changes nothing, targets
+// status shows the same pending pushes, and the next sync sends them. The
+// target takes the 300 partners only, so the test's SCIM server is not
+// what it waits for.
+func TestStoreMigratePostgres(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	rows := employees(10_000)
+	for i := range 300 {
+		rows[i] = strings.Replace(rows[i], ";Staff;", ";Partners;", 1)
+	}
+	s := newSCIMSite(t, siteOptions{primaryLimit: "9000", extranetLimit: "1000", maxDeprov: "50%"},
+		targetOptions{keys: "    areas: [partners]\n"}, rows...)
+	s.must(exitOK, "sync", "-c", s.config)
+
+	// Fifty partners change while the application is down: their pushes
+	// stay pending.
+	for i := range 50 {
+		rows[i] = strings.Replace(rows[i], ";Employee;", ";Manager;", 1)
+	}
+	s.people(rows...)
+	s.app.SetFaults(scimtest.Faults{FailEvery: 1})
+	s.must(exitPushes, "sync", "-c", s.config)
+	s.app.SetFaults(scimtest.Faults{})
+	before := s.status()
+	if before.Pending != 50 || before.Linked != 300 {
+		t.Fatalf("before the move: %d pending, %d linked; want 50 and 300", before.Pending, before.Linked)
+	}
+
+	counts := migrateAndCheck(t, s.site, "postgres:"+dsn, fmt.Sprintf("store:\n  driver: postgres\n  dsn: %q\n", dsn))
+	if counts["profiles"] != 10_000 || counts["queued"] != 700 || counts["runs"] != 2 {
+		t.Errorf("census %v: want 10,000 profiles, 700 queued, 2 runs", counts)
+	}
+	after := s.status()
+	if after.Pending != before.Pending || after.Linked != before.Linked || after.Failed != before.Failed {
+		t.Errorf("targets status on PostgreSQL = %+v, want what SQLite had: %+v", after, before)
+	}
+	r := s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+	if tr := targetsOf(t, r); tr.Sent != 50 || tr.Pending != 0 {
+		t.Errorf("the first sync on PostgreSQL sent %d, left %d pending; want the 50 pending pushes sent", tr.Sent, tr.Pending)
+	}
+	if u := s.app.UserByName("user001"); u == nil || u.Title != "Manager" {
+		t.Errorf("user001 in the application after the move: %+v, want the title Manager", u)
 	}
 }

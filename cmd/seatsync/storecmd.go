@@ -108,7 +108,7 @@ type copyingStore interface {
 
 func migrateStore(ctx context.Context, log *zap.Logger, fromCfg, toCfg config.Store) (store.Census, error) {
 	open := func(what string, cfg config.Store) (copyingStore, error) {
-		s, err := openStore(ctx, cfg)
+		s, err := openStore(ctx, cfg, log)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}

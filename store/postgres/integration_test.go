@@ -71,7 +71,7 @@ func runner(cfg *config.Config, st store.Store, src *source, now time.Time) *rec
 
 func open(t *testing.T, dsn string) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), dsn)
+	s, err := postgres.Open(context.Background(), dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

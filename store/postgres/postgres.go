@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
 
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/store"
@@ -31,6 +32,10 @@ import (
 // Store is a store.Store on one PostgreSQL database. It is safe for
 // concurrent use.
 type Store struct {
+	// Elector elects the one serve process of those sharing the
+	// database that runs the schedules (leader.go).
+	*Elector
+
 	pool *pgxpool.Pool
 	// writer is a one-slot semaphore held for the whole of a write
 	// transaction, so this process's writers queue in Go and hold one
@@ -38,16 +43,28 @@ type Store struct {
 	writer chan struct{}
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Elector = (*Store)(nil)
+)
 
 // Open connects to the database dsn names and brings its schema up to
-// date. It fails if the schema is newer than this binary knows.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+// date. It fails if the schema is newer than this binary knows. log (nil
+// for none) hears of the leader election.
+func Open(ctx context.Context, dsn string, log *zap.Logger) (*Store, error) {
 	ms, err := migrations()
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	return open(ctx, dsn, ms)
+	s, err := open(ctx, dsn, ms)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s.Elector = NewElectorConfig(s.pool.Config().ConnConfig, log)
+	return s, nil
 }
 
 func open(ctx context.Context, dsn string, ms []migration) (*Store, error) {

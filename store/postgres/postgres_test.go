@@ -28,7 +28,7 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) func() store.Store {
 		dsn := srv.NewDatabase(t)
 		return func() store.Store {
-			s, err := Open(t.Context(), dsn)
+			s, err := Open(t.Context(), dsn, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +40,7 @@ func TestConformance(t *testing.T) {
 func openTemp(t *testing.T) (*Store, string) {
 	t.Helper()
 	dsn := pgtest.Shared(t).NewDatabase(t)
-	s, err := Open(t.Context(), dsn)
+	s, err := Open(t.Context(), dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	errs := make(chan error, 8)
 	for range 8 {
 		wg.Go(func() {
-			s, err := Open(t.Context(), dsn)
+			s, err := Open(t.Context(), dsn, nil)
 			if err == nil {
 				s.Close()
 			}
@@ -70,7 +70,7 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 			t.Errorf("Open: %v", err)
 		}
 	}
-	s, err := Open(t.Context(), dsn)
+	s, err := Open(t.Context(), dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if _, err := s.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')`); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Open(t.Context(), dsn)
+	_, err := Open(t.Context(), dsn, nil)
 	if err == nil || !strings.Contains(err.Error(), "newer than this seatsync knows") {
 		t.Fatalf("Open of a newer schema = %v, want a refusal", err)
 	}
@@ -126,7 +126,7 @@ func TestErrorsHideThePassword(t *testing.T) {
 		"postgres://u:s3cret-pw@[bad",
 	} {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		_, err := Open(ctx, dsn)
+		_, err := Open(ctx, dsn, nil)
 		cancel()
 		if err == nil {
 			t.Errorf("Open(%q) succeeded", strings.ReplaceAll(dsn, "s3cret-pw", "***"))
@@ -367,7 +367,7 @@ func TestSeatCheckChild(t *testing.T) {
 	}
 	id, limit := os.Getenv("SEATSYNC_CHILD_ID"), 0
 	fmt.Sscan(os.Getenv("SEATSYNC_CHILD_LIMIT"), &limit)
-	s, err := Open(t.Context(), dsn)
+	s, err := Open(t.Context(), dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +392,7 @@ func TestSeatCheckChild(t *testing.T) {
 // lock gives up, and leaves nothing held.
 func TestWriteLockWaitsForContext(t *testing.T) {
 	s, dsn := openTemp(t)
-	other, err := Open(t.Context(), dsn)
+	other, err := Open(t.Context(), dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +422,7 @@ func TestReconnectsAfterRestart(t *testing.T) {
 		pgtest.Unavailable(t, err)
 	}
 	defer srv.Close()
-	s, err := Open(t.Context(), srv.NewDatabase(t))
+	s, err := Open(t.Context(), srv.NewDatabase(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
