@@ -413,3 +413,29 @@ func WriteAtomic(path string, data []byte) error {
 	}
 	return os.Rename(f.Name(), path)
 }
+
+// Policy is the licensing policy of c with the licence in force at now,
+// read the way a command that only looks does (seats, profiles, an
+// admin's unblock): license_url is not fetched and nothing is kept, so the
+// licence is the file when it verifies, else the one the last sync
+// remembered. A limit_from key the licence lacks is logged, and its pool
+// is frozen; the error is only for a store that cannot be read.
+func Policy(ctx context.Context, c config.Licensing, mem Memory, now time.Time, log *zap.Logger) (*licensing.Policy, *InForce, error) {
+	if c.LicenseFile == "" {
+		return licensing.FromConfig(c), &InForce{}, nil
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	look := c
+	look.LicenseURL = ""
+	f, err := (&Loader{Config: look, Memory: mem, Log: log}).Load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, err := licensing.FromConfigLicensed(c, f.License, now)
+	if err != nil {
+		log.Warn("licence: " + err.Error())
+	}
+	return pol, f, nil
+}
