@@ -402,3 +402,19 @@ func TestLicenseURL(t *testing.T) {
 		t.Errorf("license_file.sig holds %q", got)
 	}
 }
+
+// A remembered licence is checked again with the public key: after the key
+// changed, one it does not verify is no longer in force.
+func TestLicenseRememberedCheckedWithKey(t *testing.T) {
+	s := newLicSite(t, 2, licensing.OverageKeep)
+	s.install(licence("5", "never"))
+	s.sync()
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(other.Public())
+	writeTestFile(t, s.cfg.Licensing.PublicKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	rep := s.sync()
+	if l := rep.License; l.State != reconcile.LicenseNone || l.Remembered || !strings.Contains(l.Refused, "signed with another key") {
+		t.Errorf("licence after the key changed: %+v", l)
+	}
+	s.wantStates(map[string]int{"active/": 2}) // frozen: nobody blocked
+}
