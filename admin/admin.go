@@ -92,6 +92,11 @@ func (a *Admin) Unblock(ctx context.Context, username string, queue bool) (Outco
 				return "", fmt.Errorf("count seats of pool %s: %w", pool.Name, err)
 			}
 			if !pool.HasRoom(used) {
+				if !queue && pool.Frozen {
+					hint := cmp.Or(a.QueueHint, "--queue")
+					return "", fmt.Errorf("%w in pool %s: it takes its limit from the licence (%s), which has expired or is not valid, so nobody new gets a seat; install a valid licence, or use %s to put %s in the licence queue",
+						ErrNoSeat, pool.Name, pool.LimitFrom, hint, p.Username)
+				}
 				if !queue {
 					hint := cmp.Or(a.QueueHint, "--queue")
 					return "", fmt.Errorf("%w in pool %s (%d of %d seats used, %d reserved): block or delete another profile first, buy more seats, or use %s to put %s in the licence queue",

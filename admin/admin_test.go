@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,5 +191,25 @@ func TestPage(t *testing.T) {
 	}
 	if page, next := admin.Page(profiles, "zed", 5); len(page) != 0 || next != "" {
 		t.Errorf("past the end: %v %q", names(page), next)
+	}
+}
+
+// A pool frozen by an expired licence gives no seat to an admin's
+// unblock either, and says why.
+func TestUnblockFrozenPool(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t, "bob")
+	open := &admin.Admin{Store: st, Policy: policy(), Actor: "cli:test"}
+	if _, err := open.Block(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	pol := licensing.NewPolicy([]licensing.Pool{{Name: "primary", Limit: 5, Areas: []string{"primary"}, LimitFrom: "MAX_USERS", Frozen: true}}, nil, nil, "keep")
+	ad := &admin.Admin{Store: st, Policy: pol, Actor: "cli:test"}
+	_, err := ad.Unblock(ctx, "bob", false)
+	if !errors.Is(err, admin.ErrNoSeat) || !strings.Contains(err.Error(), "it takes its limit from the licence (MAX_USERS), which has expired or is not valid") {
+		t.Errorf("unblock in a frozen pool: %v", err)
+	}
+	if out, err := ad.Unblock(ctx, "bob", true); err != nil || out.Action != "queue" {
+		t.Errorf("unblock --queue in a frozen pool: %+v, %v", out, err)
 	}
 }

@@ -59,18 +59,37 @@ type Days struct{ time.Duration }
 
 // Licensing holds the seat pools and the rules that order the queue.
 type Licensing struct {
+	// LicenseFile is the vendor's licence file, whose limits pools with
+	// limit_from take; PublicKeyFile the vendor's PEM ed25519 public key
+	// that signs it (optional: without it the signature is not checked);
+	// LicenseURL where the file (and its .sig) is fetched before each run
+	// (optional); LicenseTLS how that fetch trusts the server.
+	LicenseFile   string     `yaml:"license_file"`
+	PublicKeyFile string     `yaml:"public_key_file"`
+	LicenseURL    string     `yaml:"license_url"`
+	LicenseTLS    LicenseTLS `yaml:"license_tls"`
+
 	Pools     []Pool         `yaml:"pools"`
 	Exempt    []string       `yaml:"exempt"`
 	Priority  []PriorityRule `yaml:"priority"`
 	OnOverage string         `yaml:"on_overage"` // keep (default) | block_newest
 }
 
+// LicenseTLS is how license_url's server is trusted. Verification is
+// always on; CAFile adds a CA to the system's.
+type LicenseTLS struct {
+	CAFile string `yaml:"ca_file"`
+}
+
 // Pool is one licence seat pool.
 type Pool struct {
-	Name    string   `yaml:"name"`
-	Limit   Limit    `yaml:"limit"`
-	Areas   []string `yaml:"areas"`
-	Reserve int      `yaml:"reserve"`
+	Name  string `yaml:"name"`
+	Limit Limit  `yaml:"limit"`
+	// LimitFrom takes the limit from this key of the licence file's
+	// limits, instead of Limit.
+	LimitFrom string   `yaml:"limit_from"`
+	Areas     []string `yaml:"areas"`
+	Reserve   int      `yaml:"reserve"`
 }
 
 // Limit is a pool limit: a number or "unlimited".

@@ -785,3 +785,36 @@ func TestRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestLicensingKeys: the licence keys are read, their paths resolved
+// against the configuration's directory, and a licence whose signature is
+// not checked is a warning.
+func TestLicensingKeys(t *testing.T) {
+	doc := `version: 1
+licensing:
+  license_file: license.yaml
+  license_url: https://licences.vendor.example/acme/license.yaml
+  license_tls: {ca_file: /etc/ca.pem}
+  pools:
+    - {name: primary, limit_from: MAX_USERS, areas: [primary], reserve: 2}
+    - {name: extranet, limit: 10, areas: [partners]}
+sources: [{name: hr, type: file, path: hr.csv}]
+`
+	cfg, err := ParseWith([]byte(doc), "/etc/seatsync/seatsync.yaml", nil, testPlugins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.Licensing
+	if l.LicenseFile != "/etc/seatsync/license.yaml" || l.LicenseTLS.CAFile != "/etc/ca.pem" || l.PublicKeyFile != "" ||
+		l.LicenseURL != "https://licences.vendor.example/acme/license.yaml" {
+		t.Errorf("licensing = %+v", l)
+	}
+	if p := l.Pools[0]; p.LimitFrom != "MAX_USERS" || p.Reserve != 2 {
+		t.Errorf("pool = %+v", p)
+	}
+	want := Problems{{Path: "licensing.license_file", Line: 3,
+		Message: "without licensing.public_key_file the licence's signature is not checked: whoever can write the file sets the limits"}}
+	if diff := cmp.Diff(want, cfg.Warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}

@@ -398,4 +398,8 @@ func applyDefaults(c *Config, locs map[string]loc) {
 // source's and target's own files by its Settings' Defaults).
 func resolvePaths(c *Config, dir string) {
 	c.Store.Path = resolvePath(dir, c.Store.Path)
+	l := &c.Licensing
+	for _, p := range []*string{&l.LicenseFile, &l.PublicKeyFile, &l.LicenseTLS.CAFile} {
+		*p = resolvePath(dir, *p)
+	}
 }

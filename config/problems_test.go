@@ -243,6 +243,31 @@ licensing:
     - {name: big, limit: 5, areas: [x], reserve: 5}
     - {name: n, limit: lots, areas: [y], reserve: 5}  # want licensing.pools[2].limit "is not a number of seats"
 sources: [{name: hr, type: file, path: hr.csv}]`},
+		{"limit_from", `version: 1
+licensing:
+  license_file: license.yaml
+  public_key_file: vendor.pub
+  license_url: http://licences.example/acme.yaml  # want licensing.license_url "is not an https:// URL"
+  pools:
+    - {name: primary, limit_from: MAX_USERS, areas: [primary]}
+    - {name: both, limit: 5, limit_from: MAX_USERS, areas: [b]}  # want licensing.pools[1].limit_from "a pool has limit or limit_from, not both"
+    - {name: blank, limit_from: " ", areas: [c]}  # want licensing.pools[2].limit_from "must name a key of the licence file's limits"
+    - {name: neither, areas: [d]}  # want licensing.pools[3].limit "required: a number of seats or \"unlimited\" (or limit_from, a key of the licence file)"
+sources: [{name: hr, type: file, path: hr.csv}]`},
+		{"limit_from without a licence file", `version: 1
+licensing:
+  public_key_file: vendor.pub  # want licensing.public_key_file "needs licensing.license_file"
+  license_tls: {ca_file: ca.pem}  # want licensing.license_tls "needs licensing.license_file"
+  pools:
+    - {name: primary, limit_from: MAX_USERS, areas: [primary]}  # want licensing.pools[0].limit_from "needs licensing.license_file: the licence whose limits.MAX_USERS this pool takes"
+sources: [{name: hr, type: file, path: hr.csv}]`},
+		{"license_tls without license_url", `version: 1
+licensing:
+  license_file: license.yaml
+  license_tls: {ca_file: ca.pem}  # want licensing.license_tls "only applies with licensing.license_url"
+  pools:
+    - {name: primary, limit_from: MAX_USERS, areas: [primary]}
+sources: [{name: hr, type: file, path: hr.csv}]`},
 		{"exempt", head + `  - {name: b, type: file, path: b.csv}
 licensing:  # want licensing "duplicate key (first set on line 2)"
   exempt: []`},

@@ -194,8 +194,15 @@ func (v *validator) licensing() map[string]int {
 			}
 		}
 		limitOK := v.given(pp+".limit") && !v.bad[pp+".limit"]
-		if !v.given(pp + ".limit") {
-			v.add(pp+".limit", `required: a number of seats or "unlimited"`)
+		switch from := v.given(pp + ".limit_from"); {
+		case from && v.given(pp+".limit"):
+			v.add(pp+".limit_from", "a pool has limit or limit_from, not both")
+		case from && strings.TrimSpace(p.LimitFrom) == "":
+			v.add(pp+".limit_from", "must name a key of the licence file's limits, such as MAX_USERS")
+		case from && l.LicenseFile == "":
+			v.add(pp+".limit_from", "needs licensing.license_file: the licence whose limits.%s this pool takes", p.LimitFrom)
+		case !from && !v.given(pp+".limit"):
+			v.add(pp+".limit", `required: a number of seats or "unlimited" (or limit_from, a key of the licence file)`)
 		}
 		if len(p.Areas) == 0 {
 			v.add(pp+".areas", "at least one area is required")
@@ -223,6 +230,8 @@ func (v *validator) licensing() map[string]int {
 		}
 	}
 
+	v.licenseFile()
+
 	seen := map[string]int{}
 	for i, u := range l.Exempt {
 		ep := index("licensing.exempt", i)
@@ -248,6 +257,37 @@ func (v *validator) licensing() map[string]int {
 	}
 	v.oneOf("licensing.on_overage", l.OnOverage, "keep", "block_newest")
 	return areas
+}
+
+// licenseFile checks the keys of the vendor's licence file. The licence
+// itself (its signature, its keys) is checked by `validate`, which knows
+// the licence format; here only how the keys fit together.
+func (v *validator) licenseFile() {
+	l := v.c.Licensing
+	if l.LicenseFile == "" {
+		for _, key := range []string{"public_key_file", "license_url", "license_tls"} {
+			if v.given("licensing." + key) {
+				v.add("licensing."+key, "needs licensing.license_file (the licence it is for)")
+			}
+		}
+		return
+	}
+	if !slices.ContainsFunc(l.Pools, func(p Pool) bool { return p.LimitFrom != "" }) {
+		v.warn("licensing.license_file", "no pool takes its limit from the licence (limit_from)")
+	}
+	if l.PublicKeyFile == "" {
+		v.warn("licensing.license_file", "without licensing.public_key_file the licence's signature is not checked: whoever can write the file sets the limits")
+	}
+	if l.LicenseURL != "" {
+		switch u, err := url.Parse(l.LicenseURL); {
+		case err != nil || u.Host == "" || u.Scheme != "https":
+			v.add("licensing.license_url", "is not an https:// URL")
+		case u.Fragment != "":
+			v.add("licensing.license_url", "has a fragment; give the licence file's URL (its signature is that URL with .sig added)")
+		}
+	} else if v.given("licensing.license_tls") {
+		v.add("licensing.license_tls", "only applies with licensing.license_url")
+	}
 }
 
 // area checks that a source or area rule puts people in an area of some

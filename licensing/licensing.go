@@ -7,6 +7,8 @@ package licensing
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -22,6 +24,13 @@ type Pool struct {
 	Unlimited bool
 	Reserve   int
 	Areas     []string
+	// LimitFrom is the licence key the limit came from ("" for a limit
+	// written in the configuration).
+	LimitFrom string
+	// Frozen is a pool that gives no new seat and blocks nobody: its
+	// licence expired, or there is none in force. The seats in use stay
+	// in use; Limit is what the licence said (0 with none).
+	Frozen bool
 }
 
 // Capacity is the number of seats the pool may hand out: limit − reserve.
@@ -33,6 +42,9 @@ func (p *Pool) Capacity() int {
 // limit − reserve − used, never below 0. Unlimited pools always have room,
 // reported as -1.
 func (p *Pool) Remaining(used int) int {
+	if p.Frozen {
+		return 0
+	}
 	if p.Unlimited {
 		return -1
 	}
@@ -41,12 +53,13 @@ func (p *Pool) Remaining(used int) int {
 
 // HasRoom reports whether one more seat can be taken when used are taken.
 func (p *Pool) HasRoom(used int) bool {
-	return p.Unlimited || used < p.Capacity()
+	return !p.Frozen && (p.Unlimited || used < p.Capacity())
 }
 
-// Overage is how far used exceeds the licence limit (0 when it does not).
+// Overage is how far used exceeds the licence limit (0 when it does not,
+// and for a frozen pool, whose seats in use stay in use).
 func (p *Pool) Overage(used int) int {
-	if p.Unlimited {
+	if p.Unlimited || p.Frozen {
 		return 0
 	}
 	return max(0, used-p.Limit)
@@ -98,23 +111,89 @@ func NewPolicy(pools []Pool, exempt []string, priority []PriorityRule, onOverage
 	return p
 }
 
-// FromConfig builds the policy of a loaded configuration.
+// FromConfig builds the policy of a loaded configuration with no licence
+// in force: a pool that takes its limit from the licence (limit_from) is
+// frozen at 0, so it gives no new seat and blocks nobody. Use
+// FromConfigLicensed where the licence in force is known.
 func FromConfig(c config.Licensing) *Policy {
+	pol, _ := FromConfigLicensed(c, nil, time.Time{})
+	return pol
+}
+
+// FromConfigLicensed builds the policy of a loaded configuration with
+// lic, the licence in force (nil for none), at now. A pool with limit_from
+// takes the licence's limit of that key; while lic is nil or expired at
+// now, such a pool is frozen (see Pool.Frozen). Pools with a limit of
+// their own are as configured.
+//
+// A limit_from key the licence lacks, or names a flag, is an error; the
+// policy returned with it has that pool frozen at 0.
+func FromConfigLicensed(c config.Licensing, lic *License, now time.Time) (*Policy, error) {
 	pools := make([]Pool, 0, len(c.Pools))
-	for _, cp := range c.Pools {
-		pools = append(pools, Pool{
+	var errs []error
+	for i, cp := range c.Pools {
+		pool := Pool{
 			Name:      cp.Name,
 			Limit:     cp.Limit.N,
 			Unlimited: cp.Limit.Unlimited,
 			Reserve:   cp.Reserve,
 			Areas:     slices.Clone(cp.Areas),
-		})
+			LimitFrom: cp.LimitFrom,
+		}
+		if cp.LimitFrom != "" {
+			pool.Limit, pool.Unlimited, pool.Frozen = 0, false, true
+			switch q, ok := lic.limit(cp.LimitFrom); {
+			case lic == nil:
+			case !ok:
+				errs = append(errs, &MissingKeyError{Pool: cp.Name, Index: i, Key: cp.LimitFrom, License: lic})
+			default:
+				// An expired licence freezes the pool at what it said.
+				pool.Frozen = lic.Expired(now)
+				pool.Limit = q.N
+				pool.Unlimited = q.Unlimited && !pool.Frozen
+			}
+		}
+		pools = append(pools, pool)
 	}
 	rules := make([]PriorityRule, 0, len(c.Priority))
 	for _, r := range c.Priority {
 		rules = append(rules, PriorityRule{Group: r.Group, Weight: r.Weight})
 	}
-	return NewPolicy(pools, c.Exempt, rules, c.OnOverage)
+	return NewPolicy(pools, c.Exempt, rules, c.OnOverage), errors.Join(errs...)
+}
+
+// limit is Limit on a licence that may be nil.
+func (l *License) limit(key string) (Quantity, bool) {
+	if l == nil {
+		return Quantity{}, false
+	}
+	return l.Limit(key)
+}
+
+// MissingKeyError is a pool whose limit_from names a key the licence in
+// force does not have as a limit.
+type MissingKeyError struct {
+	Pool    string
+	Index   int // in licensing.pools
+	Key     string
+	License *License
+}
+
+func (e *MissingKeyError) Error() string {
+	what := fmt.Sprintf("licensing.pools[%d].limit_from: the licence (issued %s) has no limit %s", e.Index, e.License.Issued.Format(time.DateOnly), e.Key)
+	if e.License.IsFlag(e.Key) {
+		what = fmt.Sprintf("licensing.pools[%d].limit_from: %s is a yes/no flag of the licence, not a limit", e.Index, e.Key)
+	}
+	keys := e.License.LimitKeys()
+	if len(keys) == 0 {
+		return what + " (it has none); pool " + e.Pool + " gives no new seats"
+	}
+	return fmt.Sprintf("%s (its limits: %s); pool %s gives no new seats", what, strings.Join(keys, ", "), e.Pool)
+}
+
+// Frozen reports whether any pool is frozen.
+func (p *Policy) Frozen() bool {
+	return slices.ContainsFunc(p.Pools, func(pool Pool) bool { return pool.Frozen })
 }
 
 // Exempt lists the exempt usernames, folded and sorted.
@@ -214,6 +293,10 @@ type Status struct {
 	Blocked   int    `json:"blocked"`
 	Exempt    int    `json:"exempt"`
 	Overage   int    `json:"overage"`
+	// LimitFrom is the licence key of the limit; Frozen a pool that gives
+	// no new seat (its licence expired, or none is in force).
+	LimitFrom string `json:"limit_from,omitempty"`
+	Frozen    bool   `json:"frozen,omitempty"`
 }
 
 // Count tallies every pool from the stored profiles. Active counts the
@@ -223,7 +306,8 @@ type Status struct {
 func (p *Policy) Count(profiles []model.Profile) []Status {
 	out := make([]Status, len(p.Pools))
 	for i, pool := range p.Pools {
-		out[i] = Status{Name: pool.Name, Limit: pool.Limit, Unlimited: pool.Unlimited, Reserve: pool.Reserve}
+		out[i] = Status{Name: pool.Name, Limit: pool.Limit, Unlimited: pool.Unlimited, Reserve: pool.Reserve,
+			LimitFrom: pool.LimitFrom, Frozen: pool.Frozen}
 	}
 	for i := range profiles {
 		pr := &profiles[i]

@@ -140,8 +140,12 @@ var (
 )
 
 // EpisodeKey is the store key of an event's episode: its kind, and its
-// pool for pool events ("seats_exhausted/primary").
+// pool for pool events ("seats_exhausted/primary"), its target for
+// target_failed, its warning for license_expiring ("license_expiring/7d").
 func EpisodeKey(e Event) string {
+	if e.Kind == LicenseExpiring {
+		return fmt.Sprintf("%s/%dd", e.Kind, e.Days) // license_expiring/7d
+	}
 	if e.Target != "" {
 		return string(e.Kind) + "/" + e.Target
 	}
@@ -246,6 +250,12 @@ func (d *Dispatcher) notify(ctx context.Context, run Run, allPools bool) {
 			// Both last until a run succeeds: a failed pull says nothing
 			// about the guard, and a refused run is no success.
 			if succeeded {
+				ended = append(ended, key)
+			}
+		case kind == LicenseExpiring || kind == LicenseExpired || kind == LicenseInvalid:
+			// Last while the runs report them: a licence renewed (or
+			// mended) ends them, and the next expiry warns again.
+			if succeeded && !seen {
 				ended = append(ended, key)
 			}
 		case pool == "":

@@ -78,6 +78,25 @@ func TestEpisodes(t *testing.T) {
 			{Run{RunID: "r2", Events: []Event{refused("r2")}, Pools: []PoolState{pool("primary", 10, 4, 0)}}, []string{"guard_tripped r2"}},
 			{Run{RunID: "r3", Events: []Event{exhausted("r3", full, "b")}, Pools: []PoolState{full}}, nil},
 		}},
+		{"license_expiring once per warning, license_expired once, a renewal ends them", []step{
+			{Run{RunID: "r1", Events: []Event{expiring("r1", 30)}}, []string{"license_expiring/30d r1"}},
+			{Run{RunID: "r2", Events: []Event{expiring("r2", 30)}}, nil},
+			{Run{RunID: "r3", Events: []Event{expiring("r3", 7)}}, []string{"license_expiring/7d r3"}},
+			// A failed run reports the licence too, and ends nothing.
+			{Run{RunID: "r4", Events: []Event{failed("r4"), expiring("r4", 1)}}, []string{"run_failed r4", "license_expiring/1d r4"}},
+			{Run{RunID: "r5", Events: []Event{expiring("r5", 1)}}, nil},
+			{Run{RunID: "r6", Events: []Event{{Kind: LicenseExpired, RunID: "r6", Message: "expired"}}}, []string{"license_expired r6"}},
+			{Run{RunID: "r7", Events: []Event{{Kind: LicenseExpired, RunID: "r7", Message: "expired"}}}, nil},
+			// Renewed: nothing to say; the next expiry warns again.
+			{Run{RunID: "r8"}, nil},
+			{Run{RunID: "r9", Events: []Event{expiring("r9", 30)}}, []string{"license_expiring/30d r9"}},
+		}},
+		{"license_invalid once while the file stays refused", []step{
+			{Run{RunID: "r1", Events: []Event{{Kind: LicenseInvalid, RunID: "r1", Message: "refused"}}}, []string{"license_invalid r1"}},
+			{Run{RunID: "r2", Events: []Event{{Kind: LicenseInvalid, RunID: "r2", Message: "refused"}}}, nil},
+			{Run{RunID: "r3"}, nil},
+			{Run{RunID: "r4", Events: []Event{{Kind: LicenseInvalid, RunID: "r4", Message: "refused"}}}, []string{"license_invalid r4"}},
+		}},
 		{"a pool gone from the configuration ends its episodes", []step{
 			{Run{RunID: "r1", Events: []Event{overage("r1", pool("old", 5, 6, 0))}, Pools: []PoolState{pool("old", 5, 6, 0)}}, []string{"overage/old r1"}},
 			{Run{RunID: "r2", Events: nil, Pools: []PoolState{full}}, nil},

@@ -45,6 +45,10 @@ func targetDown(run, target string) Event {
 	return Event{Kind: TargetFailed, RunID: run, Target: target, Message: "Target " + target + " failed: the application refused the token (HTTP 401)."}
 }
 
+func expiring(run string, days int) Event {
+	return Event{Kind: LicenseExpiring, RunID: run, Days: days, Message: "The licence expires soon."}
+}
+
 func refused(run string) Event {
 	return Event{Kind: GuardTripped, RunID: run, Message: "source corp-ad would deprovision 40 of 200 profiles (limit 10%). Nothing was written."}
 }

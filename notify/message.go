@@ -32,6 +32,15 @@ func Subject(e Event) string {
 		s = "A sync was refused by the deprovision guard"
 	case TargetFailed:
 		s = fmt.Sprintf("Target %s failed: pushes stay pending", e.Target)
+	case LicenseExpiring:
+		s = fmt.Sprintf("The licence expires within %d days", e.Days)
+		if e.Days == 1 {
+			s = "The licence expires within a day"
+		}
+	case LicenseExpired:
+		s = "The licence has expired: nobody new gets a seat"
+	case LicenseInvalid:
+		s = "The licence file was refused"
 	default:
 		s = string(e.Kind)
 		if e.Pool != "" {
@@ -106,6 +115,12 @@ func whatToDo(k Kind) string {
 		return "nothing; queued people get the next free seats in queue order."
 	case RunFailed:
 		return "read the error above and in the log, fix its cause (a source or the store unreachable); the next run retries."
+	case LicenseExpiring:
+		return "ask the vendor for the renewed licence and put it (with its .sig) in place of licensing.license_file; seatsync reads it at the next run."
+	case LicenseExpired:
+		return "put the renewed licence (with its .sig) in place of licensing.license_file; the next run activates the queue in order."
+	case LicenseInvalid:
+		return "put the vendor's licence file and its .sig in place (`seatsync license verify -c FILE` checks them)."
 	case GuardTripped:
 		return "check why so many profiles would be blocked or deleted; if it is intended, run `seatsync sync --allow-deprovision` once."
 	}

@@ -22,6 +22,12 @@ const (
 	// TargetFailed is a target that refused seatsync's credentials or
 	// could not be reached: its pushes stay pending.
 	TargetFailed Kind = "target_failed"
+	// LicenseExpiring is sent 30, 7 and 1 days before the vendor licence
+	// lapses (Event.Days says which); LicenseExpired once it has;
+	// LicenseInvalid while the licence file is refused.
+	LicenseExpiring Kind = "license_expiring"
+	LicenseExpired  Kind = "license_expired"
+	LicenseInvalid  Kind = "license_invalid"
 )
 
 // Event is one thing worth telling an admin about.
@@ -38,6 +44,9 @@ type Event struct {
 	Used      int  `json:"used,omitempty"`
 	Remaining int  `json:"remaining,omitempty"`
 	Queued    int  `json:"queued,omitempty"`
+	// Days is, for license_expiring, the warning it is: 30, 7 or 1 days
+	// before the licence lapses. Each has its own episode.
+	Days int `json:"days,omitempty"`
 	// People are the usernames affected.
 	People []string `json:"people,omitempty"`
 	// Message says what happened and what to do, in a sentence or two.

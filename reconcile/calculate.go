@@ -634,7 +634,8 @@ func (c *calc) allocate() {
 	c.plan.Pools = make([]PoolResult, len(pol.Pools))
 	for pi := range pol.Pools {
 		pool := &pol.Pools[pi]
-		c.plan.Pools[pi] = PoolResult{Name: pool.Name, Limit: pool.Limit, Unlimited: pool.Unlimited, Reserve: pool.Reserve, UsedBefore: used[pi]}
+		c.plan.Pools[pi] = PoolResult{Name: pool.Name, Limit: pool.Limit, Unlimited: pool.Unlimited, Reserve: pool.Reserve, UsedBefore: used[pi],
+			LimitFrom: pool.LimitFrom, Frozen: pool.Frozen}
 	}
 	// Counted first: on a first sync everyone asks for a seat.
 	asks := make([]int, len(pol.Pools))

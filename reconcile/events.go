@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/notify"
@@ -46,12 +47,13 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 	case ResultSkipped:
 		return nil
 	case ResultFailed:
-		return []notify.Event{{Kind: notify.RunFailed, RunID: rep.RunID,
-			Message: "seatsync run failed, nothing was changed by the failed step: " + rep.Error}}
+		return append([]notify.Event{{Kind: notify.RunFailed, RunID: rep.RunID,
+			Message: "seatsync run failed, nothing was changed by the failed step: " + rep.Error}}, licenseEvents(rep)...)
 	case ResultGuardTripped:
-		return []notify.Event{{Kind: notify.GuardTripped, RunID: rep.RunID,
-			Message: guardWhy(rep.Guard) + ". Nothing was written. If this is intended, run `seatsync sync --allow-deprovision` once."}}
+		return append([]notify.Event{{Kind: notify.GuardTripped, RunID: rep.RunID,
+			Message: guardWhy(rep.Guard) + ". Nothing was written. If this is intended, run `seatsync sync --allow-deprovision` once."}}, licenseEvents(rep)...)
 	}
+	out = licenseEvents(rep)
 	for _, t := range rep.Targets {
 		if t.Error != "" {
 			out = append(out, notify.Event{Kind: notify.TargetFailed, RunID: rep.RunID, Target: t.Name, Message: fmt.Sprintf(
@@ -77,7 +79,15 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 			return notify.Event{Kind: kind, RunID: rep.RunID, Pool: p.Name, Limit: p.Limit, Unlimited: p.Unlimited,
 				Used: p.UsedAfter, Remaining: p.RemainingAfter, Queued: p.QueuedAfter, People: people, Message: msg}
 		}
-		if people := blocked[p.Name]; len(people) > 0 {
+		if people := blocked[p.Name]; len(people) > 0 && p.Frozen {
+			why := "no licence is in force"
+			if l := rep.License; l != nil && l.State == LicenseExpired {
+				why = "its licence expired on " + l.Expires
+			}
+			out = append(out, ev(notify.SeatsExhausted, people, fmt.Sprintf(
+				"Pool %s gives no new seats, %s (%d seats used, %d queued): %s blocked for license. Install a renewed licence: the next run activates the queue.",
+				p.Name, why, p.UsedAfter, p.QueuedAfter, peopleVerb(len(people), "was", "were"))))
+		} else if len(people) > 0 {
 			out = append(out, ev(notify.SeatsExhausted, people, fmt.Sprintf(
 				"Pool %s is full (%d of %d seats used, %d queued): %s blocked for license. Free seats by blocking or deleting profiles, or buy more seats.",
 				p.Name, p.UsedAfter, p.Limit, p.QueuedAfter, peopleVerb(len(people), "was", "were"))))
@@ -95,7 +105,7 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 		// A full pool with people queued is the seats_exhausted state, told
 		// once per episode; "at 100 %" would only say it again.
 		full := p.RemainingAfter == 0 && p.QueuedAfter > 0
-		if !p.Unlimited && p.Limit > 0 && warnAtPercent > 0 && p.UsedAfter*100 >= warnAtPercent*p.Limit && p.Overage == 0 && !full {
+		if !p.Unlimited && !p.Frozen && p.Limit > 0 && warnAtPercent > 0 && p.UsedAfter*100 >= warnAtPercent*p.Limit && p.Overage == 0 && !full {
 			out = append(out, ev(notify.SeatsLow, nil, fmt.Sprintf(
 				"Pool %s is at %d%% (%d of %d seats used, %d remaining).", p.Name, p.UsedAfter*100/p.Limit, p.UsedAfter, p.Limit, p.RemainingAfter)))
 		}
@@ -109,4 +119,55 @@ func peopleVerb(n int, one, many string) string {
 		return "1 person " + one
 	}
 	return fmt.Sprintf("%d people %s", n, many)
+}
+
+// ExpiryWarningDays are the days before a licence lapses when
+// license_expiring is sent: once as each is reached.
+var ExpiryWarningDays = []int{1, 7, 30}
+
+// licenseEvents are the licence's events of a run: license_invalid while
+// the licence file is refused, license_expiring 30, 7 and 1 days before it
+// lapses, license_expired after.
+func licenseEvents(rep *Report) []notify.Event {
+	lr := rep.License
+	if lr == nil {
+		return nil
+	}
+	var out []notify.Event
+	who := ""
+	if lr.RegisteredTo != "" {
+		who = " of " + lr.RegisteredTo
+	}
+	if lr.Refused != "" {
+		msg := lr.Refused + ". "
+		if lr.State == LicenseNone {
+			msg += "There is no licence in force: " + noLicenseText(lr) + "."
+		} else {
+			msg += strings.ToUpper(inForceText(lr)[:1]) + inForceText(lr)[1:] + " stays in force."
+		}
+		out = append(out, notify.Event{Kind: notify.LicenseInvalid, RunID: rep.RunID, Message: msg})
+	}
+	switch {
+	case lr.State == LicenseExpired:
+		out = append(out, notify.Event{Kind: notify.LicenseExpired, RunID: rep.RunID, Message: fmt.Sprintf(
+			"The licence%s expired on %s: nobody new gets a seat in %s; people already active stay active and newcomers are queued.",
+			who, lr.Expires, strings.Join(lr.FrozenPools, ", "))})
+	case lr.State == LicenseValid && lr.DaysLeft != nil:
+		for _, d := range ExpiryWarningDays {
+			if *lr.DaysLeft <= d {
+				out = append(out, notify.Event{Kind: notify.LicenseExpiring, RunID: rep.RunID, Days: d, Message: fmt.Sprintf(
+					"The licence%s expires on %s, in %s. After that nobody new gets a seat (people already active stay active).",
+					who, lr.Expires, plural(*lr.DaysLeft, "day"))})
+				break
+			}
+		}
+	}
+	return out
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -156,6 +156,11 @@ type PoolResult struct {
 	RemainingAfter int    `json:"remaining_after"`
 	QueuedAfter    int    `json:"queued_after"`
 	Overage        int    `json:"overage"`
+	// LimitFrom is the licence key the limit came from; Frozen a pool
+	// that gives no new seat and blocks nobody, because its licence
+	// expired or none is in force.
+	LimitFrom string `json:"limit_from,omitempty"`
+	Frozen    bool   `json:"frozen,omitempty"`
 }
 
 // Guard is the deprovision guard's verdict.

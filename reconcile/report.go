@@ -33,6 +33,9 @@ type Report struct {
 	Guard      Guard          `json:"guard"`
 	// Targets is what each target was sent (sync) or would be (plan).
 	Targets []target.Result `json:"targets"`
+	// License is the vendor licence the run used, when
+	// licensing.license_file is set.
+	License *LicenseResult `json:"license,omitempty"`
 }
 
 // Run results.
@@ -161,6 +164,9 @@ func (r *Report) writeText(w io.Writer) error {
 	fmt.Fprintf(w, "run %s  result %s  %s\n", r.RunID, r.Result, r.StartedAt.Format(time.RFC3339))
 	if r.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", r.Error)
+	}
+	if r.License != nil {
+		fmt.Fprintln(w, r.License.Text())
 	}
 	if r.Guard.Tripped || r.Guard.Overridden {
 		for _, g := range r.Guard.Sources {
@@ -325,6 +331,11 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 	fmt.Fprintf(w, "%s.\n\nResult: **%s**, started %s.\n\n", r.headline(), r.Result, r.StartedAt.Format(time.RFC3339))
 	if r.Error != "" {
 		fmt.Fprintf(w, "Error: %s\n\n", mdEscape(r.Error))
+	}
+	if r.License != nil {
+		for _, line := range strings.Split(r.License.Text(), "\n") {
+			fmt.Fprintf(w, "> %s\n\n", mdEscape(line))
+		}
 	}
 	for _, g := range r.Guard.Sources {
 		if g.Tripped {

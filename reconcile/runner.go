@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/http"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,7 +18,6 @@ import (
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/connector"
 	"github.com/seatsync/seatsync/internal/lockholder"
-	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/notify"
 	"github.com/seatsync/seatsync/store"
@@ -75,6 +75,9 @@ type Runner struct {
 	BatchSize int
 	// LockTTL is how long the run lock lasts between renewals (default 2m).
 	LockTTL time.Duration
+	// LicenseClient fetches licensing.license_url; nil builds one from
+	// licensing.license_tls.
+	LicenseClient *http.Client
 	// Progress, when set, hears how far each source's pull has got: every
 	// 1,000 identities, after every page and at the end. It is called from
 	// the pulling goroutines (one per source), so it must be safe for
@@ -149,6 +152,13 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 	if err != nil {
 		return err
 	}
+	// The licence is read at every run (so a renewed one frees the queue
+	// at the next), before the pull: a licence problem shows even when a
+	// source fails.
+	policy, err := r.license(ctx, log, opt, rep)
+	if err != nil {
+		return err
+	}
 	pulls, err := r.pullAll(ctx, log, sources)
 	if err != nil {
 		for _, s := range sources {
@@ -177,7 +187,6 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 	if err != nil {
 		return fmt.Errorf("read profiles: %w", err)
 	}
-	policy := licensing.FromConfig(r.Config.Licensing)
 	plan := Calculate(Input{
 		Now:              rep.StartedAt,
 		Pulls:            pulls,

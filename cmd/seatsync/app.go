@@ -25,7 +25,6 @@ import (
 	csvsource "github.com/seatsync/seatsync/connector/csv"
 	"github.com/seatsync/seatsync/connector/ldap"
 	"github.com/seatsync/seatsync/connector/okta"
-	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/notify"
 	"github.com/seatsync/seatsync/reconcile"
@@ -385,12 +384,20 @@ func (a *app) validateCmd() *cobra.Command {
 			if err != nil && !errors.As(err, &problems) {
 				return err
 			}
+			// The licence file is checked when it is there (the loader
+			// does not know the licence format).
+			var warnings config.Problems
+			verdict := ""
+			if cfg != nil {
+				var lp config.Problems
+				lp, warnings, verdict = licenseProblems(cfg)
+				problems = append(problems, lp...)
+				warnings = append(slices.Clone(cfg.Warnings), warnings...)
+			}
 			// Warnings do not change the exit code; they go to stderr so
 			// that stdout stays the verdict ("ok" or the problems).
-			if cfg != nil {
-				for _, w := range cfg.Warnings {
-					fmt.Fprintln(a.stderr, "warning: "+w.String())
-				}
+			for _, w := range warnings {
+				fmt.Fprintln(a.stderr, "warning: "+w.String())
 			}
 			if len(problems) > 0 {
 				fmt.Fprintln(a.stdout, problems.Error())
@@ -403,6 +410,9 @@ func (a *app) validateCmd() *cobra.Command {
 				if err := a.connect(c.Context(), cfg, registry()); err != nil {
 					return err
 				}
+			}
+			if verdict != "" {
+				fmt.Fprintln(a.stdout, verdict)
 			}
 			fmt.Fprintln(a.stdout, "ok")
 			return nil
@@ -464,7 +474,10 @@ func (a *app) seatsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
-			pol := licensing.FromConfig(e.cfg.Licensing)
+			pol, err := e.policy(c.Context())
+			if err != nil {
+				return err
+			}
 			return admin.WriteSeats(a.stdout, pol.Count(profiles), pol.Queue(profiles), format)
 		},
 	}
@@ -513,7 +526,10 @@ func (a *app) profilesListCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
-			pol := licensing.FromConfig(e.cfg.Licensing)
+			pol, err := e.policy(c.Context())
+			if err != nil {
+				return err
+			}
 			var list []model.Profile
 			for i := range all {
 				if f.Match(&all[i], pol) {
@@ -555,7 +571,11 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 				return err
 			}
 			defer e.close()
-			ad := &admin.Admin{Store: e.store, Policy: licensing.FromConfig(e.cfg.Licensing), Actor: cliActor(),
+			pol, err := e.policy(c.Context())
+			if err != nil {
+				return err
+			}
+			ad := &admin.Admin{Store: e.store, Policy: pol, Actor: cliActor(),
 				Targets: target.Configs(e.cfg.Targets)}
 			failed := 0
 			for _, u := range usernames {

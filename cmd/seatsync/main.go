@@ -141,7 +141,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	app := &app{stdout: stdout, stderr: stderr}
 	root.AddCommand(
 		app.planCmd(), app.syncCmd(), app.serveCmd(), app.validateCmd(), app.seatsCmd(),
-		app.profilesCmd(), app.targetsCmd(), app.runsCmd(), app.auditCmd(), app.storeCmd(), versionCmd(stdout),
+		app.profilesCmd(), app.targetsCmd(), app.runsCmd(), app.auditCmd(), app.storeCmd(), app.licenseCmd(), versionCmd(stdout),
 	)
 	addCompletions(root)
 	return root

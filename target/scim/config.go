@@ -53,6 +53,10 @@ func DefaultAttributes() map[string]string {
 // from.
 var profileFields = []string{"username", "external_id", "email", "given_name", "family_name", "display_name", "title", "department", "area"}
 
+// Endpoint is the application's URL, which a vendor licence's hosts
+// must cover.
+func (s *Settings) Endpoint() string { return s.URL }
+
 // NewSettings makes an empty Settings, for the target registry.
 func NewSettings() config.Settings { return &Settings{} }
 
