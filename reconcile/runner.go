@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -50,7 +51,18 @@ type Options struct {
 	// that must answer with the ID before the run ends (the API's POST
 	// sync) makes it first.
 	RunID string
+	// Trigger says what started the run (one of the Trigger constants),
+	// for the report and the run's record; "" when nobody said.
+	Trigger string
 }
+
+// Triggers: what started a run.
+const (
+	TriggerSchedule = "schedule" // a schedule of serve
+	TriggerStart    = "start"    // serve at start-up (server.run_on_start)
+	TriggerAPI      = "api"      // POST /api/v1/sync or /api/v1/plan
+	TriggerCLI      = "cli"      // seatsync sync or plan
+)
 
 // NewRunID returns a new run ID: a ULID, so IDs sort by time.
 func NewRunID(now time.Time) string {
@@ -99,6 +111,7 @@ func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
 	rep := &Report{
 		RunID:     opt.RunID,
 		Mode:      opt.Mode,
+		Trigger:   opt.Trigger,
 		StartedAt: r.now(),
 		Changes:   []Change{},
 		Skipped:   []Skipped{},
@@ -597,6 +610,9 @@ func (r *Runner) interrupted(ctx context.Context, run store.Run, next string) (*
 		RunID: run.ID, Mode: run.Mode, Result: ResultInterrupted, StartedAt: run.StartedAt, FinishedAt: run.StartedAt,
 		Changes: []Change{}, Skipped: []Skipped{},
 	}
+	if sum, err := ParseRunSummary(run.Summary); err == nil {
+		rep.Trigger = sum.Trigger // the counts come from the audit log below
+	}
 	if last.After(rep.FinishedAt) {
 		rep.FinishedAt = last
 	}
@@ -618,8 +634,29 @@ func (r *Runner) sourceType(name string) string {
 	return ""
 }
 
+// RunSummary is the summary a run's record keeps (store.Run.Summary): the
+// report's counts and what started the run. Stores keep the summary as
+// JSON they do not read, so the trigger needs nothing of them.
+type RunSummary struct {
+	Summary
+	Trigger string `json:"trigger,omitempty"`
+}
+
+// ParseRunSummary reads a run record's summary; an empty one is all zero
+// (a run recorded before it had one).
+func ParseRunSummary(raw json.RawMessage) (RunSummary, error) {
+	var s RunSummary
+	if len(raw) == 0 {
+		return s, nil
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return s, fmt.Errorf("run summary: %w", err)
+	}
+	return s, nil
+}
+
 func (r *Runner) saveRun(ctx context.Context, rep *Report) error {
-	summary, err := jsonRaw(rep.Summary)
+	summary, err := jsonRaw(RunSummary{Summary: rep.Summary, Trigger: rep.Trigger})
 	if err != nil {
 		return err
 	}

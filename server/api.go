@@ -309,7 +309,7 @@ func runOptions(w http.ResponseWriter, r *http.Request, cfg *config.Config, mode
 		writeError(w, http.StatusBadRequest, "allow_deprovision applies to sync only")
 		return reconcile.Options{}, false
 	}
-	return reconcile.Options{Mode: mode, Sources: req.Sources, AllowDeprovision: req.AllowDeprovision}, true
+	return reconcile.Options{Mode: mode, Sources: req.Sources, AllowDeprovision: req.AllowDeprovision, Trigger: reconcile.TriggerAPI}, true
 }
 
 func (s *Server) apiSync(w http.ResponseWriter, r *http.Request) {
