@@ -48,16 +48,22 @@ type QueueEntry = licensing.QueueEntry
 const statusRuns = 20
 
 func (s *Server) status(ctx context.Context) (*Status, error) {
+	st, _, err := s.readStatus(ctx)
+	return st, err
+}
+
+// readStatus is the status, and the profiles it was computed from.
+func (s *Server) readStatus(ctx context.Context) (*Status, []model.Profile, error) {
 	cfg := s.Backend.Config()
 	st := s.Backend.Store()
 	profiles, err := st.Profiles(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read profiles: %w", err)
+		return nil, nil, fmt.Errorf("read profiles: %w", err)
 	}
 	pol := licensing.FromConfig(cfg.Licensing)
 	runs, err := st.Runs(ctx, statusRuns)
 	if err != nil {
-		return nil, fmt.Errorf("read runs: %w", err)
+		return nil, nil, fmt.Errorf("read runs: %w", err)
 	}
 	if runs == nil {
 		runs = []store.Run{}
@@ -66,7 +72,7 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 	if next == nil {
 		next = []ScheduledRun{}
 	}
-	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next, Runs: runs}, nil
+	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next, Runs: runs}, profiles, nil
 }
 
 // targets reads every configured target's status.
