@@ -44,6 +44,7 @@ td.num,th.num{text-align:right}
 .result-failed,.result-guard_tripped,.result-interrupted{color:#c0392b;font-weight:600}.result-ok{color:#2e7d32}
 .legend span{display:inline-block;width:.8em;height:.8em;margin:0 .3em 0 1em;vertical-align:middle}
 .note{color:#555}
+time{white-space:nowrap}
 code{font-size:.92em;background:#f3f3f3;padding:0 .2em;border-radius:2px}
 ul.fields{margin:0;padding-left:1.1em}
 @media (max-width:32em){body{font-size:14px;margin:1em auto;padding:0 .6em} th,td{padding:.2em .4em}}
