@@ -340,8 +340,8 @@ func TestRunPageAuthAndErrors(t *testing.T) {
 		}
 	}
 	rec := do(t, h, call{method: "GET", path: "/runs/NOPE", auth: bearer(testToken)})
-	if rec.Code != 404 || !strings.Contains(rec.Body.String(), `no run with ID "NOPE"`) {
-		t.Errorf("unknown run: %d %s", rec.Code, rec.Body)
+	if msg := jsonError(t, rec); rec.Code != 404 || msg != `no run with ID "NOPE"` {
+		t.Errorf("unknown run: %d %s", rec.Code, msg)
 	}
 	if rec := do(t, h, call{method: "POST", path: "/runs/RUN0", auth: bearer(testToken)}); rec.Code != 405 {
 		t.Errorf("POST /runs/RUN0: %d", rec.Code)

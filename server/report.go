@@ -282,7 +282,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	run, err := s.Backend.Store().Run(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		http.Error(w, fmt.Sprintf("seatsync: no run with ID %q", id), http.StatusNotFound)
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no run with ID %q", id))
 		return
 	}
 	if err != nil {
