@@ -655,6 +655,45 @@ func ParseRunSummary(raw json.RawMessage) (RunSummary, error) {
 	return s, nil
 }
 
+// RunRecord is a run's record as clients read it (GET /api/v1/runs and
+// status, runs list --format json): the store's record, with the trigger
+// its summary keeps (RunSummary) as a field of its own, so that the
+// summary holds counts only, as it always has.
+type RunRecord struct {
+	ID         string          `json:"run_id"`
+	Mode       string          `json:"mode"`
+	Trigger    string          `json:"trigger,omitempty"`
+	Result     string          `json:"result"`
+	Error      string          `json:"error,omitempty"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at"`
+	Sources    []string        `json:"sources"`
+	Summary    json.RawMessage `json:"summary,omitempty"`
+}
+
+// Record is the record of a run as clients read it. A summary that does
+// not decode is passed on as it is.
+func Record(r store.Run) RunRecord {
+	rec := RunRecord{ID: r.ID, Mode: r.Mode, Result: r.Result, Error: r.Error, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		Sources: r.Sources, Summary: r.Summary}
+	if sum, err := ParseRunSummary(r.Summary); err == nil && len(r.Summary) > 0 {
+		rec.Trigger = sum.Trigger
+		if b, err := json.Marshal(sum.Summary); err == nil {
+			rec.Summary = b
+		}
+	}
+	return rec
+}
+
+// Records are the records of runs as clients read them (never nil).
+func Records(runs []store.Run) []RunRecord {
+	out := make([]RunRecord, len(runs))
+	for i, r := range runs {
+		out[i] = Record(r)
+	}
+	return out
+}
+
 func (r *Runner) saveRun(ctx context.Context, rep *Report) error {
 	summary, err := jsonRaw(RunSummary{Summary: rep.Summary, Trigger: rep.Trigger})
 	if err != nil {

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -124,6 +125,22 @@ func TestRunRecordsTrigger(t *testing.T) {
 	want := map[string]string{"RUN-0": "interrupted api create=0", "RUN-1": "ok schedule create=3"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("recorded runs %v, want %v", got, want)
+	}
+	// Clients read the trigger beside the summary, which stays all counts.
+	b, err := json.Marshal(reconcile.Records(runs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records []struct {
+		ID      string         `json:"run_id"`
+		Trigger string         `json:"trigger"`
+		Summary map[string]int `json:"summary"`
+	}
+	if err := json.Unmarshal(b, &records); err != nil {
+		t.Fatalf("run records: %v\n%s", err, b)
+	}
+	if len(records) != 2 || records[0].ID != "RUN-1" || records[0].Trigger != "schedule" || records[0].Summary["create"] != 3 || records[1].Trigger != "api" {
+		t.Errorf("run records: %s", b)
 	}
 	if sum, err := reconcile.ParseRunSummary(nil); err != nil || sum != (reconcile.RunSummary{}) {
 		t.Errorf("an empty summary reads as %+v, %v", sum, err)

@@ -37,7 +37,7 @@ type Status struct {
 	// Schedules are the daemon's schedules, each with its next run.
 	Schedules []ScheduledRun `json:"schedules"`
 	// Runs are the most recent runs, newest first, without their reports.
-	Runs []store.Run `json:"runs"`
+	Runs []reconcile.RunRecord `json:"runs"`
 }
 
 // QueueEntry is one profile waiting for a seat; licensing computes the
@@ -65,14 +65,11 @@ func (s *Server) readStatus(ctx context.Context) (*Status, []model.Profile, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("read runs: %w", err)
 	}
-	if runs == nil {
-		runs = []store.Run{}
-	}
 	next := s.Backend.NextRuns()
 	if next == nil {
 		next = []ScheduledRun{}
 	}
-	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next, Runs: runs}, profiles, nil
+	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next, Runs: reconcile.Records(runs)}, profiles, nil
 }
 
 // targets reads every configured target's status.
@@ -126,10 +123,7 @@ func (s *Server) apiRuns(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "read runs", err)
 		return
 	}
-	if runs == nil {
-		runs = []store.Run{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+	writeJSON(w, http.StatusOK, map[string]any{"runs": reconcile.Records(runs)})
 }
 
 func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {

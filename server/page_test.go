@@ -175,7 +175,7 @@ func TestStatusPageRuns(t *testing.T) {
 		{"RUN1", "trigger=schedule counts=no changes skipped=1 entry skipped took=4.2s"},
 		{"RUN2", "trigger=API counts=no changes skipped=(missing) took=1m30s"},
 		{"RUN3", "trigger=CLI counts=1,200 create, 2 block skipped=(missing) took=300ms"},
-		{"RUN4", "trigger= counts= skipped=(missing) took="},
+		{"RUN4", "trigger=start-up counts= skipped=(missing) took="},
 		{"RUN0", "trigger= counts=2 create skipped=(missing) took=0s"},
 	} {
 		i := strings.Index(page, `<tr class="run" data-run-id="`+c.id+`">`)
@@ -192,6 +192,26 @@ func TestStatusPageRuns(t *testing.T) {
 		if !strings.Contains(tr, `href="/runs/`+c.id+`"`) {
 			t.Errorf("run %s does not link to its page", c.id)
 		}
+	}
+	// The API has each run's trigger beside its summary, which stays all
+	// counts.
+	rec := do(t, s.Handler(), call{method: "GET", path: "/api/v1/runs", auth: bearer(testToken)})
+	var api struct {
+		Runs []struct {
+			ID      string         `json:"run_id"`
+			Trigger string         `json:"trigger"`
+			Summary map[string]int `json:"summary"`
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &api); err != nil {
+		t.Fatalf("GET /api/v1/runs: %v\n%s", err, rec.Body)
+	}
+	var triggers []string
+	for _, r := range api.Runs {
+		triggers = append(triggers, r.ID+":"+r.Trigger)
+	}
+	if got, want := strings.Join(triggers, " "), "RUN4:start RUN3:cli RUN2:api RUN1:schedule RUN0:"; got != want || api.Runs[1].Summary["create"] != 1200 {
+		t.Errorf("GET /api/v1/runs: triggers %s, want %s; %s", got, want, rec.Body)
 	}
 	if got := section(t, page, "next-run", "</p>"); !strings.Contains(got, `datetime="2026-01-02T03:15:00Z"`) || !strings.Contains(got, "in 4 min") ||
 		!strings.Contains(got, "@every 15m") {

@@ -12,7 +12,6 @@ import (
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/reconcile"
-	"github.com/seatsync/seatsync/store"
 	"github.com/seatsync/seatsync/target"
 )
 
@@ -114,8 +113,8 @@ type queueView struct {
 }
 
 type runView struct {
-	store.Run
-	Trigger  string
+	reconcile.RunRecord
+	Trigger  string // as the page names it
 	Counts   string
 	Skipped  string
 	Duration string
@@ -123,7 +122,7 @@ type runView struct {
 
 // lastOKView is the last successful sync.
 type lastOKView struct {
-	store.Run
+	reconcile.RunRecord
 	Age string
 }
 
@@ -148,7 +147,7 @@ type statusPageData struct {
 	Queue    []queueView
 	Runs     []runView
 	Targets  []targetView
-	LastRun  *store.Run // the last sync that finished, for the banner
+	LastRun  *reconcile.RunRecord // the last sync that finished, for the banner
 	LastOK   *lastOKView
 	Searched int // how many runs were searched for LastOK
 	// NextSync is the first sync due of Schedules.
@@ -192,7 +191,7 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	data.Searched = searched
 	if last != nil {
-		data.LastOK = &lastOKView{Run: *last, Age: ago(now, last.FinishedAt)}
+		data.LastOK = &lastOKView{RunRecord: *last, Age: ago(now, last.FinishedAt)}
 	}
 	for _, sr := range st.Schedules {
 		v := newScheduleView(sr, now)
@@ -244,13 +243,12 @@ func queueViews(queue []licensing.QueueEntry, profiles []model.Profile) []queueV
 	return out
 }
 
-func newRunView(run store.Run) runView {
-	v := runView{Run: run, Duration: runDuration(run.StartedAt, run.FinishedAt)}
+func newRunView(run reconcile.RunRecord) runView {
+	v := runView{RunRecord: run, Trigger: triggerName(run.Trigger), Duration: runDuration(run.StartedAt, run.FinishedAt)}
 	sum, err := reconcile.ParseRunSummary(run.Summary)
 	if err != nil || len(run.Summary) == 0 || run.Result == reconcile.ResultRunning {
 		return v
 	}
-	v.Trigger = triggerName(sum.Trigger)
 	v.Counts = changeCounts(sum.Summary)
 	v.Skipped = skippedText(sum.Skipped)
 	return v
@@ -275,23 +273,27 @@ func newScheduleView(sr ScheduledRun, now time.Time) scheduleView {
 
 // lastOK finds the last successful sync: in the runs the page shows, or
 // else further back, up to maxRuns. It returns how many runs it searched.
-func (s *Server) lastOK(ctx context.Context, runs []store.Run) (*store.Run, int, error) {
-	find := func(runs []store.Run) *store.Run {
-		for i := range runs {
-			if runs[i].Mode == reconcile.ModeSync && runs[i].Result == reconcile.ResultOK {
-				return &runs[i]
-			}
+func (s *Server) lastOK(ctx context.Context, runs []reconcile.RunRecord) (*reconcile.RunRecord, int, error) {
+	ok := func(mode, result string) bool { return mode == reconcile.ModeSync && result == reconcile.ResultOK }
+	for i := range runs {
+		if ok(runs[i].Mode, runs[i].Result) {
+			return &runs[i], len(runs), nil
 		}
-		return nil
 	}
-	if r := find(runs); r != nil || len(runs) < statusRuns {
-		return r, len(runs), nil
+	if len(runs) < statusRuns {
+		return nil, len(runs), nil
 	}
 	more, err := s.Backend.Store().Runs(ctx, maxRuns)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read runs: %w", err)
 	}
-	return find(more), len(more), nil
+	for _, r := range more {
+		if ok(r.Mode, r.Result) {
+			rec := reconcile.Record(r)
+			return &rec, len(more), nil
+		}
+	}
+	return nil, len(more), nil
 }
 
 func pct(n int, total float64) float64 {
