@@ -253,7 +253,7 @@ func (d *Daemon) scheduled(sources []string, spec string) {
 		d.Log.Debug("scheduled sync left to the leader", zap.String("schedule", spec), zap.String("leader", d.Leadership().Leader))
 		return
 	}
-	done, _, err := d.start(reconcile.Options{Mode: reconcile.ModeSync, Sources: sources}, "schedule "+spec)
+	done, _, err := d.start(reconcile.Options{Mode: reconcile.ModeSync, Sources: sources, Trigger: reconcile.TriggerSchedule}, "schedule "+spec)
 	if err != nil {
 		d.Log.Info("scheduled sync skipped", zap.String("schedule", spec), zap.Strings("sources", sources), zap.String("why", err.Error()))
 		return
@@ -291,7 +291,7 @@ func (d *Daemon) runOnStart(cfg *config.Config) {
 	if len(due) == len(cfg.Sources) {
 		due = nil // all of them
 	}
-	if _, _, err := d.start(reconcile.Options{Mode: reconcile.ModeSync, Sources: due}, "start ("+mode+")"); err != nil {
+	if _, _, err := d.start(reconcile.Options{Mode: reconcile.ModeSync, Sources: due, Trigger: reconcile.TriggerStart}, "start ("+mode+")"); err != nil {
 		d.Log.Info("start-up sync skipped", zap.String("why", err.Error()))
 	}
 }
@@ -358,7 +358,9 @@ func sourceNames(cfg *config.Config) []string {
 
 // start starts a sync in the background unless one is running, the
 // daemon is stopping or another replica leads. It returns the run's ID
-// and a channel closed when the run is over.
+// and a channel closed when the run is over. trigger says what started it
+// for the log, in more words than opt.Trigger, which the run's record
+// keeps ("schedule */15 * * * *" for "schedule").
 func (d *Daemon) start(opt reconcile.Options, trigger string) (done <-chan struct{}, runID string, err error) {
 	d.mu.Lock()
 	if d.stopping {
@@ -576,6 +578,9 @@ func (b backend) Running() string {
 }
 
 func (b backend) StartSync(opt reconcile.Options) (string, error) {
+	if opt.Trigger == "" {
+		opt.Trigger = reconcile.TriggerAPI
+	}
 	_, id, err := b.d.start(opt, "api")
 	return id, err
 }

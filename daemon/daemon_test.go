@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -11,7 +12,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/seatsync/seatsync/config"
+	"github.com/seatsync/seatsync/connector"
 	csvsource "github.com/seatsync/seatsync/connector/csv"
+	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/server"
 	"github.com/seatsync/seatsync/store"
 	"github.com/seatsync/seatsync/store/sqlite"
@@ -150,5 +153,50 @@ sources:
 	d.stopping = true
 	if got := d.NextRuns(); len(got) != 0 {
 		t.Errorf("NextRuns while stopping: %+v, want none", got)
+	}
+}
+
+// Each run's record says what started it: a schedule, the start-up sync,
+// or the API.
+func TestRunsRecordTheirTrigger(t *testing.T) {
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "a.csv")
+	if err := os.WriteFile(csvPath, []byte("external_id,username,email\nE1,alice,alice@example.com\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := parse(t, pools+`schedule: "@every 15m"
+sources:
+  - {name: a, type: csv, path: `+csvPath+`}
+`)
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := New(cfg, st, connector.Registry{"csv": csvsource.Kind}, nil, nil, zap.NewNop())
+	d.runCtx = context.Background()
+	cfg.Server.RunOnStart = RunOnStartAlways
+	d.runOnStart(cfg)
+	d.runs.Wait()
+	d.scheduled([]string{"a"}, "@every 15m")
+	if _, err := (backend{d}).StartSync(reconcile.Options{Mode: reconcile.ModeSync}); err != nil {
+		t.Fatal(err)
+	}
+	d.runs.Wait()
+	runs, err := st.Runs(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range runs {
+		sum, err := reconcile.ParseRunSummary(r.Summary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r.Result+" "+sum.Trigger)
+	}
+	slices.Reverse(got) // oldest first
+	if diff := cmp.Diff([]string{"ok start", "ok schedule", "ok api"}, got); diff != "" {
+		t.Errorf("runs' results and triggers (-want +got):\n%s", diff)
 	}
 }

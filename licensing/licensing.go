@@ -335,14 +335,26 @@ func (p *Policy) Count(profiles []model.Profile) []Status {
 	return out
 }
 
+// UsedPercent is how much of its limit a pool uses, in whole percent
+// rounded down, as the seats_low notification says it: over 100 when the
+// pool is over its limit, 0 for a limit of 0 (or unlimited).
+func UsedPercent(used, limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	return used * 100 / limit
+}
+
 // QueueEntry is one profile waiting for a seat.
 type QueueEntry struct {
-	Pool     string    `json:"pool"`
-	Position int       `json:"position"` // 1 is next
-	Username string    `json:"username"`
-	Area     string    `json:"area"`
-	Weight   int       `json:"weight"` // 0 for no priority group
-	QueuedAt time.Time `json:"queued_at"`
+	Pool        string    `json:"pool"`
+	Position    int       `json:"position"` // 1 is next
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name"`
+	Email       string    `json:"email"`
+	Area        string    `json:"area"`
+	Weight      int       `json:"weight"` // 0 for no priority group
+	QueuedAt    time.Time `json:"queued_at"`
 }
 
 // Queue lists the licence queue of every pool, pool by pool in the order
@@ -364,7 +376,8 @@ func (p *Policy) Queue(profiles []model.Profile) []QueueEntry {
 		Order(reqs)
 		for n, r := range reqs {
 			pr := &profiles[r.Ref]
-			out = append(out, QueueEntry{Pool: pool.Name, Position: n + 1, Username: pr.Username, Area: pr.Area, Weight: r.Weight, QueuedAt: pr.QueuedAt})
+			out = append(out, QueueEntry{Pool: pool.Name, Position: n + 1, Username: pr.Username, DisplayName: pr.DisplayName, Email: pr.Email,
+				Area: pr.Area, Weight: r.Weight, QueuedAt: pr.QueuedAt})
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/notify"
 )
@@ -107,7 +108,7 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 		full := p.RemainingAfter == 0 && p.QueuedAfter > 0
 		if !p.Unlimited && !p.Frozen && p.Limit > 0 && warnAtPercent > 0 && p.UsedAfter*100 >= warnAtPercent*p.Limit && p.Overage == 0 && !full {
 			out = append(out, ev(notify.SeatsLow, nil, fmt.Sprintf(
-				"Pool %s is at %d%% (%d of %d seats used, %d remaining).", p.Name, p.UsedAfter*100/p.Limit, p.UsedAfter, p.Limit, p.RemainingAfter)))
+				"Pool %s is at %d%% (%d of %d seats used, %d remaining).", p.Name, licensing.UsedPercent(p.UsedAfter, p.Limit), p.UsedAfter, p.Limit, p.RemainingAfter)))
 		}
 	}
 	return out

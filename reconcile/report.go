@@ -20,7 +20,8 @@ import (
 // the contract; more fields may be added.
 type Report struct {
 	RunID      string         `json:"run_id"`
-	Mode       string         `json:"mode"` // plan | sync
+	Mode       string         `json:"mode"`              // plan | sync
+	Trigger    string         `json:"trigger,omitempty"` // what started it: schedule | start | api | cli
 	Result     string         `json:"result"`
 	Error      string         `json:"error,omitempty"`
 	StartedAt  time.Time      `json:"started_at"`

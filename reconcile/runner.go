@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -50,7 +51,18 @@ type Options struct {
 	// that must answer with the ID before the run ends (the API's POST
 	// sync) makes it first.
 	RunID string
+	// Trigger says what started the run (one of the Trigger constants),
+	// for the report and the run's record; "" when nobody said.
+	Trigger string
 }
+
+// Triggers: what started a run.
+const (
+	TriggerSchedule = "schedule" // a schedule of serve
+	TriggerStart    = "start"    // serve at start-up (server.run_on_start)
+	TriggerAPI      = "api"      // POST /api/v1/sync or /api/v1/plan
+	TriggerCLI      = "cli"      // seatsync sync or plan
+)
 
 // NewRunID returns a new run ID: a ULID, so IDs sort by time.
 func NewRunID(now time.Time) string {
@@ -102,6 +114,7 @@ func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
 	rep := &Report{
 		RunID:     opt.RunID,
 		Mode:      opt.Mode,
+		Trigger:   opt.Trigger,
 		StartedAt: r.now(),
 		Changes:   []Change{},
 		Skipped:   []Skipped{},
@@ -606,6 +619,9 @@ func (r *Runner) interrupted(ctx context.Context, run store.Run, next string) (*
 		RunID: run.ID, Mode: run.Mode, Result: ResultInterrupted, StartedAt: run.StartedAt, FinishedAt: run.StartedAt,
 		Changes: []Change{}, Skipped: []Skipped{},
 	}
+	if sum, err := ParseRunSummary(run.Summary); err == nil {
+		rep.Trigger = sum.Trigger // the counts come from the audit log below
+	}
 	if last.After(rep.FinishedAt) {
 		rep.FinishedAt = last
 	}
@@ -627,8 +643,68 @@ func (r *Runner) sourceType(name string) string {
 	return ""
 }
 
+// RunSummary is the summary a run's record keeps (store.Run.Summary): the
+// report's counts and what started the run. Stores keep the summary as
+// JSON they do not read, so the trigger needs nothing of them.
+type RunSummary struct {
+	Summary
+	Trigger string `json:"trigger,omitempty"`
+}
+
+// ParseRunSummary reads a run record's summary; an empty one is all zero
+// (a run recorded before it had one).
+func ParseRunSummary(raw json.RawMessage) (RunSummary, error) {
+	var s RunSummary
+	if len(raw) == 0 {
+		return s, nil
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return s, fmt.Errorf("run summary: %w", err)
+	}
+	return s, nil
+}
+
+// RunRecord is a run's record as clients read it (GET /api/v1/runs and
+// status, runs list --format json): the store's record, with the trigger
+// its summary keeps (RunSummary) as a field of its own, so that the
+// summary holds counts only, as it always has.
+type RunRecord struct {
+	ID         string          `json:"run_id"`
+	Mode       string          `json:"mode"`
+	Trigger    string          `json:"trigger,omitempty"`
+	Result     string          `json:"result"`
+	Error      string          `json:"error,omitempty"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at"`
+	Sources    []string        `json:"sources"`
+	Summary    json.RawMessage `json:"summary,omitempty"`
+}
+
+// Record is the record of a run as clients read it. A summary that does
+// not decode is passed on as it is.
+func Record(r store.Run) RunRecord {
+	rec := RunRecord{ID: r.ID, Mode: r.Mode, Result: r.Result, Error: r.Error, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		Sources: r.Sources, Summary: r.Summary}
+	if sum, err := ParseRunSummary(r.Summary); err == nil && len(r.Summary) > 0 {
+		rec.Trigger = sum.Trigger
+		if b, err := json.Marshal(sum.Summary); err == nil {
+			rec.Summary = b
+		}
+	}
+	return rec
+}
+
+// Records are the records of runs as clients read them (never nil).
+func Records(runs []store.Run) []RunRecord {
+	out := make([]RunRecord, len(runs))
+	for i, r := range runs {
+		out[i] = Record(r)
+	}
+	return out
+}
+
 func (r *Runner) saveRun(ctx context.Context, rep *Report) error {
-	summary, err := jsonRaw(rep.Summary)
+	summary, err := jsonRaw(RunSummary{Summary: rep.Summary, Trigger: rep.Trigger})
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ type Status struct {
 	// Schedules are the daemon's schedules, each with its next run.
 	Schedules []ScheduledRun `json:"schedules"`
 	// Runs are the most recent runs, newest first, without their reports.
-	Runs []store.Run `json:"runs"`
+	Runs []reconcile.RunRecord `json:"runs"`
 	// Leadership says whether this replica runs the schedules, and who
 	// does.
 	Leadership Leadership `json:"leadership"`
@@ -51,26 +51,29 @@ type QueueEntry = licensing.QueueEntry
 const statusRuns = 20
 
 func (s *Server) status(ctx context.Context) (*Status, error) {
+	st, _, err := s.readStatus(ctx)
+	return st, err
+}
+
+// readStatus is the status, and the profiles it was computed from.
+func (s *Server) readStatus(ctx context.Context) (*Status, []model.Profile, error) {
 	cfg := s.Backend.Config()
 	st := s.Backend.Store()
 	profiles, err := st.Profiles(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read profiles: %w", err)
+		return nil, nil, fmt.Errorf("read profiles: %w", err)
 	}
 	pol := licensing.FromConfig(cfg.Licensing)
 	runs, err := st.Runs(ctx, statusRuns)
 	if err != nil {
-		return nil, fmt.Errorf("read runs: %w", err)
-	}
-	if runs == nil {
-		runs = []store.Run{}
+		return nil, nil, fmt.Errorf("read runs: %w", err)
 	}
 	next := s.Backend.NextRuns()
 	if next == nil {
 		next = []ScheduledRun{}
 	}
-	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next, Runs: runs,
-		Leadership: s.Backend.Leadership()}, nil
+	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next,
+		Runs: reconcile.Records(runs), Leadership: s.Backend.Leadership()}, profiles, nil
 }
 
 // targets reads every configured target's status.
@@ -124,10 +127,7 @@ func (s *Server) apiRuns(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "read runs", err)
 		return
 	}
-	if runs == nil {
-		runs = []store.Run{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+	writeJSON(w, http.StatusOK, map[string]any{"runs": reconcile.Records(runs)})
 }
 
 func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
@@ -313,7 +313,7 @@ func runOptions(w http.ResponseWriter, r *http.Request, cfg *config.Config, mode
 		writeError(w, http.StatusBadRequest, "allow_deprovision applies to sync only")
 		return reconcile.Options{}, false
 	}
-	return reconcile.Options{Mode: mode, Sources: req.Sources, AllowDeprovision: req.AllowDeprovision}, true
+	return reconcile.Options{Mode: mode, Sources: req.Sources, AllowDeprovision: req.AllowDeprovision, Trigger: reconcile.TriggerAPI}, true
 }
 
 func (s *Server) apiSync(w http.ResponseWriter, r *http.Request) {

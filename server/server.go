@@ -123,6 +123,9 @@ type Server struct {
 	// Now is the clock of the status page and of the log of refused
 	// requests; time.Now when nil.
 	Now func() time.Time
+	// ReportRows is how many changes (and skipped entries) a run's page
+	// shows; DefaultReportRows when 0.
+	ReportRows int
 }
 
 // Handler returns the routes. Each handler it returns keeps its own log
@@ -137,6 +140,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 	}
 	mux.Handle("GET /{$}", auth(true, s.statusPage))
+	mux.Handle("GET /runs/{id}", auth(true, s.runPage))
 	mux.Handle("GET /api/v1/status", auth(true, s.apiStatus))
 	mux.Handle("GET /api/v1/runs", auth(true, s.apiRuns))
 	mux.Handle("GET /api/v1/runs/{id}", auth(true, s.apiRun))

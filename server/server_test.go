@@ -456,16 +456,14 @@ func TestStatusPage(t *testing.T) {
 	for _, want := range []string{
 		`id="pool-primary"`, `<dd class="pool-used">2</dd>`, `<dd class="pool-limit">2</dd>`,
 		`<dd class="pool-remaining">0</dd>`, `<dd class="pool-queued">2</dd>`,
-		`id="banner-pool-full-primary"`, `<td class="queue-username">dave</td>`,
-		`href="/api/v1/runs/RUN0"`, `<dd class="pool-limit">unlimited</dd>`,
+		`id="banner-pool-full-primary"`, `<td class="queue-username">dave</td>`, `<td class="queue-email">dave@example.com</td>`,
+		`href="/runs/RUN0"`, `<dd class="pool-limit">unlimited</dd>`, `<span class="pool-percent">100% used</span>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the status page lacks %s", want)
 		}
 	}
-	if strings.Contains(page, "<script") || strings.Contains(page, "http://") || strings.Contains(page, "https://") {
-		t.Error("the status page uses scripts or external assets")
-	}
+	onlyOwnScript(t, rec, page)
 	if strings.Index(page, ">dave<") > strings.Index(page, ">carol<") {
 		t.Error("the queue is not in queue order")
 	}

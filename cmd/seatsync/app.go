@@ -348,7 +348,7 @@ func (a *app) runCmd(mode string) *cobra.Command {
 			line = newProgressLine(a.stderr)
 			runner.Progress = line.update
 		}
-		rep, runErr := runner.Run(c.Context(), reconcile.Options{Mode: mode, Sources: f.sources, AllowDeprovision: allow})
+		rep, runErr := runner.Run(c.Context(), reconcile.Options{Mode: mode, Sources: f.sources, AllowDeprovision: allow, Trigger: reconcile.TriggerCLI})
 		if line != nil {
 			line.done()
 		}

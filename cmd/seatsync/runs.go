@@ -56,11 +56,8 @@ func (a *app) runsListCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
-			if runs == nil {
-				runs = []store.Run{}
-			}
 			if format == "json" {
-				return writeJSON(a.stdout, runs)
+				return writeJSON(a.stdout, reconcile.Records(runs))
 			}
 			return writeRunsText(a.stdout, runs)
 		},

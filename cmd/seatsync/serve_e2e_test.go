@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -759,35 +762,38 @@ func artifactDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// TestServeStatusPageInBrowser opens the status page in headless Chromium
-// with the token as Basic auth, reads the pool numbers and the queue from
-// the page, follows a run's report link, and saves a screenshot.
-func TestServeStatusPageInBrowser(t *testing.T) {
-	chrome := chromiumPath(t)
-	// primary: limit 3 for alice, bob, carol, erin: one waits (erin).
-	s := newSite(t, siteOptions{}, fivePeople()...)
-	p := s.serve(serveOptions{schedule: "@every 1h"})
-	p.eventually("the start-up sync", func() (bool, string) { return p.okRuns() == 1, "" })
+// browser is a headless Chromium tab that sends the token as Basic auth
+// and lives in the Asia/Tokyo time zone (UTC+9 all year), so a time the
+// page shows in the browser's zone differs from UTC.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+}
 
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	chrome := chromiumPath(t)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chrome),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("lang", "en-US"), // the time zone's name is GMT+9 in English
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1200, 900),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, waitFor)
-	defer cancelT()
-
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, 2*waitFor)
+	t.Cleanup(cancelT)
+	b := &browser{t: t, ctx: ctx}
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+serveToken))
 	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
 		t.Fatalf("chromium: %v", err)
@@ -795,60 +801,239 @@ func TestServeStatusPageInBrowser(t *testing.T) {
 	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}}); err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(p.base+"/"), chromedp.WaitVisible(chromedp.CSS("#pool-primary"))); err != nil {
-		t.Fatalf("open the status page: %v", err)
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"}); err != nil {
+		t.Fatalf("chromium: %v", err)
 	}
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return strings.TrimSpace(v)
+	return b
+}
+
+// open loads url and waits for the element sel.
+func (b *browser) open(url, sel string) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+		b.t.Fatalf("open %s: %v", url, err)
 	}
-	got := []string{text("#pool-primary .pool-limit"), text("#pool-primary .pool-used"), text("#pool-primary .pool-remaining"),
-		text("#pool-primary .pool-queued"), text("#pool-extranet .pool-used")}
-	if want := []string{"3", "3", "0", "1", "1"}; !slices.Equal(got, want) {
-		t.Errorf("pool numbers on the page (primary limit, used, remaining, queued; extranet used) = %v, want %v", got, want)
-	}
-	queue, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#queue tr.queue-entry .queue-username")).map(e => e.textContent)`))
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
 	if err != nil {
-		t.Fatal(err)
+		b.t.Fatalf("read %s: %v", sel, err)
 	}
-	if !slices.Equal(queue, []string{"erin"}) {
-		t.Errorf("queue on the page = %v, want [erin]", queue)
+	return strings.TrimSpace(v)
+}
+
+// texts is the text of every element sel selects, in document order.
+func (b *browser) texts(sel string) []string {
+	b.t.Helper()
+	js := fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).map(e => e.textContent.trim())`, sel)
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](js))
+	if err != nil {
+		b.t.Fatalf("read %s: %v", sel, err)
 	}
-	banner, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("banner-pool-full-primary") !== null`))
+	return v
+}
+
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	shot, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(artifactDir(b.t), name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", path)
+}
+
+// localTimes checks that every <time> of the page shows its moment in
+// the browser's zone (Asia/Tokyo, UTC+9) and keeps UTC in its title, and
+// returns how many there are.
+func (b *browser) localTimes(what string) int {
+	b.t.Helper()
+	times, err := chromedp.Run(b.ctx, chromedp.Evaluate[[][3]string](
+		`Array.from(document.querySelectorAll("time")).map(e => [e.getAttribute("datetime"), e.textContent, e.title])`))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	tokyo := time.FixedZone("JST", 9*3600)
+	for _, tm := range times {
+		at, err := time.Parse(time.RFC3339, tm[0])
+		if err != nil {
+			b.t.Errorf("%s: <time datetime=%q>: %v", what, tm[0], err)
+			continue
+		}
+		if want := at.In(tokyo).Format("2006-01-02 15:04:05") + " GMT+9"; tm[1] != want {
+			b.t.Errorf("%s: %s shows %q, want %q (the browser's time zone)", what, tm[0], tm[1], want)
+		}
+		if want := at.UTC().Format("2006-01-02 15:04:05") + " UTC"; tm[2] != want {
+			b.t.Errorf("%s: %s has the title %q, want %q", what, tm[0], tm[2], want)
+		}
+	}
+	return len(times)
+}
+
+// narrow checks the page at a phone's 400 px: it must not scroll
+// sideways. The check can fail: the runs table is wider than 400 px, and
+// only its own scroll box keeps the page from growing with it.
+func (b *browser) narrow(what, wide string) {
+	b.t.Helper()
+	if _, err := chromedp.Call(b.ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+		Width: 400, Height: 900, DeviceScaleFactor: 1, Mobile: true}); err != nil {
+		b.t.Fatalf("chromium: %v", err)
+	}
+	defer func() {
+		if _, err := chromedp.Call(b.ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err != nil {
+			b.t.Fatalf("chromium: %v", err)
+		}
+	}()
+	m, err := chromedp.Run(b.ctx, chromedp.Evaluate[map[string]int](fmt.Sprintf(`({
+		screen: screen.width,
+		inner: window.innerWidth,
+		client: document.documentElement.clientWidth,
+		scroll: document.documentElement.scrollWidth,
+		wide: document.querySelector(%q).scrollWidth})`, wide)))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if m["screen"] != 400 {
+		b.t.Fatalf("%s: the screen is %d px wide, not 400: the check would mean nothing", what, m["screen"])
+	}
+	// A phone lays out a page that does not fit wider than its screen
+	// (and shows it zoomed out), so either number tells.
+	if m["inner"] > 400 || m["scroll"] > m["client"] {
+		b.t.Errorf("%s does not fit a 400 px screen: laid out %d px wide, %d px of content", what, m["inner"], m["scroll"])
+	}
+	if m["wide"] <= 400 {
+		b.t.Errorf("%s: %s is %d px wide, no wider than the 400 px screen: the check tests nothing", what, wide, m["wide"])
+	}
+	b.screenshot(strings.ReplaceAll(what, " ", "-") + "-400px.png")
+}
+
+// TestServeStatusPageInBrowser opens the status page in headless Chromium
+// with the token as Basic auth: it reads the pools, the queue and the
+// runs from the page, checks the times are in the browser's time zone
+// (and in UTC with JavaScript off), that at 400 px nothing scrolls
+// sideways, and follows a run's link to its report page and from there to
+// the JSON.
+func TestServeStatusPageInBrowser(t *testing.T) {
+	// primary: limit 3 for alice, bob, carol, erin: one waits (erin).
+	s := newSite(t, siteOptions{}, fivePeople()...)
+	p := s.serve(serveOptions{schedule: "@every 1h"})
+	p.eventually("the start-up sync", func() (bool, string) { return p.okRuns() == 1, "" })
+	// A sync from the command line, then one through the API: neither
+	// changes anything.
+	s.must(exitOK, "sync", "-c", s.config)
+	if code, body := p.request("POST", "/api/v1/sync", "token"); code != 202 {
+		t.Fatalf("POST /api/v1/sync: %d %s", code, body)
+	}
+	p.eventually("the API sync", func() (bool, string) { return p.okRuns() == 3, "" })
+
+	b := newBrowser(t)
+	b.open(p.base+"/", "#pool-primary")
+	got := []string{b.text("#pool-primary .pool-limit"), b.text("#pool-primary .pool-used"), b.text("#pool-primary .pool-remaining"),
+		b.text("#pool-primary .pool-queued"), b.text("#pool-primary .pool-blocked"), b.text("#pool-primary .pool-exempt"),
+		b.text("#pool-primary .pool-overage"), b.text("#pool-primary .pool-percent"), b.text("#pool-extranet .pool-used")}
+	if want := []string{"3", "3", "0", "1", "1", "0", "0", "100% used", "1"}; !slices.Equal(got, want) {
+		t.Errorf("pool numbers on the page (primary limit, used, remaining, queued, blocked, exempt, overage, percent; extranet used) = %v, want %v", got, want)
+	}
+	seats := s.must(exitOK, "seats", "-c", s.config, "--format", "json")
+	if !strings.Contains(seats.stdout, `"blocked": 1`) || !strings.Contains(seats.stdout, `"exempt": 0`) || !strings.Contains(seats.stdout, `"overage": 0`) {
+		t.Errorf("seats disagrees with the page:\n%s", seats.stdout)
+	}
+	queue := [][]string{b.texts("#queue tr.queue-entry .queue-username"), b.texts("#queue tr.queue-entry .queue-name"), b.texts("#queue tr.queue-entry .queue-email")}
+	if want := [][]string{{"erin"}, {"Erin Test"}, {"erin@example.com"}}; fmt.Sprint(queue) != fmt.Sprint(want) {
+		t.Errorf("queue on the page (usernames, names, e-mails) = %v, want %v", queue, want)
+	}
+	banner, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.getElementById("banner-pool-full-primary") !== null`))
 	if err != nil || !banner {
 		t.Errorf("no banner for the full pool (%v)", err)
 	}
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
+	// Newest first: the API's sync, the command line's, the start-up one.
+	runs := [][]string{b.texts("#runs tr.run .run-trigger"), b.texts("#runs tr.run .run-counts"), b.texts("#runs tr.run .run-result")}
+	if want := [][]string{{"API", "CLI", "start-up"}, {"no changes", "no changes", "5 create"}, {"ok", "ok", "ok"}}; fmt.Sprint(runs) != fmt.Sprint(want) {
+		t.Errorf("runs on the page (triggers, changes, results) = %v, want %v", runs, want)
 	}
-	name := filepath.Join(artifactDir(t), "status-page.png")
-	if err := os.WriteFile(name, shot, 0o644); err != nil {
-		t.Fatal(err)
+	for _, d := range b.texts("#runs tr.run .run-duration") {
+		if _, err := time.ParseDuration(d); err != nil {
+			t.Errorf("a run's duration reads %q", d)
+		}
 	}
-	t.Logf("screenshot: %s", name)
+	if next := b.text("#next-run"); !regexp.MustCompile(`\(in (\d+ min|1 h); schedule @every 1h, source hr\)`).MatchString(next) {
+		t.Errorf("next run: %q, want the next hourly sync", next)
+	}
+	if last := b.text("#last-success"); !strings.Contains(last, "less than a minute ago") {
+		t.Errorf("last successful sync: %q", last)
+	}
+	if n := b.localTimes("status page"); n < 6 {
+		t.Errorf("%d times on the status page, want the generated time, the queue's, the next run, the last success and the runs'", n)
+	}
+	// Nothing is loaded but the page itself.
+	if res, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`performance.getEntriesByType("resource").length`)); err != nil || res != 0 {
+		t.Errorf("the page loaded %d resources (%v)", res, err)
+	}
+	b.screenshot("status-page.png")
+	b.narrow("status page", "#runs")
 
-	// The run's report link opens its JSON report in the same browser.
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#runs a.run-report"))); err != nil {
+	// Without JavaScript the times are in UTC.
+	if _, err := chromedp.Call(b.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	b.open(p.base+"/", "#pool-primary")
+	for _, tm := range b.texts("time") {
+		if !strings.HasSuffix(tm, " UTC") {
+			t.Errorf("without JavaScript a time reads %q, want UTC", tm)
+		}
+	}
+	if _, err := chromedp.Call(b.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false}); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+
+	// The start-up run's link opens its report as a page.
+	b.open(p.base+"/", "#runs")
+	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS("#runs tr.run:last-child a.run-report"))); err != nil {
 		t.Fatalf("click the report link: %v", err)
 	}
-	// The click navigates: read the new page once it is there.
-	var reportText, location string
+	if err := chromedp.Do(b.ctx, chromedp.WaitVisible(chromedp.CSS("#changes"))); err != nil {
+		location, _ := chromedp.Run(b.ctx, chromedp.Location())
+		t.Fatalf("the report link did not open the report page; the browser is at %q: %v", location, err)
+	}
+	location, _ := chromedp.Run(b.ctx, chromedp.Location())
+	if !strings.Contains(location, "/runs/") || strings.Contains(location, "/api/") {
+		t.Errorf("the report link went to %s", location)
+	}
+	if got := b.texts("#changes tr.change .change-username"); !slices.Equal(got, []string{"alice", "bob", "carol", "dave", "erin"}) {
+		t.Errorf("changes on the report page: %v", got)
+	}
+	if got := b.text("#run .run-trigger"); got != "start-up" {
+		t.Errorf("the report page's trigger: %q", got)
+	}
+	fields := b.texts("#changes tr.change .change-fields li")
+	if !slices.Contains(fields, "email: erin@example.com") {
+		t.Errorf("the report page does not list the new profiles' fields: %v", fields)
+	}
+	b.localTimes("report page")
+	b.screenshot("run-page.png")
+	b.narrow("report page", "#changes")
+
+	// And from there, the JSON.
+	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS("a#report-json"))); err != nil {
+		t.Fatalf("click the JSON link: %v", err)
+	}
+	var reportText string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		location, _ = chromedp.Run(ctx, chromedp.Location())
+		location, _ = chromedp.Run(b.ctx, chromedp.Location())
 		if strings.Contains(location, "/api/v1/runs/") {
-			if body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body"))); err == nil && strings.Contains(body, `"run_id"`) {
+			if body, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("body"))); err == nil && strings.Contains(body, `"run_id"`) {
 				reportText = body
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the report link did not open the report; the browser is at %q", location)
+			t.Fatalf("the JSON link did not open the report; the browser is at %q", location)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
