@@ -22,7 +22,7 @@ import (
 
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/connector"
-	"github.com/seatsync/seatsync/licensing"
+	"github.com/seatsync/seatsync/licensing/licensefile"
 	"github.com/seatsync/seatsync/notify"
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/server"
@@ -447,7 +447,12 @@ func (d *Daemon) refresh(ctx context.Context) {
 		d.Log.Warn("read profiles for the pool metrics", zap.Error(err))
 		return
 	}
-	d.metrics.SetPools(licensing.FromConfig(d.Config().Licensing).Count(profiles))
+	pol, _, err := licensefile.Policy(ctx, d.Config().Licensing, d.Store, d.now(), nil)
+	if err != nil {
+		d.Log.Warn("read the licence for the pool metrics", zap.Error(err))
+		return
+	}
+	d.metrics.SetPools(pol.Count(profiles))
 	var statuses []target.Status
 	for _, t := range target.Configs(d.Config().Targets) {
 		st, err := target.StatusOf(ctx, d.Store, t)

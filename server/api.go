@@ -18,6 +18,7 @@ import (
 	"github.com/seatsync/seatsync/admin"
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/licensing"
+	"github.com/seatsync/seatsync/licensing/licensefile"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/store"
@@ -55,15 +56,29 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 	return st, err
 }
 
+// policy is the seat policy in force: the configuration's pools, with
+// the limits of the vendor licence in force when pools take them from
+// one. A refused licence file is the run's to report, not every page
+// load's, so nothing is logged here.
+func (s *Server) policy(ctx context.Context) (*licensing.Policy, error) {
+	pol, _, err := licensefile.Policy(ctx, s.Backend.Config().Licensing, s.Backend.Store(), time.Now(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("licence: %w", err)
+	}
+	return pol, nil
+}
+
 // readStatus is the status, and the profiles it was computed from.
 func (s *Server) readStatus(ctx context.Context) (*Status, []model.Profile, error) {
-	cfg := s.Backend.Config()
 	st := s.Backend.Store()
 	profiles, err := st.Profiles(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read profiles: %w", err)
 	}
-	pol := licensing.FromConfig(cfg.Licensing)
+	pol, err := s.policy(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	runs, err := st.Runs(ctx, statusRuns)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read runs: %w", err)
@@ -245,7 +260,11 @@ func parseProfilesQuery(q url.Values, pol *licensing.Policy) (profilesQuery, err
 // before paging); the next page's cursor is in the X-Next-Cursor and Link
 // headers, absent on the last page.
 func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
-	pol := licensing.FromConfig(s.Backend.Config().Licensing)
+	pol, err := s.policy(r.Context())
+	if err != nil {
+		s.internal(w, "read the licence", err)
+		return
+	}
 	q := r.URL.Query()
 	pq, err := parseProfilesQuery(q, pol)
 	if err != nil {
@@ -402,10 +421,14 @@ func (s *Server) apiAdmin(action string) http.HandlerFunc {
 		}
 		// The audit log records the address the request came from (never
 		// a header a client can write, such as X-Forwarded-For).
-		ad := &admin.Admin{Store: st, Policy: licensing.FromConfig(s.Backend.Config().Licensing), Actor: "api:" + clientAddress(r),
+		pol, err := s.policy(r.Context())
+		if err != nil {
+			s.internal(w, "read the licence", err)
+			return
+		}
+		ad := &admin.Admin{Store: st, Policy: pol, Actor: "api:" + clientAddress(r),
 			Targets: target.Configs(s.Backend.Config().Targets), QueueHint: "?queue=true"}
 		var out admin.Outcome
-		var err error
 		if action == "block" {
 			out, err = ad.Block(r.Context(), username)
 		} else {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -68,17 +69,21 @@ func (b *fakeBackend) NextRuns() []ScheduledRun {
 
 func newTest(t *testing.T, token string) (*fakeBackend, http.Handler) {
 	t.Helper()
-	dir := t.TempDir()
+	return newTestIn(t, t.TempDir(), token, `licensing:
+  pools:
+    - {name: primary, limit: 2, areas: [primary]}
+    - {name: extranet, limit: unlimited, areas: [partners]}
+`)
+}
+
+// newTestIn is newTest with its own licensing section, in dir.
+func newTestIn(t *testing.T, dir, token, licensing string) (*fakeBackend, http.Handler) {
+	t.Helper()
 	srv := "server: {listen: 127.0.0.1:8080}\n"
 	if token != "" {
 		srv = "server: {listen: 127.0.0.1:8080, token: " + token + "}\n"
 	}
-	cfg, err := config.ParseWith([]byte(`version: 1
-licensing:
-  pools:
-    - {name: primary, limit: 2, areas: [primary]}
-    - {name: extranet, limit: unlimited, areas: [partners]}
-sources:
+	cfg, err := config.ParseWith([]byte("version: 1\n"+licensing+`sources:
   - {name: hr, type: csv, path: hr.csv}
 `+srv), filepath.Join(dir, "seatsync.yaml"), func(string) (string, bool) { return "", false },
 		config.Plugins{Sources: config.Kinds{"csv": csvsource.NewSettings}})
@@ -393,6 +398,41 @@ func TestBlockUnblock(t *testing.T) {
 	}
 	if b.changed != 3 {
 		t.Errorf("the backend was told of %d changes, want 3", b.changed)
+	}
+}
+
+// TestLicensedPools: a pool whose limit comes from the vendor licence
+// has that limit in the status, and an unblock through the API takes one
+// of its seats.
+func TestLicensedPools(t *testing.T) {
+	dir := t.TempDir()
+	lic := "registered_to: Example Ltd\nissued: 2026-01-15\nexpires: never\nlimits:\n  MAX_USERS: 3\n"
+	if err := os.WriteFile(filepath.Join(dir, "license.yaml"), []byte(lic), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, h := newTestIn(t, dir, testToken, `licensing:
+  license_file: license.yaml
+  pools:
+    - {name: primary, limit_from: MAX_USERS, areas: [primary]}
+`)
+	auth := bearer(testToken)
+	rec := do(t, h, call{method: "GET", path: "/api/v1/status", auth: auth})
+	var st struct {
+		Pools []struct {
+			Name  string
+			Limit int
+		}
+	}
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &st) != nil || len(st.Pools) != 1 || st.Pools[0].Limit != 3 {
+		t.Fatalf("status: %d %s; want primary with the licence's limit, 3", rec.Code, rec.Body)
+	}
+	rec = do(t, h, call{method: "POST", path: "/api/v1/profiles/erin/unblock", auth: auth})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"state":"active"`) {
+		t.Fatalf("unblock in a licensed pool with a free seat: %d %s", rec.Code, rec.Body)
+	}
+	rec = do(t, h, call{method: "POST", path: "/api/v1/profiles/carol/unblock", auth: auth})
+	if rec.Code != 409 {
+		t.Fatalf("unblock in the full licensed pool: %d %s, want 409", rec.Code, rec.Body)
 	}
 }
 
