@@ -12,8 +12,9 @@ import (
 )
 
 // Slapd is a running OpenLDAP server with an mdb database under
-// BaseDN, the memberof and syncprov overlays, and ldap:// (StartTLS
-// capable) and ldaps:// listeners on 127.0.0.1.
+// BaseDN, the memberof and syncprov overlays (RFC 4533 sync, refreshOnly
+// and refreshAndPersist), and ldap:// (StartTLS capable) and ldaps://
+// listeners on 127.0.0.1.
 type Slapd struct {
 	Dir       string
 	BaseDN    string // dc=example,dc=org
@@ -34,6 +35,16 @@ type SlapdOptions struct {
 	// entries). The memberof overlay does not see it: groups loaded this way
 	// give their members no memberOf.
 	LDIF string
+	// SessionLog keeps a syncprov session log of that many operations
+	// (syncprov-sessionlog): a sync read then learns deletions as a
+	// syncIdSet of entryUUIDs. With 0 there is none, and a sync read whose
+	// cookie is behind gets a present phase instead. The log is kept in
+	// memory: a restart empties it.
+	SessionLog int
+	// NoPresent forbids the present phase (syncprov-nopresent): a cookie
+	// the session log does not cover is refused with
+	// e-syncRefreshRequired.
+	NoPresent bool
 }
 
 const slapdBase = `dn: dc=example,dc=org
@@ -113,8 +124,14 @@ access to attrs=userPassword by self write by anonymous auth by * none
 access to * by * read
 overlay memberof
 overlay syncprov
-overlay ppolicy
 `, dir, s.CA.File, certFile, keyFile, s.AdminPass)
+	if opt.SessionLog > 0 {
+		conf += fmt.Sprintf("syncprov-sessionlog %d\n", opt.SessionLog)
+	}
+	if opt.NoPresent {
+		conf += "syncprov-nopresent TRUE\n"
+	}
+	conf += "overlay ppolicy\n"
 	confFile := filepath.Join(dir, "slapd.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		return nil, err
