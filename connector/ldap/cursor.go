@@ -17,8 +17,10 @@ import (
 // DirSync cookie, an RFC 4533 sync cookie), whom it belongs to, and the
 // people the source knew when it was taken. It is written as
 //
-//	ldap1.<base64url of the JSON head>.<base64url of the known set>
+//	ldap1.<base64url of the JSON head>.<base64url of the known set>.<check>
 //
+// where check is the first 8 bytes of the SHA-256 of what precedes it, in
+// hex: a cursor edited by hand or cut short in storage is refused.
 // The known set is kept because neither protocol names everything a
 // change means: a tombstone carries only its objectGUID, an RFC 4533
 // present phase lists who is still there (the others are gone), and a
@@ -97,14 +99,23 @@ func (c *cursor) String() string {
 		}
 	}
 	enc := base64.RawURLEncoding
-	return cursorVersion + "." + enc.EncodeToString(head) + "." + enc.EncodeToString(b)
+	text := cursorVersion + "." + enc.EncodeToString(head) + "." + enc.EncodeToString(b)
+	return text + "." + check(text)
+}
+
+func check(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:8])
 }
 
 // parseCursor reads a cursor String wrote.
 func parseCursor(text string) (*cursor, error) {
 	parts := strings.Split(text, ".")
-	if len(parts) != 3 || parts[0] != cursorVersion {
+	if len(parts) != 4 || parts[0] != cursorVersion {
 		return nil, fmt.Errorf("%w: not an %s cursor", errCursor, cursorVersion)
+	}
+	if check(strings.Join(parts[:3], ".")) != parts[3] {
+		return nil, fmt.Errorf("%w: its checksum does not match (edited, or cut short)", errCursor)
 	}
 	enc := base64.RawURLEncoding
 	head, err := enc.DecodeString(parts[1])

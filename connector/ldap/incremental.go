@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -594,8 +595,18 @@ func (p *pull) syncRead(ctx context.Context, cookie []byte, attrs []string, fn f
 	return next, !done.RefreshDeletes, nil
 }
 
+// csnCookie is how syncprov writes a cookie: rid, perhaps sid, and one or
+// more CSNs (yyyymmddHHMMSS.uuuuuuZ#count#sid#mod).
+var csnCookie = regexp.MustCompile(`^rid=[0-9]{3}(,sid=[0-9a-f]{3})?,csn=[0-9]{14}\.[0-9]{6}Z#[0-9a-f]{6}#[0-9a-f]{3}#[0-9a-f]{6}(;[0-9]{14}\.[0-9]{6}Z#[0-9a-f]{6}#[0-9a-f]{3}#[0-9a-f]{6})*(,delcsn=[^,]*)?$`)
+
 // sync reads OpenLDAP's changes since the cursor.
 func (ch *change) sync(ctx context.Context) error {
+	// syncprov answers a cookie it cannot parse as if nothing had
+	// changed, and sends a new cookie: the changes in between would be
+	// lost without a word.
+	if !csnCookie.Match(ch.cur.Cookie) {
+		return fmt.Errorf("%w: the sync cookie %s is not one syncprov writes", errRefused, quoted(string(ch.cur.Cookie)))
+	}
 	present := map[[16]byte]bool{}
 	cookie, presentPhase, err := ch.syncRead(ctx, ch.cur.Cookie, ch.attrs, func(ev syncEvent) error {
 		switch {

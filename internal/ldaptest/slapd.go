@@ -181,6 +181,35 @@ func (s *Slapd) Start() error {
 	return nil
 }
 
+// Restart stops the server and starts it again on the same ports, so
+// that clients find it at the same URLs. A syncprov session log is empty
+// after it.
+func (s *Slapd) Restart() error {
+	s.Stop()
+	slapd, err := lookPath("slapd")
+	if err != nil {
+		return err
+	}
+	var ports []int
+	for _, u := range []string{s.URL, s.LDAPSURL} {
+		var port int
+		if _, err := fmt.Sscanf(u[strings.LastIndex(u, ":")+1:], "%d", &port); err != nil {
+			return fmt.Errorf("port of %s: %w", u, err)
+		}
+		ports = append(ports, port)
+	}
+	p, err := start(slapd, "-d", "0", "-h", s.URL+" "+s.LDAPSURL, "-F", filepath.Join(s.Dir, "slapd.d"))
+	if err != nil {
+		return err
+	}
+	if err := p.waitPorts(20*time.Second, ports...); err != nil {
+		p.stop()
+		return err
+	}
+	s.proc = p
+	return nil
+}
+
 // Stop stops the server by PID (SIGTERM, then SIGKILL).
 func (s *Slapd) Stop() {
 	if s != nil && s.proc != nil {
