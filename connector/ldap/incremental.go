@@ -381,7 +381,18 @@ func (p *pull) dirSyncCookie(ctx context.Context, cur *cursor) error {
 // dirSyncRead runs DirSync from cookie until the server has nothing more,
 // and returns the last cookie.
 func (p *pull) dirSyncRead(ctx context.Context, root string, flags int64, cookie []byte, fn func(*goldap.Entry) error) ([]byte, error) {
-	attrs := []string{"objectGUID", "objectClass", "isDeleted", "member"}
+	// DirSync reports an object only when one of the attributes asked for
+	// changed: every attribute a person is read from, and name, which a
+	// rename or a move changes.
+	attrs := []string{"objectGUID", "objectClass", "isDeleted", "member", "name", "userAccountControl", "accountExpires"}
+	for f := range model.NumFields {
+		for _, a := range p.mapping[f] {
+			attrs = appendFold(attrs, a)
+		}
+	}
+	for _, a := range p.extra {
+		attrs = appendFold(attrs, a)
+	}
 	for round := 1; ; round++ {
 		var got *goldap.ControlDirSync
 		err := p.stream(ctx, p.c, "DirSync", func(sctx context.Context) goldap.Response {
@@ -424,8 +435,11 @@ func (ch *change) dirSync(ctx context.Context) error {
 		switch {
 		case strings.EqualFold(e.GetAttributeValue("isDeleted"), "TRUE"):
 			gone = append(gone, k)
-		case slices.ContainsFunc(e.GetAttributeValues("objectClass"), func(c string) bool { return strings.EqualFold(c, "group") }):
-			// With incremental values: member;range=1-1 are added,
+		default:
+			// A person, or a group: DirSync gives only changed
+			// attributes, so a group's objectClass is not there, its
+			// member changes are (a group is then read again in vain). With
+			// incremental values, member;range=1-1 are added and
 			// member;range=0-0 removed; else the whole list.
 			for _, a := range e.Attributes {
 				if strings.EqualFold(a.Name, "member") || strings.HasPrefix(strings.ToLower(a.Name), "member;") {
@@ -434,7 +448,6 @@ func (ch *change) dirSync(ctx context.Context) error {
 					}
 				}
 			}
-		default:
 			people = append(people, k)
 		}
 		return nil
