@@ -38,8 +38,9 @@ type SlapdOptions struct {
 	// SessionLog keeps a syncprov session log of that many operations
 	// (syncprov-sessionlog): a sync read then learns deletions as a
 	// syncIdSet of entryUUIDs. With 0 there is none, and a sync read whose
-	// cookie is behind gets a present phase instead. The log is kept in
-	// memory: a restart empties it.
+	// cookie is behind gets a present phase instead. (slapd 2.5.13 still
+	// served a deletion made before a restart: see
+	// TestOpenLDAPIncrementalRefused.)
 	SessionLog int
 	// NoPresent forbids the present phase (syncprov-nopresent): a cookie
 	// the session log does not cover is refused with
