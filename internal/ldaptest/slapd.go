@@ -183,8 +183,7 @@ func (s *Slapd) Start() error {
 }
 
 // Restart stops the server and starts it again on the same ports, so
-// that clients find it at the same URLs. A syncprov session log is empty
-// after it.
+// that clients find it at the same URLs.
 func (s *Slapd) Restart() error {
 	s.Stop()
 	slapd, err := lookPath("slapd")
