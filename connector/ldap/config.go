@@ -39,6 +39,17 @@ type Settings struct {
 	PageSize       int               `yaml:"page_size"`
 	Timeout        config.Duration   `yaml:"timeout"`
 	NestedGroups   bool              `yaml:"nested_groups"`
+	// Incremental reads only what changed since the last run (AD DirSync,
+	// OpenLDAP RFC 4533 refreshOnly), and in full on FullSchedule.
+	Incremental  bool   `yaml:"incremental"`
+	FullSchedule string `yaml:"full_schedule"` // cron; config.DefaultFullSchedule
+}
+
+var _ config.IncrementalSettings = (*Settings)(nil)
+
+// IncrementalSync implements config.IncrementalSettings.
+func (s *Settings) IncrementalSync() (on bool, fullSchedule string) {
+	return s.Incremental, s.FullSchedule
 }
 
 // TLS configures an LDAP connection's transport security.
@@ -67,6 +78,9 @@ func (s *Settings) Defaults(e *config.Entry) {
 	}
 	if !e.Given("timeout") {
 		s.Timeout.Duration = DefaultTimeout
+	}
+	if strings.TrimSpace(s.FullSchedule) == "" {
+		s.FullSchedule = config.DefaultFullSchedule
 	}
 	e.Resolve(&s.TLS.CAFile)
 }
@@ -102,7 +116,14 @@ func (s *Settings) Validate(e *config.Entry) {
 	if strings.TrimSpace(s.BaseDN) == "" {
 		e.Add("base_dn", "required for an ldap source")
 	}
-	e.OneOf("flavor", s.Flavor, FlavorAD, FlavorOpenLDAP, FlavorGeneric)
+	if e.OneOf("flavor", s.Flavor, FlavorAD, FlavorOpenLDAP, FlavorGeneric) && s.Incremental && s.Flavor == FlavorGeneric {
+		note := ""
+		if !e.Given("flavor") {
+			note = " (the default)"
+		}
+		e.Add("incremental", "needs flavor %s (DirSync) or %s (RFC 4533 sync with the syncprov overlay); flavor %s%s cannot be assumed to serve either", FlavorAD, FlavorOpenLDAP, FlavorGeneric, note)
+	}
+	e.Schedule("full_schedule", s.FullSchedule)
 	hasPassword := e.Secret("bind_password", s.BindPassword)
 	if modeOK && mode == "none" && hasPassword && !s.TLS.AllowInsecure {
 		e.Add("tls.mode", "none would send bind_password unencrypted; use ldaps or starttls, or set tls.allow_insecure: true")

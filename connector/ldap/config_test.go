@@ -92,6 +92,18 @@ func TestConfigProblems(t *testing.T) {
     user_filter: "(&(uid=a)"  # want sources[1].user_filter "\"(&(uid=a)\" is not an LDAP filter"
     group_filter: "(objectClass=groupOfNames)"
     disabled_filter: "description=x)"  # want sources[1].disabled_filter "is not an LDAP filter"`,
+		"ldap incremental": head + `  - name: ad
+    type: ldap
+    url: ldaps://dc1
+    base_dn: dc=corp
+    incremental: true  # want sources[1].incremental "needs flavor active_directory (DirSync) or openldap (RFC 4533 sync with the syncprov overlay); flavor generic (the default) cannot"
+  - name: ad2
+    type: ldap
+    flavor: openldap
+    url: ldaps://dc1
+    base_dn: dc=corp
+    incremental: true
+    full_schedule: "every night"  # want sources[2].full_schedule "is not a schedule"`,
 		"not a number": head + `  - name: ad
     type: ldap
     url: ldaps://dc1
@@ -121,6 +133,8 @@ func TestConfigDefaults(t *testing.T) {
     page_size: 100
     timeout: 5s
     nested_groups: true
+    incremental: true
+    full_schedule: "30 1 * * 6"
 `
 	cfg, err := config.ParseWith([]byte(doc), "/etc/seatsync/seatsync.yaml", configtest.Env(env), plugins)
 	if err != nil {
@@ -128,11 +142,12 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	want := []ldap.Settings{
 		{Flavor: "generic", URL: config.StringList{"ldaps://dc0"}, TLS: ldap.TLS{Mode: "ldaps"}, BaseDN: "dc=corp",
-			PageSize: 500, Timeout: config.Duration{Duration: 30 * time.Second}},
+			PageSize: 500, Timeout: config.Duration{Duration: 30 * time.Second}, FullSchedule: config.DefaultFullSchedule},
 		{Flavor: "active_directory", URL: config.StringList{"ldap://dc1", "ldap://dc2"},
 			TLS:    ldap.TLS{Mode: "starttls", CAFile: "/etc/seatsync/certs/ca.pem", ServerName: "dc.corp"},
 			BindDN: "cn=svc", BindPassword: config.NewSecret("s3cr3t-value"), BaseDN: "dc=corp",
-			PageSize: 100, Timeout: config.Duration{Duration: 5 * time.Second}, NestedGroups: true},
+			PageSize: 100, Timeout: config.Duration{Duration: 5 * time.Second}, NestedGroups: true,
+			Incremental: true, FullSchedule: "30 1 * * 6"},
 	}
 	var got []ldap.Settings
 	for _, s := range cfg.Sources {

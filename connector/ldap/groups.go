@@ -17,6 +17,10 @@ type groupIndex struct {
 	byUID map[string][]int
 	// index maps a group's normalised DN to its place in dns.
 	index map[string]int
+	// byDNHash and byUIDHash are byDN and byUID keyed by hash64, and norm
+	// the normalised dns, made for incremental reads (groupsHash).
+	byDNHash, byUIDHash map[uint64][]int
+	norm                []string
 }
 
 // readGroups runs the group search under group_base_dn.

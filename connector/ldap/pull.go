@@ -74,6 +74,10 @@ type pull struct {
 	// uidScope: a scope group takes members by memberUid (see inScope).
 	uidScope bool
 	attrs    []string
+	// observe, when set, sees every entry of the people search that has
+	// an external id, with in set when it was emitted: a full read of an
+	// incremental source builds its cursor's known set from it.
+	observe func(p *pull, e *goldap.Entry, id *model.Identity, in bool)
 }
 
 // run pulls once. A transient failure (a lost connection, a busy or
@@ -81,9 +85,14 @@ type pull struct {
 // with backoff; after that it fails the pull, because a caller may already
 // hold part of the list.
 func (s *source) run(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
+	return s.runObserved(ctx, emit, skip, nil)
+}
+
+// runObserved is run with a pull.observe.
+func (s *source) runObserved(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip), observe func(*pull, *goldap.Entry, *model.Identity, bool)) (stats, error) {
 	wait := s.backoff
 	for attempt := 0; ; attempt++ {
-		st, err := s.runOnce(ctx, emit, skip)
+		st, err := s.runOnce(ctx, emit, skip, observe)
 		if err == nil || attempt >= s.retries || st.identities+st.skipped > 0 || !transient(err) || ctx.Err() != nil {
 			return st, err
 		}
@@ -112,7 +121,7 @@ func transient(err error) bool {
 	return errors.Is(err, ErrIncomplete) && isConnError(err)
 }
 
-func (s *source) runOnce(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) (stats, error) {
+func (s *source) runOnce(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip), observe func(*pull, *goldap.Entry, *model.Identity, bool)) (stats, error) {
 	start := time.Now()
 	var st stats
 	c, err := s.connect(ctx)
@@ -130,7 +139,7 @@ func (s *source) runOnce(ctx context.Context, emit func(model.Identity) error, s
 			s.log.Warn("ldap second connection failed; reading people through the first, more slowly", zap.String("url", c.url), zap.Error(err))
 		}
 	}
-	p := &pull{source: s, c: c}
+	p := &pull{source: s, c: c, observe: observe}
 	if err := p.prepare(ctx); err != nil {
 		return st, err
 	}
@@ -146,7 +155,11 @@ func (s *source) runOnce(ctx context.Context, emit func(model.Identity) error, s
 		// when it cannot be read. Were it skipped, a service account
 		// without the external id attribute would keep every leaver of
 		// the source from being blocked.
-		switch p.inScope(&id, e) {
+		in := p.inScope(&id, e)
+		if p.observe != nil && id.ExternalID != "" {
+			p.observe(p, e, &id, in == scopeIn && reason == "")
+		}
+		switch in {
 		case scopeOut:
 			st.outOfScope++
 			return nil
@@ -217,6 +230,14 @@ func (p *pull) prepare(ctx context.Context) error {
 	}
 	for _, a := range p.extra {
 		p.attrs = appendFold(p.attrs, a)
+	}
+	if p.observe != nil {
+		// What an incremental read keys people by, and what it hashes
+		// their groups from (see known).
+		p.attrs = appendFold(p.attrs, p.keyAttr())
+		if p.flavor != FlavorAD {
+			p.attrs = appendFold(p.attrs, "uid")
+		}
 	}
 	if p.disabledFilter != "" {
 		p.disabled = map[string]bool{}

@@ -196,3 +196,14 @@ func (s *Samba) Modify(tb testing.TB, ldif string) {
 		tb.Fatal(err)
 	}
 }
+
+// AddUser creates an ordinary domain user (a member of Domain Users only)
+// with a password, with samba-tool, for binds without administrative
+// rights. Its DN is CN=name,CN=Users,BaseDN; it binds as name@Realm.
+func (s *Samba) AddUser(name, password string) error {
+	tool, err := lookPath("samba-tool")
+	if err != nil {
+		return err
+	}
+	return run(tool, "user", "create", name, password, "-s", s.conf)
+}

@@ -12,8 +12,9 @@ import (
 )
 
 // Slapd is a running OpenLDAP server with an mdb database under
-// BaseDN, the memberof and syncprov overlays, and ldap:// (StartTLS
-// capable) and ldaps:// listeners on 127.0.0.1.
+// BaseDN, the memberof and syncprov overlays (RFC 4533 sync, refreshOnly
+// and refreshAndPersist), and ldap:// (StartTLS capable) and ldaps://
+// listeners on 127.0.0.1.
 type Slapd struct {
 	Dir       string
 	BaseDN    string // dc=example,dc=org
@@ -34,6 +35,17 @@ type SlapdOptions struct {
 	// entries). The memberof overlay does not see it: groups loaded this way
 	// give their members no memberOf.
 	LDIF string
+	// SessionLog keeps a syncprov session log of that many operations
+	// (syncprov-sessionlog): a sync read then learns deletions as a
+	// syncIdSet of entryUUIDs. With 0 there is none, and a sync read whose
+	// cookie is behind gets a present phase instead. (slapd 2.5.13 still
+	// served a deletion made before a restart: see
+	// TestOpenLDAPIncrementalRefused.)
+	SessionLog int
+	// NoPresent forbids the present phase (syncprov-nopresent): a cookie
+	// the session log does not cover is refused with
+	// e-syncRefreshRequired.
+	NoPresent bool
 }
 
 const slapdBase = `dn: dc=example,dc=org
@@ -113,8 +125,14 @@ access to attrs=userPassword by self write by anonymous auth by * none
 access to * by * read
 overlay memberof
 overlay syncprov
-overlay ppolicy
 `, dir, s.CA.File, certFile, keyFile, s.AdminPass)
+	if opt.SessionLog > 0 {
+		conf += fmt.Sprintf("syncprov-sessionlog %d\n", opt.SessionLog)
+	}
+	if opt.NoPresent {
+		conf += "syncprov-nopresent TRUE\n"
+	}
+	conf += "overlay ppolicy\n"
 	confFile := filepath.Join(dir, "slapd.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		return nil, err
@@ -157,6 +175,34 @@ func (s *Slapd) Start() error {
 		return err
 	}
 	if err := p.waitPorts(20*time.Second, ldapPort, ldapsPort); err != nil {
+		p.stop()
+		return err
+	}
+	s.proc = p
+	return nil
+}
+
+// Restart stops the server and starts it again on the same ports, so
+// that clients find it at the same URLs.
+func (s *Slapd) Restart() error {
+	s.Stop()
+	slapd, err := lookPath("slapd")
+	if err != nil {
+		return err
+	}
+	var ports []int
+	for _, u := range []string{s.URL, s.LDAPSURL} {
+		var port int
+		if _, err := fmt.Sscanf(u[strings.LastIndex(u, ":")+1:], "%d", &port); err != nil {
+			return fmt.Errorf("port of %s: %w", u, err)
+		}
+		ports = append(ports, port)
+	}
+	p, err := start(slapd, "-d", "0", "-h", s.URL+" "+s.LDAPSURL, "-F", filepath.Join(s.Dir, "slapd.d"))
+	if err != nil {
+		return err
+	}
+	if err := p.waitPorts(20*time.Second, ports...); err != nil {
 		p.stop()
 		return err
 	}
