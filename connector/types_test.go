@@ -146,6 +146,7 @@ func TestParseFull(t *testing.T) {
 					PageSize:     500,
 					Timeout:      config.Duration{Duration: 30 * time.Second},
 					NestedGroups: true,
+					FullSchedule: config.DefaultFullSchedule,
 				},
 				Mapping: map[string]string{
 					"external_id": "objectGUID",
