@@ -145,15 +145,25 @@ func (s *Server) apiRuns(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"runs": reconcile.Records(runs)})
 }
 
-func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
+// readRun reads the run the path's {id} names, or answers 404 (or 500)
+// and reports false.
+func (s *Server) readRun(w http.ResponseWriter, r *http.Request) (store.Run, bool) {
 	id := r.PathValue("id")
 	run, err := s.Backend.Store().Run(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no run with ID %q", id))
-		return
+		return store.Run{}, false
 	}
 	if err != nil {
 		s.internal(w, "read run", err)
+		return store.Run{}, false
+	}
+	return run, true
+}
+
+func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
+	run, ok := s.readRun(w, r)
+	if !ok {
 		return
 	}
 	if len(run.Report) == 0 {

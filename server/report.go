@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -281,14 +280,8 @@ type runPageData struct {
 // runPage is GET /runs/{id}: a run's report for people. The JSON report
 // stays at /api/v1/runs/{id}.
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	run, err := s.Backend.Store().Run(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no run with ID %q", id))
-		return
-	}
-	if err != nil {
-		s.internal(w, "read run", err)
+	run, ok := s.readRun(w, r)
+	if !ok {
 		return
 	}
 	data := runPageData{Nonce: newNonce(), Run: run, Duration: runDuration(run.StartedAt, run.FinishedAt)}
@@ -309,7 +302,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 		}
 		rep, err := readReport(run.Report, rows)
 		if err != nil {
-			s.internal(w, "read the report of run "+id, err)
+			s.internal(w, "read the report of run "+run.ID, err)
 			return
 		}
 		data.Report = rep

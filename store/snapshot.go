@@ -177,3 +177,61 @@ func sameCensus(want, got Census) error {
 	check("targets with links", len(want.Links), len(got.Links))
 	return errors.Join(diffs...)
 }
+
+// RunsOldestFirst yields the runs list gives (oldest first, without
+// reports), each read whole by read when it is reached: a store's
+// Snapshot.Runs.
+func RunsOldestFirst(list func() ([]Run, error), read func(id string) (Run, error)) iter.Seq2[Run, error] {
+	return func(yield func(Run, error) bool) {
+		runs, err := list()
+		if err != nil {
+			yield(Run{}, err)
+			return
+		}
+		for _, r := range runs {
+			full, err := read(r.ID)
+			if !yield(full, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// AuditInPages yields an audit log a page of size entries at a time:
+// page returns the entries after seq after, in order. A store's
+// Snapshot.Audit.
+func AuditInPages(size int, page func(after int64, size int) ([]AuditEntry, error)) iter.Seq2[AuditEntry, error] {
+	return func(yield func(AuditEntry, error) bool) {
+		var after int64
+		for {
+			entries, err := page(after, size)
+			if err != nil {
+				yield(AuditEntry{}, fmt.Errorf("read the audit log: %w", err))
+				return
+			}
+			for _, e := range entries {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(entries) < size {
+				return
+			}
+			after = entries[len(entries)-1].Seq
+		}
+	}
+}
+
+// FillTargets reads each target's pending pushes and links into ts.
+func FillTargets(ctx context.Context, s TargetStore, ts []TargetState) error {
+	for i := range ts {
+		var err error
+		if ts[i].Pending, err = s.Pending(ctx, ts[i].Name); err != nil {
+			return err
+		}
+		if ts[i].Links, err = s.Links(ctx, ts[i].Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -462,8 +462,8 @@ func (a *app) seatsCmd() *cobra.Command {
 		Short: "Show each pool's seats: limit, active, remaining, queued, blocked, exempt",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if format != "text" && format != "json" {
-				return usageError{fmt.Errorf("--format %q is not one of text, json", format)}
+			if err := oneOf("format", format, "text", "json"); err != nil {
+				return err
 			}
 			e, err := a.open(c.Context(), true)
 			if err != nil {

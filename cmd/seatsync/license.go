@@ -97,8 +97,8 @@ func (a *app) licenseShowCmd() *cobra.Command {
 		Short: "Show the licence in force: validity, expiry, limits, which pool uses which key, which targets it covers",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if format != "text" && format != "json" {
-				return usageError{fmt.Errorf("--format %q is not one of text, json", format)}
+			if err := oneOf("format", format, "text", "json"); err != nil {
+				return err
 			}
 			e, err := a.open(c.Context(), true)
 			if err != nil {

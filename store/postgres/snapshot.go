@@ -42,8 +42,12 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 	if snap.Targets, err = s.targetStates(ctx); err != nil {
 		return nil, wrap(err)
 	}
-	snap.Runs = s.allRuns(ctx)
-	snap.Audit = s.allAudit(ctx)
+	snap.Runs = store.RunsOldestFirst(
+		func() ([]store.Run, error) { return s.queryRuns(ctx, "list runs", `ORDER BY started_at, id`) },
+		func(id string) (store.Run, error) { return s.Run(ctx, id) })
+	snap.Audit = store.AuditInPages(auditPage, func(after int64, size int) ([]store.AuditEntry, error) {
+		return s.queryAudit(ctx, auditCols+` WHERE seq > $1 ORDER BY seq LIMIT $2`, after, size)
+	})
 	return snap, nil
 }
 
@@ -80,57 +84,7 @@ func (s *Store) targetStates(ctx context.Context) ([]store.TargetState, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range out {
-		if out[i].Pending, err = s.Pending(ctx, out[i].Name); err != nil {
-			return nil, err
-		}
-		if out[i].Links, err = s.Links(ctx, out[i].Name); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// allRuns yields every run, oldest first, each read with its report when
-// it is reached.
-func (s *Store) allRuns(ctx context.Context) iter.Seq2[store.Run, error] {
-	return func(yield func(store.Run, error) bool) {
-		runs, err := s.queryRuns(ctx, "list runs", `ORDER BY started_at, id`)
-		if err != nil {
-			yield(store.Run{}, err)
-			return
-		}
-		for _, r := range runs {
-			full, err := s.Run(ctx, r.ID)
-			if !yield(full, err) || err != nil {
-				return
-			}
-		}
-	}
-}
-
-// allAudit yields the audit log in the order it was written, a page at a
-// time.
-func (s *Store) allAudit(ctx context.Context) iter.Seq2[store.AuditEntry, error] {
-	return func(yield func(store.AuditEntry, error) bool) {
-		var after int64
-		for {
-			page, err := s.queryAudit(ctx, auditCols+` WHERE seq > $1 ORDER BY seq LIMIT $2`, after, auditPage)
-			if err != nil {
-				yield(store.AuditEntry{}, fmt.Errorf("postgres: read the audit log: %w", err))
-				return
-			}
-			for _, e := range page {
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if len(page) < auditPage {
-				return
-			}
-			after = page[len(page)-1].Seq
-		}
-	}
+	return out, store.FillTargets(ctx, s, out)
 }
 
 // Import fills an empty store from snap in one transaction: profiles and
