@@ -161,6 +161,9 @@ type PoolResult struct {
 	// expired or none is in force.
 	LimitFrom string `json:"limit_from,omitempty"`
 	Frozen    bool   `json:"frozen,omitempty"`
+	// Forecast is when the pool fills at the rate of the last 30 days
+	// (a sync's report only; nil when it is not filling).
+	Forecast *PoolForecast `json:"forecast,omitempty"`
 }
 
 // Guard is the deprovision guard's verdict.
