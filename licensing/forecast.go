@@ -76,6 +76,22 @@ func Forecast(history []Point, limit int, now time.Time) (days float64, ok bool)
 	return float64(limit-last.Used) / slope, true
 }
 
+// FillForecast is a Forecast as reports show it.
+type FillForecast struct {
+	FullInDays float64 `json:"full_in_days"` // to a tenth of a day
+	Text       string  `json:"text"`         // "at the current rate, primary is full in about 12 days"
+}
+
+// Fill is Forecast for pool name (limit: the seats it can hand out), as
+// a FillForecast; nil without a forecast.
+func Fill(name string, history []Point, limit int, now time.Time) *FillForecast {
+	days, ok := Forecast(history, limit, now)
+	if !ok {
+		return nil
+	}
+	return &FillForecast{FullInDays: math.Round(days*10) / 10, Text: ForecastText(name, days)}
+}
+
 // ForecastText says a forecast in words: "at the current rate, primary is
 // full in about 12 days".
 func ForecastText(pool string, days float64) string {

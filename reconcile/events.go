@@ -128,7 +128,7 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 
 // forecastSentence is " At the current rate, primary is full in about
 // 12 days." or "" without a forecast.
-func forecastSentence(f *PoolForecast) string {
+func forecastSentence(f *licensing.FillForecast) string {
 	if f == nil {
 		return ""
 	}

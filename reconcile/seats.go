@@ -95,23 +95,22 @@ func Points(rows []store.SeatRow, kind, name string) []licensing.Point {
 	return out
 }
 
-// PoolForecast is when a pool fills at the current rate (licensing.Forecast).
-type PoolForecast struct {
-	FullInDays float64 `json:"full_in_days"`
-	Text       string  `json:"text"` // "at the current rate, primary is full in about 12 days"
-}
-
-// ForecastPool forecasts pool p from history; nil when there is none
-// (unlimited, frozen, not growing, too little history).
-func ForecastPool(history []store.SeatRow, name string, limit, reserve int, unlimited, frozen bool, now time.Time) *PoolForecast {
+// ForecastPool forecasts a pool from a seat history; nil when there is
+// none (unlimited, frozen, not growing, too little history). It fills when
+// its used seats reach limit − reserve.
+func ForecastPool(history []store.SeatRow, name string, limit, reserve int, unlimited, frozen bool, now time.Time) *licensing.FillForecast {
 	if unlimited || frozen {
 		return nil
 	}
-	days, ok := licensing.Forecast(Points(history, store.SeatKindPool, name), max(0, limit-reserve), now)
-	if !ok {
-		return nil
+	return licensing.Fill(name, Points(history, store.SeatKindPool, name), max(0, limit-reserve), now)
+}
+
+// ForecastStatus sets the Forecast of each of seats from history.
+func ForecastStatus(seats []licensing.Status, history []store.SeatRow, now time.Time) {
+	for i := range seats {
+		s := &seats[i]
+		s.Forecast = ForecastPool(history, s.Name, s.Limit, s.Reserve, s.Unlimited, s.Frozen, now)
 	}
-	return &PoolForecast{FullInDays: float64(int(days*10+0.5)) / 10, Text: licensing.ForecastText(name, days)}
 }
 
 // seats runs after a sync that succeeded: it compares the pools' limits
