@@ -11,7 +11,7 @@ import (
 )
 
 // ErrNotEmpty is returned by Import into a store that already holds
-// profiles, runs or audit entries.
+// profiles, runs, audit entries or seat history.
 var ErrNotEmpty = errors.New("the store is not empty")
 
 // Snapshot is everything a store holds but its run lock, as seatsync store
