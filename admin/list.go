@@ -16,6 +16,7 @@ import (
 	"github.com/seatsync/seatsync/internal/texttable"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/store"
 )
 
 // Fields are the names `profiles list --fields` takes; they are also the
@@ -362,6 +363,13 @@ func WriteSeats(w io.Writer, seats []licensing.Status, queue []licensing.QueueEn
 			return err
 		}
 		for _, s := range seats {
+			if s.Forecast != nil {
+				if _, err := fmt.Fprintf(w, "%s forecast: %s\n", s.Name, s.Forecast.Text); err != nil {
+					return err
+				}
+			}
+		}
+		for _, s := range seats {
 			head := heads[s.Name]
 			if len(head) == 0 {
 				continue
@@ -398,4 +406,59 @@ func WriteSeats(w io.Writer, seats []licensing.Status, queue []licensing.QueueEn
 		return enc.Encode(map[string]any{"pools": out})
 	}
 	return fmt.Errorf("unknown format %q (one of text, json)", format)
+}
+
+// WriteSeatHistory writes the seat history (`seats --history`): a row per
+// run and pool, oldest first, then each pool's forecast. text is an
+// aligned table, json {"history": [...], "forecasts": [...]}.
+func WriteSeatHistory(w io.Writer, rows []store.SeatRow, seats []licensing.Status, format string) error {
+	var forecasts []SeatsForecast
+	for _, s := range seats {
+		if s.Forecast != nil {
+			forecasts = append(forecasts, SeatsForecast{Pool: s.Name, FillForecast: *s.Forecast})
+		}
+	}
+	switch format {
+	case "", "text":
+		if len(rows) == 0 {
+			_, err := fmt.Fprintln(w, "No seat history in this period: every sync records one row per pool.")
+			return err
+		}
+		tw := texttable.New(w)
+		fmt.Fprintln(tw, "AT\tRUN\tKIND\tNAME\tLIMIT\tUSED\tREMAINING\tQUEUED\tOVERAGE")
+		for _, r := range rows {
+			limit, remaining := strconv.Itoa(r.Limit), strconv.Itoa(r.Remaining)
+			if r.Unlimited {
+				limit, remaining = "unlimited", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%d\n", r.At.UTC().Format("2006-01-02 15:04"), r.RunID, r.Kind, r.Name,
+				limit, r.Used, remaining, r.Queued, r.Overage)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, f := range forecasts {
+			if _, err := fmt.Fprintf(w, "%s forecast: %s\n", f.Pool, f.Text); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "json":
+		if forecasts == nil {
+			forecasts = []SeatsForecast{}
+		}
+		if rows == nil {
+			rows = []store.SeatRow{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"history": rows, "forecasts": forecasts})
+	}
+	return fmt.Errorf("unknown format %q (one of text, json)", format)
+}
+
+// SeatsForecast is one pool's forecast in `seats --history --format json`.
+type SeatsForecast struct {
+	Pool string `json:"pool"`
+	licensing.FillForecast
 }

@@ -120,7 +120,16 @@ func (t Threshold) MarshalJSON() ([]byte, error) {
 	}
 }
 
-// parseScalar reads a Go duration such as "90s", "15m" or "720h".
+// ParseDays reads a period as store.retention takes it: a number of days
+// ("30d") or a Go duration ("720h").
+func ParseDays(s string) (Days, error) {
+	var d Days
+	err := d.parseScalar(s)
+	return d, err
+}
+
+// parseScalar reads a number of days ("90d") or a Go duration such as
+// "90s", "15m" or "720h".
 func (d *Days) parseScalar(s string) error {
 	s = strings.TrimSpace(s)
 	if n, ok := strings.CutSuffix(s, "d"); ok {

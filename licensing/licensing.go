@@ -297,6 +297,9 @@ type Status struct {
 	// no new seat (its licence expired, or none is in force).
 	LimitFrom string `json:"limit_from,omitempty"`
 	Frozen    bool   `json:"frozen,omitempty"`
+	// Forecast is when the pool fills at the current rate, set by those
+	// who read the seat history (nil when it is not filling).
+	Forecast *FillForecast `json:"forecast,omitempty"`
 }
 
 // Count tallies every pool from the stored profiles. Active counts the

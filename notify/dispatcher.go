@@ -141,10 +141,15 @@ var (
 
 // EpisodeKey is the store key of an event's episode: its kind, and its
 // pool for pool events ("seats_exhausted/primary"), its target for
-// target_failed, its warning for license_expiring ("license_expiring/7d").
+// target_failed, its warning for license_expiring ("license_expiring/7d"),
+// its pool and change for seats_changed ("seats_changed/primary/50-60"),
+// so that each change is an episode of its own.
 func EpisodeKey(e Event) string {
 	if e.Kind == LicenseExpiring {
 		return fmt.Sprintf("%s/%dd", e.Kind, e.Days) // license_expiring/7d
+	}
+	if e.Kind == SeatsChanged {
+		return fmt.Sprintf("%s/%s/%s-%s", e.Kind, e.Pool, limitWord(e.OldLimit, e.OldUnlimited), limitWord(e.Limit, e.Unlimited))
 	}
 	if e.Target != "" {
 		return string(e.Kind) + "/" + e.Target
@@ -258,6 +263,12 @@ func (d *Dispatcher) notify(ctx context.Context, run Run, allPools bool) {
 			if succeeded && !seen {
 				ended = append(ended, key)
 			}
+		case kind == SeatsChanged:
+			// Told by the one run that sees the change; the next run that
+			// succeeds without it ends it, so a change back is news again.
+			if succeeded && !seen {
+				ended = append(ended, key)
+			}
 		case pool == "":
 		case !succeeded:
 			// A failed or refused run wrote nothing (or not all it
@@ -295,6 +306,14 @@ func poolEpisodeOver(kind Kind, seen bool, p PoolState) bool {
 	default: // seats_low, overage: last while the run reports them
 		return !seen
 	}
+}
+
+// limitWord is a limit in an episode key: "50" or "unlimited".
+func limitWord(n int, unlimited bool) string {
+	if unlimited {
+		return "unlimited"
+	}
+	return fmt.Sprint(n)
 }
 
 // cutKey splits an episode key into its kind and pool ("" for run-level

@@ -26,6 +26,8 @@ func Subject(e Event) string {
 		s = fmt.Sprintf("Pool %s is at %d%%: %d of %d seats used", e.Pool, pct, e.Used, e.Limit)
 	case Overage:
 		s = fmt.Sprintf("Pool %s is over its limit: %d of %d seats used", e.Pool, e.Used, e.Limit)
+	case SeatsChanged:
+		s = fmt.Sprintf("Pool %s's limit changed from %s to %s", e.Pool, limitWord(e.OldLimit, e.OldUnlimited), limitWord(e.Limit, e.Unlimited))
 	case RunFailed:
 		s = "A sync run failed"
 	case GuardTripped:
@@ -65,6 +67,9 @@ func Body(e Event) string {
 	b.WriteString("\n\n")
 	if e.Pool != "" {
 		fmt.Fprintf(&b, "Pool:      %s\n", e.Pool)
+		if e.Kind == SeatsChanged {
+			fmt.Fprintf(&b, "Old limit: %s\n", limitWord(e.OldLimit, e.OldUnlimited))
+		}
 		if e.Unlimited {
 			b.WriteString("Limit:     unlimited\n")
 		} else {
@@ -98,7 +103,7 @@ func peopleHeading(k Kind) string {
 	switch k {
 	case SeatsExhausted:
 		return "Blocked for license and queued for a seat"
-	case SeatsAvailable:
+	case SeatsAvailable, SeatsChanged:
 		return "Activated from the queue"
 	default:
 		return "People affected"
@@ -111,6 +116,8 @@ func whatToDo(k Kind) string {
 		return "free seats by blocking or deleting profiles that no longer need one, or buy more seats and raise the pool's limit."
 	case SeatsLow:
 		return "free seats by blocking or deleting profiles that no longer need one, or buy more seats before the pool is full."
+	case SeatsChanged:
+		return "nothing if the change was intended; queued people get the free seats in queue order. If a limit went down by mistake, check the configuration or the licence file (`seatsync license show -c FILE`)."
 	case SeatsAvailable:
 		return "nothing; queued people get the next free seats in queue order."
 	case RunFailed:

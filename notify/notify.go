@@ -28,6 +28,10 @@ const (
 	LicenseExpiring Kind = "license_expiring"
 	LicenseExpired  Kind = "license_expired"
 	LicenseInvalid  Kind = "license_invalid"
+	// SeatsChanged is a pool's limit that changed (the configuration, or a
+	// new licence file): Event.OldLimit is the one before, Limit the new
+	// one. Each change has its own episode, so it is sent once.
+	SeatsChanged Kind = "seats_changed"
 )
 
 // Event is one thing worth telling an admin about.
@@ -44,6 +48,9 @@ type Event struct {
 	Used      int  `json:"used,omitempty"`
 	Remaining int  `json:"remaining,omitempty"`
 	Queued    int  `json:"queued,omitempty"`
+	// OldLimit and OldUnlimited are, for seats_changed, the limit before.
+	OldLimit     int  `json:"old_limit,omitempty"`
+	OldUnlimited bool `json:"old_unlimited,omitempty"`
 	// Days is, for license_expiring, the warning it is: 30, 7 or 1 days
 	// before the licence lapses. Each has its own episode.
 	Days int `json:"days,omitempty"`

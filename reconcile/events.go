@@ -8,6 +8,7 @@ import (
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/notify"
+	"github.com/seatsync/seatsync/store"
 )
 
 // notify hands the run's events to the notifier. Plans notify nothing:
@@ -75,6 +76,12 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 			activated[ch.Pool] = append(activated[ch.Pool], ch.Username)
 		}
 	}
+	changes := map[string]LimitChange{}
+	for _, ch := range rep.LimitChanges {
+		if ch.Kind == store.SeatKindPool {
+			changes[ch.Name] = ch
+		}
+	}
 	for _, p := range rep.Pools {
 		ev := func(kind notify.Kind, people []string, msg string) notify.Event {
 			return notify.Event{Kind: kind, RunID: rep.RunID, Pool: p.Name, Limit: p.Limit, Unlimited: p.Unlimited,
@@ -93,6 +100,11 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 				"Pool %s is full (%d of %d seats used, %d queued): %s blocked for license. Free seats by blocking or deleting profiles, or buy more seats.",
 				p.Name, p.UsedAfter, p.Limit, p.QueuedAfter, peopleVerb(len(people), "was", "were"))))
 		}
+		if ch, ok := changes[p.Name]; ok {
+			e := ev(notify.SeatsChanged, activated[p.Name], seatsChangedText(ch, p, len(activated[p.Name])))
+			e.OldLimit, e.OldUnlimited = ch.OldLimit, ch.OldUnlimited
+			out = append(out, e)
+		}
 		if people := activated[p.Name]; len(people) > 0 {
 			out = append(out, ev(notify.SeatsAvailable, people, fmt.Sprintf(
 				"Pool %s had free seats: %s from the queue (%d of %d seats used, %d still queued).",
@@ -108,10 +120,57 @@ func Events(rep *Report, warnAtPercent int) []notify.Event {
 		full := p.RemainingAfter == 0 && p.QueuedAfter > 0
 		if !p.Unlimited && !p.Frozen && p.Limit > 0 && warnAtPercent > 0 && p.UsedAfter*100 >= warnAtPercent*p.Limit && p.Overage == 0 && !full {
 			out = append(out, ev(notify.SeatsLow, nil, fmt.Sprintf(
-				"Pool %s is at %d%% (%d of %d seats used, %d remaining).", p.Name, licensing.UsedPercent(p.UsedAfter, p.Limit), p.UsedAfter, p.Limit, p.RemainingAfter)))
+				"Pool %s is at %d%% (%d of %d seats used, %d remaining).%s", p.Name, licensing.UsedPercent(p.UsedAfter, p.Limit), p.UsedAfter, p.Limit, p.RemainingAfter, forecastSentence(p.Forecast))))
 		}
 	}
 	return out
+}
+
+// forecastSentence is " At the current rate, primary is full in about
+// 12 days." or "" without a forecast.
+func forecastSentence(f *licensing.FillForecast) string {
+	if f == nil {
+		return ""
+	}
+	return " " + strings.ToUpper(f.Text[:1]) + f.Text[1:] + "."
+}
+
+// seatsChangedText says what a pool's new limit does: to the queue when it
+// went up (the run that saw it already gave the free seats, so activated
+// people were activated; those a seat is free for but who did not get one
+// are activated at the next run), to the seats in use when it went down.
+func seatsChangedText(ch LimitChange, p PoolResult, activated int) string {
+	from := ""
+	if ch.LimitFrom != "" {
+		from = " (the licence's " + ch.LimitFrom + ")"
+	}
+	msg := fmt.Sprintf("Pool %s's limit changed from %s to %s%s.", p.Name,
+		limitText(ch.OldLimit, ch.OldUnlimited), limitText(ch.NewLimit, ch.NewUnlimited), from)
+	numbers := fmt.Sprintf("%d of %s seats used, %d queued", p.UsedAfter, limitText(p.Limit, p.Unlimited), p.QueuedAfter)
+	next := 0
+	if !p.Frozen && p.QueuedAfter > 0 {
+		next = p.QueuedAfter
+		if !p.Unlimited {
+			next = min(p.QueuedAfter, p.RemainingAfter)
+		}
+	}
+	switch {
+	case activated > 0 && next > 0:
+		return fmt.Sprintf("%s %s from the queue, and %s at the next run (%s).", msg,
+			peopleVerb(activated, "was activated", "were activated"), peopleVerb(next, "will be activated", "will be activated"), numbers)
+	case activated > 0:
+		return fmt.Sprintf("%s %s from the queue (%s).", msg, peopleVerb(activated, "was activated", "were activated"), numbers)
+	case next > 0:
+		return fmt.Sprintf("%s %s at the next run (%s).", msg, peopleVerb(next, "will be activated", "will be activated"), numbers)
+	case p.Overage > 0:
+		return fmt.Sprintf("%s %d seats are in use, %d over the new limit: nobody new gets a seat until enough are freed (%s).", msg, p.UsedAfter, p.Overage, numbers)
+	case p.QueuedAfter > 0:
+		return fmt.Sprintf("%s No seat is free: %s waiting (%s).", msg, peopleVerb(p.QueuedAfter, "stays", "stay"), numbers)
+	case p.Unlimited:
+		return msg + " Nobody waits for a seat."
+	default:
+		return fmt.Sprintf("%s Nobody is waiting for a seat; %d seats are free (%s).", msg, p.RemainingAfter, numbers)
+	}
 }
 
 // peopleVerb says "1 person was" or "3 people were".

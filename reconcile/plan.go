@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/seatsync/seatsync/internal/jsontext"
+	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 )
 
@@ -161,6 +162,9 @@ type PoolResult struct {
 	// expired or none is in force.
 	LimitFrom string `json:"limit_from,omitempty"`
 	Frozen    bool   `json:"frozen,omitempty"`
+	// Forecast is when the pool fills at the rate of the last 30 days
+	// (a sync's report only; nil when it is not filling).
+	Forecast *licensing.FillForecast `json:"forecast,omitempty"`
 }
 
 // Guard is the deprovision guard's verdict.

@@ -37,6 +37,9 @@ type Report struct {
 	// License is the vendor licence the run used, when
 	// licensing.license_file is set.
 	License *LicenseResult `json:"license,omitempty"`
+	// LimitChanges are the pools whose limit changed since the last sync
+	// (a sync's report only).
+	LimitChanges []LimitChange `json:"limit_changes,omitempty"`
 }
 
 // Run results.

@@ -140,6 +140,10 @@ func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
 		rep.Result = ResultFailed
 		rep.Error = err.Error()
 	}
+	var limits map[string]string
+	if opt.Mode == ModeSync && rep.Result == ResultOK {
+		limits = r.seats(context.WithoutCancel(ctx), log, rep)
+	}
 	if opt.Mode == ModeSync {
 		// The run's record survives a cancelled context: it says what happened.
 		if serr := r.saveRun(context.WithoutCancel(ctx), rep); serr != nil {
@@ -153,6 +157,9 @@ func (r *Runner) Run(ctx context.Context, opt Options) (*Report, error) {
 		}
 	}
 	r.notify(ctx, rep)
+	// Remembered once told: a run that dies before announces the change
+	// at the next (its episode keeps it to once).
+	r.rememberLimits(context.WithoutCancel(ctx), log, limits)
 	log.Info("run finished", zap.String("result", rep.Result), zap.Duration("duration", rep.FinishedAt.Sub(rep.StartedAt)),
 		zap.Int("create", rep.Summary.Create), zap.Int("update", rep.Summary.Update), zap.Int("move", rep.Summary.Move),
 		zap.Int("activate", rep.Summary.Activate), zap.Int("block", rep.Summary.Block), zap.Int("delete", rep.Summary.Delete),

@@ -42,6 +42,9 @@ type Status struct {
 	// Leadership says whether this replica runs the schedules, and who
 	// does.
 	Leadership Leadership `json:"leadership"`
+	// History is the seat history of the forecast window (the last 30
+	// days), oldest first, for the status page's charts.
+	History []store.SeatRow `json:"-"`
 }
 
 // QueueEntry is one profile waiting for a seat; licensing computes the
@@ -87,8 +90,15 @@ func (s *Server) readStatus(ctx context.Context) (*Status, []model.Profile, erro
 	if next == nil {
 		next = []ScheduledRun{}
 	}
-	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next,
-		Runs: reconcile.Records(runs), Leadership: s.Backend.Leadership()}, profiles, nil
+	now := s.now()
+	history, err := st.SeatHistory(ctx, now.Add(-licensing.ForecastWindow))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the seat history: %w", err)
+	}
+	pools := pol.Count(profiles)
+	reconcile.ForecastStatus(pools, history, now)
+	return &Status{Pools: pools, Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next,
+		Runs: reconcile.Records(runs), Leadership: s.Backend.Leadership(), History: history}, profiles, nil
 }
 
 // targets reads every configured target's status.

@@ -37,6 +37,10 @@ a{color:#1a5fb4}
 .bar .over{background:#c0392b}
 .bar .pool-percent{position:absolute;left:50%;top:50%;transform:translate(-50%,-50%);height:auto;padding:0 .35em;border-radius:2px;
 background:rgba(255,255,255,.88);font-size:.85em;font-weight:600;line-height:1.3;white-space:nowrap}
+.chart{margin:.5em 0 0} .chart svg{display:block;width:100%;height:4.5em;border:1px solid #ddd;border-radius:3px;background:#fafafa}
+.chart figcaption{font-size:.85em;color:#555}
+.chart .chart-used{stroke:#3b7dd8}.chart .chart-limit{stroke:#c0392b}
+.pool-forecast{margin:.3em 0;font-style:italic}
 dl.numbers{display:flex;flex-wrap:wrap;gap:.3em 1.5em;margin:.4em 0} dl.numbers dt{color:#555} dl.numbers dd{margin:0;font-weight:600}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #ddd;vertical-align:top}

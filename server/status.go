@@ -24,6 +24,8 @@ import (
 //	#next-run, #last-success           the next scheduled sync, the last successful one
 //	table#runs tr.run[data-run-id]     .run-started .run-trigger .run-result .run-counts .run-skipped .run-duration a.run-report
 //	table#targets tr.target[data-target] .target-health .target-linked .target-pending .target-failed
+//	figure.chart#chart-NAME svg        polyline.chart-used, polyline.chart-limit (absent for unlimited pools)
+//	.pool-forecast                     when the pool fills at the current rate
 //	.banner#banner-pool-full-NAME, #banner-pool-over-NAME, #banner-last-run-failed
 //
 // Times are <time datetime="RFC 3339" title="UTC">.
@@ -48,7 +50,10 @@ const statusPageTemplate = `{{define "status"}}<!DOCTYPE html>
 {{range .Pools}}<section class="pool" id="pool-{{.Name}}" data-pool="{{.Name}}">
 <h3>{{.Name}}</h3>
 {{if .Unlimited}}<p>Unlimited: nobody waits for a seat.</p>{{else}}<div class="bar" role="img" aria-label="{{.Percent}} used: {{.Active}} used, {{.Reserve}} reserved, {{.Remaining}} free of {{.Limit}}">{{if .UsedPct}}<span class="used" style="width:{{.UsedPct}}%"></span>{{end}}{{if .OverPct}}<span class="over" style="width:{{.OverPct}}%"></span>{{end}}{{if .ReservePct}}<span class="reserve" style="width:{{.ReservePct}}%"></span>{{end}}{{if .FreePct}}<span class="free" style="width:{{.FreePct}}%"></span>{{end}}<span class="pool-percent">{{.Percent}} used</span></div>{{end}}
-<dl class="numbers">
+{{with .Chart}}<figure class="chart" id="chart-{{.Name}}"><svg viewBox="0 0 {{.W}} {{.H}}" preserveAspectRatio="none" role="img" aria-label="{{.Label}}">{{if .Limit}}<polyline class="chart-limit" points="{{.Limit}}" fill="none" stroke-width="1.5" stroke-dasharray="4 3" vector-effect="non-scaling-stroke"/>{{end}}<polyline class="chart-used" points="{{.Used}}" fill="none" stroke-width="2" vector-effect="non-scaling-stroke"/></svg>
+<figcaption><span style="color:#3b7dd8">used</span>{{if .Limit}} and <span style="color:#c0392b">limit</span>{{end}}, 0 to {{.Max}} seats, {{template "time" .From}} to {{template "time" .To}} ({{.Points}} runs)</figcaption></figure>
+{{end}}{{with .Forecast}}<p class="pool-forecast">{{.Text}}</p>
+{{end}}<dl class="numbers">
 <div><dt>limit</dt><dd class="pool-limit">{{if .Unlimited}}unlimited{{else}}{{.Limit}}{{end}}</dd></div>
 <div><dt>used</dt><dd class="pool-used">{{.Active}}</dd></div>
 <div><dt>reserve</dt><dd class="pool-reserve">{{.Reserve}}</dd></div>
@@ -104,6 +109,7 @@ type poolView struct {
 	Full, Over                            bool
 	Percent                               string // "66%"; "no seats" for a limit of 0
 	UsedPct, OverPct, ReservePct, FreePct float64
+	Chart                                 *chartView // nil without history
 }
 
 // queueView is one entry of the licence queue, with the person's name.
@@ -174,7 +180,9 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 		data.Targets = append(data.Targets, targetView{Status: t, Healthy: t.Pending+t.Failed == 0})
 	}
 	for _, p := range st.Pools {
-		data.Pools = append(data.Pools, newPoolView(p))
+		v := newPoolView(p)
+		v.Chart = newChart(st.History, p.Name)
+		data.Pools = append(data.Pools, v)
 	}
 	data.Queue = queueViews(st.Queue, profiles)
 	for i, run := range st.Runs {

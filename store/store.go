@@ -95,7 +95,9 @@ type Store interface {
 	Run(ctx context.Context, id string) (Run, error)
 	// Prune deletes the runs that started before runsBefore and the audit
 	// entries written before auditBefore (a zero time keeps them all), and
-	// says how many of each went. Runs still running are kept.
+	// says how many of each went. Runs still running are kept. The seat
+	// history recorded before runsBefore goes with the runs (it is not
+	// counted).
 	Prune(ctx context.Context, runsBefore, auditBefore time.Time) (runs, audit int, err error)
 	// UnfinishedRuns returns the runs recorded with result RunRunning,
 	// oldest first, without reports.
@@ -130,9 +132,45 @@ type Store interface {
 	// CheckValue): binary state is encoded by its owner.
 	SetValue(ctx context.Context, key, value string) error
 
+	// SaveSeats records the seats of a run: one row per pool (and, with
+	// Kind, per product) as the run left it. at and runID are set on every
+	// row; rows recorded before for runID are replaced, so a run saved
+	// twice is counted once.
+	SaveSeats(ctx context.Context, runID string, at time.Time, rows []SeatRow) error
+	// SeatHistory returns the rows recorded at or after since (every row
+	// for a zero since), oldest first, then by Kind and Name.
+	SeatHistory(ctx context.Context, since time.Time) ([]SeatRow, error)
+
 	TargetStore
 
 	Close() error
+}
+
+// Kinds of SeatRow: what Name names. Products (per-product licences) are
+// recorded with their own kind beside the pools.
+const (
+	SeatKindPool = "pool"
+)
+
+// SeatRow is one pool's seats after one run: the seat history that
+// `seatsync seats --history`, the status page's chart and the forecast
+// read.
+type SeatRow struct {
+	At    time.Time `json:"at"`
+	RunID string    `json:"run_id"`
+	// Kind says what Name is: SeatKindPool.
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// Limit is the limit in force; 0 and Unlimited for unlimited pools.
+	Limit     int  `json:"limit"`
+	Unlimited bool `json:"unlimited"`
+	// Used counts the active profiles holding a seat, Queued the people
+	// blocked for license (waiting for one), Remaining the free seats and
+	// Overage how many more are used than the limit allows.
+	Used      int `json:"used"`
+	Queued    int `json:"queued"`
+	Remaining int `json:"remaining"`
+	Overage   int `json:"overage"`
 }
 
 // TargetStore keeps what seatsync knows of each target (an application it

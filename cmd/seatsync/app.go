@@ -25,6 +25,7 @@ import (
 	csvsource "github.com/seatsync/seatsync/connector/csv"
 	"github.com/seatsync/seatsync/connector/ldap"
 	"github.com/seatsync/seatsync/connector/okta"
+	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/notify"
 	"github.com/seatsync/seatsync/reconcile"
@@ -456,7 +457,8 @@ func (a *app) connect(ctx context.Context, cfg *config.Config, reg connector.Reg
 }
 
 func (a *app) seatsCmd() *cobra.Command {
-	var format string
+	var format, since string
+	var history bool
 	c := &cobra.Command{
 		Use:   "seats",
 		Short: "Show each pool's seats: limit, active, remaining, queued, blocked, exempt",
@@ -464,6 +466,13 @@ func (a *app) seatsCmd() *cobra.Command {
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := oneOf("format", format, "text", "json"); err != nil {
 				return err
+			}
+			period, err := config.ParseDays(since)
+			if err != nil {
+				return usageError{fmt.Errorf("--since: %w", err)}
+			}
+			if c.Flags().Changed("since") && !history {
+				return usageError{errors.New("--since needs --history")}
 			}
 			e, err := a.open(c.Context(), true)
 			if err != nil {
@@ -478,11 +487,34 @@ func (a *app) seatsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return admin.WriteSeats(a.stdout, pol.Count(profiles), pol.Queue(profiles), format)
+			seats := pol.Count(profiles)
+			now := time.Now().UTC()
+			from := now.Add(-licensing.ForecastWindow)
+			if since := now.Add(-period.Duration); history && since.Before(from) {
+				from = since
+			}
+			rows, err := e.store.SeatHistory(c.Context(), from)
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			reconcile.ForecastStatus(seats, rows, now)
+			if history {
+				since := now.Add(-period.Duration)
+				shown := rows[:0:0]
+				for _, r := range rows {
+					if !r.At.Before(since) {
+						shown = append(shown, r)
+					}
+				}
+				return admin.WriteSeatHistory(a.stdout, shown, seats, format)
+			}
+			return admin.WriteSeats(a.stdout, seats, pol.Queue(profiles), format)
 		},
 	}
 	a.configFlag(c)
 	c.Flags().StringVar(&format, "format", "text", "text|json")
+	c.Flags().BoolVar(&history, "history", false, "print the seat history each sync recorded, and each pool's forecast")
+	c.Flags().StringVar(&since, "since", "30d", "with --history: how far back, in days (30d) or a Go duration (720h)")
 	return c
 }
 

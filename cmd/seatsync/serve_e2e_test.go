@@ -32,6 +32,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/seatsync/seatsync/store"
 	"github.com/seatsync/seatsync/store/sqlite"
 )
 
@@ -878,6 +879,25 @@ func (b *browser) localTimes(what string) int {
 // narrow checks the page at a phone's 400 px: it must not scroll
 // sideways. The check can fail: the runs table is wider than 400 px, and
 // only its own scroll box keeps the page from growing with it.
+// seedPoolHistory writes backdated seat history for pool into a site's
+// store: used[i] seats len(used)-i days ago.
+func seedPoolHistory(t *testing.T, dbPath, pool string, limit int, used []int) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UTC()
+	for i, u := range used {
+		ago := time.Duration(len(used)-i) * 24 * time.Hour
+		row := store.SeatRow{Kind: store.SeatKindPool, Name: pool, Limit: limit, Used: u, Remaining: limit - u}
+		if err := st.SaveSeats(context.Background(), fmt.Sprintf("seed-%d", i), now.Add(-ago), []store.SeatRow{row}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func (b *browser) narrow(what, wide string) {
 	b.t.Helper()
 	if _, err := chromedp.Call(b.ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
@@ -921,6 +941,10 @@ func (b *browser) narrow(what, wide string) {
 func TestServeStatusPageInBrowser(t *testing.T) {
 	// primary: limit 3 for alice, bob, carol, erin: one waits (erin).
 	s := newSite(t, siteOptions{}, fivePeople()...)
+	// Four days of extranet history before this installation's syncs: it
+	// grew from none to the one partner, so it has a forecast; primary
+	// (full) has none.
+	seedPoolHistory(t, filepath.Join(s.dir, "seatsync.db"), "extranet", 10, []int{0, 0, 0, 1})
 	p := s.serve(serveOptions{schedule: "@every 1h"})
 	p.eventually("the start-up sync", func() (bool, string) { return p.okRuns() == 1, "" })
 	// A sync from the command line, then one through the API: neither
@@ -969,6 +993,26 @@ func TestServeStatusPageInBrowser(t *testing.T) {
 	}
 	if n := b.localTimes("status page"); n < 6 {
 		t.Errorf("%d times on the status page, want the generated time, the queue's, the next run, the last success and the runs'", n)
+	}
+	// Each pool's seat history is an inline SVG: a line for the used
+	// seats and one for the limit.
+	charts, err := chromedp.Run(b.ctx, chromedp.Evaluate[map[string]int](`Object.fromEntries(
+		[...document.querySelectorAll("section.pool")].map(s => [s.dataset.pool,
+			s.querySelectorAll("figure.chart svg polyline.chart-used, figure.chart svg polyline.chart-limit").length]))`))
+	if err != nil || charts["primary"] != 2 || charts["extranet"] != 2 {
+		t.Errorf("charts on the page (polylines per pool) = %v (%v), want 2 for each pool", charts, err)
+	}
+	if got := b.text("#chart-primary figcaption"); !strings.Contains(got, "(3 runs)") {
+		t.Errorf("primary's chart caption %q, want its 3 runs", got)
+	}
+	if got := b.text("#chart-extranet figcaption"); !strings.Contains(got, "(7 runs)") {
+		t.Errorf("extranet's chart caption %q, want 4 seeded and 3 runs", got)
+	}
+	if got := b.texts("#pool-extranet .pool-forecast"); len(got) != 1 || !strings.HasPrefix(got[0], "at the current rate, extranet is full in about ") {
+		t.Errorf("extranet's forecast on the page: %q", got)
+	}
+	if got := b.texts("#pool-primary .pool-forecast"); len(got) != 0 {
+		t.Errorf("primary is full, yet has a forecast: %q", got)
 	}
 	// Nothing is loaded but the page itself.
 	if res, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`performance.getEntriesByType("resource").length`)); err != nil || res != 0 {

@@ -150,7 +150,7 @@ func writeCensus(w io.Writer, c store.Census) error {
 		n    int
 	}{
 		{"profiles", c.Profiles}, {"queued for a licence", c.Queued}, {"audit entries", c.Audit},
-		{"runs", c.Runs}, {"notification episodes", c.Episodes}, {"kept values", c.Values},
+		{"runs", c.Runs}, {"notification episodes", c.Episodes}, {"kept values", c.Values}, {"seat history rows", c.Seats},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\n", row.what, row.n)
 	}

@@ -137,6 +137,9 @@ func (s *Store) Prune(ctx context.Context, runsBefore, auditBefore time.Time) (r
 				return err
 			}
 			runs = int(tag.RowsAffected())
+			if _, err := tx.Exec(ctx, `DELETE FROM seat_history WHERE at < $1`, runsBefore); err != nil {
+				return err
+			}
 		}
 		if !auditBefore.IsZero() {
 			tag, err := tx.Exec(ctx, `DELETE FROM audit WHERE at < $1`, auditBefore)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -40,6 +41,9 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 		return nil, wrap(err)
 	}
 	if snap.Targets, err = s.targetStates(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	if snap.Seats, err = s.SeatHistory(ctx, time.Time{}); err != nil {
 		return nil, wrap(err)
 	}
 	snap.Runs = store.RunsOldestFirst(
@@ -93,7 +97,7 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM profiles) + (SELECT count(*) FROM runs)
-			+ (SELECT count(*) FROM audit)`).Scan(&n); err != nil {
+			+ (SELECT count(*) FROM audit) + (SELECT count(*) FROM seat_history)`).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
@@ -115,6 +119,11 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 			if _, err := tx.Exec(ctx, `INSERT INTO kept_values (key, value, at) VALUES ($1, $2, $3)`,
 				v.Key, v.Value, timeArg(v.At)); err != nil {
 				return fmt.Errorf("value %s: %w", v.Key, err)
+			}
+		}
+		for _, r := range snap.Seats {
+			if err := insertSeatRow(ctx, tx, r); err != nil {
+				return fmt.Errorf("seat history of run %s: %w", r.RunID, err)
 			}
 		}
 		for _, ts := range snap.Targets {

@@ -26,6 +26,7 @@ func migrations() []migration {
 		{version: 5, name: "targets: what a client learnt of its application", sql: schemaV5},
 		{version: 6, name: "audit log by username", sql: schemaV6},
 		{version: 7, name: "values kept between runs", sql: schemaV7},
+		{version: 8, name: "seat history", sql: schemaV8},
 	}
 }
 
@@ -181,6 +182,25 @@ CREATE TABLE kept_values (
 	value TEXT NOT NULL,
 	at    INTEGER NOT NULL
 );
+`
+
+// schemaV8 keeps the seat history (Store.SaveSeats): one row per run and
+// pool (kind 'pool'; other kinds, such as products, fit beside them).
+// limit_n is NULL for an unlimited pool.
+const schemaV8 = `
+CREATE TABLE seat_history (
+	run_id    TEXT    NOT NULL,
+	at        INTEGER NOT NULL,
+	kind      TEXT    NOT NULL CHECK (kind <> ''),
+	name      TEXT    NOT NULL,
+	limit_n   INTEGER,
+	used      INTEGER NOT NULL,
+	queued    INTEGER NOT NULL,
+	remaining INTEGER NOT NULL,
+	overage   INTEGER NOT NULL,
+	PRIMARY KEY (run_id, kind, name)
+);
+CREATE INDEX seat_history_at ON seat_history (at);
 `
 
 const createMigrationsTable = `

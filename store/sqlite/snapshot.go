@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/store"
@@ -36,6 +37,9 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 		return nil, wrap(err)
 	}
 	if snap.Targets, err = s.targetStates(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	if snap.Seats, err = s.SeatHistory(ctx, time.Time{}); err != nil {
 		return nil, wrap(err)
 	}
 	snap.Runs = store.RunsOldestFirst(
@@ -99,7 +103,7 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 	err := s.write(ctx, func(sqlTx *sql.Tx) error {
 		var n int
 		if err := sqlTx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM profiles) + (SELECT count(*) FROM runs)
-			+ (SELECT count(*) FROM audit)`).Scan(&n); err != nil {
+			+ (SELECT count(*) FROM audit) + (SELECT count(*) FROM seat_history)`).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
@@ -136,6 +140,11 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 			if _, err := sqlTx.ExecContext(ctx, `INSERT INTO kept_values (key, value, at) VALUES (?, ?, ?)`,
 				v.Key, v.Value, timeArg(v.At)); err != nil {
 				return fmt.Errorf("value %s: %w", v.Key, err)
+			}
+		}
+		for _, r := range snap.Seats {
+			if err := insertSeatRow(ctx, sqlTx, r); err != nil {
+				return fmt.Errorf("seat history of run %s: %w", r.RunID, err)
 			}
 		}
 		for _, ts := range snap.Targets {

@@ -427,6 +427,9 @@ func (s *Store) Prune(ctx context.Context, runsBefore, auditBefore time.Time) (r
 			}
 			n, _ := res.RowsAffected()
 			runs = int(n)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM seat_history WHERE at < ?`, runsBefore.UnixNano()); err != nil {
+				return err
+			}
 		}
 		if !auditBefore.IsZero() {
 			res, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE at < ?`, timeArg(auditBefore))

@@ -99,13 +99,19 @@ func testSnapshot(t *testing.T, newSource, newDest func() store.Store) {
 	if err := src.SetValue(ctx, "license", "registered_to: Example"); err != nil {
 		t.Fatal(err)
 	}
+	if err := src.SaveSeats(ctx, "r1", at(time.Hour), []store.SeatRow{
+		{Kind: store.SeatKindPool, Name: "primary", Limit: 5, Used: 3, Queued: 2, Remaining: 2},
+		{Kind: store.SeatKindPool, Name: "partners", Unlimited: true, Used: 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	dst := asCopier(t, handle(t, newDest))
 	census, err := store.Copy(ctx, src, dst)
 	if err != nil {
 		t.Fatalf("Copy: %v", err)
 	}
-	want := store.Census{Profiles: 4, Queued: 2, Audit: 2, Runs: 2, Episodes: 1, Values: 1,
+	want := store.Census{Profiles: 4, Queued: 2, Audit: 2, Runs: 2, Episodes: 1, Values: 1, Seats: 2,
 		Pending: map[string]int{"intranet": 4}, Links: map[string]int{"intranet": 1, "lms": 1}, LastRun: "r2"}
 	if diff := cmp.Diff(want, census, cmpopts.IgnoreFields(store.Census{}, "LastAudit")); diff != "" {
 		t.Errorf("census of the copy (-want +got):\n%s", diff)
@@ -142,6 +148,7 @@ func testSnapshot(t *testing.T, newSource, newDest func() store.Store) {
 		m, _, err := s.TargetMemory(ctx, "intranet")
 		return m, err
 	})
+	same("seat history", func(s store.Store) (any, error) { return s.SeatHistory(ctx, time.Time{}) })
 	same("value", func(s store.Store) (any, error) {
 		v, _, err := s.Value(ctx, "license")
 		return v, err

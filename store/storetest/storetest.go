@@ -32,6 +32,9 @@
 //     WriteReport fails SaveRun, and records nothing.
 //   - Value keeps UTF-8 text without NUL (binary cursors are encoded by
 //     their owners) under a non-empty key, and refuses anything else;
+//   - SeatHistory returns an empty, non-nil slice when nothing was
+//     recorded; an unlimited row reads back with Limit 0; Prune removes
+//     the rows recorded before runsBefore (seathistory.go);
 //   - Episodes returns an empty, non-nil map when none is open; an
 //     episode's zero SentAt stays zero; episodes are seen by a new handle.
 //
@@ -88,6 +91,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"AuditMatching", testAuditMatching},
 		{"Episodes", testEpisodes},
 		{"Values", testValues},
+		{"SeatHistory", testSeatHistory},
 		{"TargetOutbox", testTargetOutbox},
 	}
 	for _, tc := range tests {
