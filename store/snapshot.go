@@ -27,6 +27,8 @@ type Snapshot struct {
 	Episodes      map[string]Episode
 	Values        []KeptValue
 	Targets       []TargetState
+	// Grants are the product grants, as Store.Grants returns them.
+	Grants []Grant
 	// Runs are the recorded runs, oldest first, with their reports; Audit
 	// is the audit log in the order it was written, Seq kept. Both read
 	// from the store as they are iterated, so neither is held whole.
@@ -74,6 +76,8 @@ type Census struct {
 	Runs     int `json:"runs"`
 	Episodes int `json:"episodes"`
 	Values   int `json:"values"`
+	// Grants counts the product grants, held and queued.
+	Grants int `json:"grants"`
 	// Pending and Links count each target's pending pushes and links,
 	// leaving out the targets with none.
 	Pending map[string]int `json:"pending"`
@@ -88,7 +92,7 @@ type Census struct {
 // Count reads s through and counts it.
 func Count(s *Snapshot) (Census, error) {
 	c := Census{Profiles: len(s.Profiles), Episodes: len(s.Episodes), Values: len(s.Values),
-		Pending: map[string]int{}, Links: map[string]int{}}
+		Grants: len(s.Grants), Pending: map[string]int{}, Links: map[string]int{}}
 	for _, p := range s.Profiles {
 		if p.State == model.Blocked && p.BlockReason == model.ReasonLicense {
 			c.Queued++
@@ -167,6 +171,7 @@ func sameCensus(want, got Census) error {
 	check("last run", want.LastRun, got.LastRun)
 	check("notification episodes", want.Episodes, got.Episodes)
 	check("kept values", want.Values, got.Values)
+	check("product grants", want.Grants, got.Grants)
 	for t, n := range want.Pending {
 		check("pending pushes of target "+t, n, got.Pending[t])
 	}

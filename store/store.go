@@ -130,9 +130,36 @@ type Store interface {
 	// CheckValue): binary state is encoded by its owner.
 	SetValue(ctx context.Context, key, value string) error
 
+	// Grants returns every product grant (held or queued), ordered by
+	// product, then profile ID.
+	Grants(ctx context.Context) ([]Grant, error)
+
 	TargetStore
 
 	Close() error
+}
+
+// Grant states.
+const (
+	GrantGranted = "granted" // the profile holds the product licence
+	GrantQueued  = "queued"  // it waits for one, in queue order
+)
+
+// Grant is one profile's product licence (package licensing, Product):
+// held, or waiting in the product's queue. Grants live beside the
+// profiles, in their own table, and go with them: deleting a profile
+// deletes its grants.
+type Grant struct {
+	ProfileID int64
+	Product   string
+	State     string // GrantGranted | GrantQueued
+	// Since is when the licence was granted, or when the profile first
+	// asked for it and did not get one (its queue time).
+	Since time.Time
+	// Manual is a grant an admin made by hand (seatsync profiles grant):
+	// a sync keeps it while no rule matches, and recalls it only when the
+	// profile is blocked or deleted.
+	Manual bool
 }
 
 // TargetStore keeps what seatsync knows of each target (an application it
@@ -186,6 +213,17 @@ func CheckValue(key, value string) error {
 		return fmt.Errorf("keep value %s: not UTF-8 text", key)
 	case strings.IndexByte(value, 0) >= 0:
 		return fmt.Errorf("keep value %s: it holds a NUL byte", key)
+	}
+	return nil
+}
+
+// CheckGrant says why SetGrant must refuse g, or nil.
+func CheckGrant(g Grant) error {
+	switch {
+	case g.Product == "":
+		return errors.New("no product")
+	case g.State != GrantGranted && g.State != GrantQueued:
+		return fmt.Errorf("state %q is not granted or queued", g.State)
 	}
 	return nil
 }
@@ -246,8 +284,8 @@ type Tx interface {
 	// stored Version still equals p.Version (ErrConflict otherwise), and
 	// bumps p.Version.
 	Update(ctx context.Context, p *model.Profile) error
-	// Delete removes the profile with p.ID if its Version still equals
-	// p.Version (ErrConflict otherwise).
+	// Delete removes the profile with p.ID, and its grants, if its Version
+	// still equals p.Version (ErrConflict otherwise).
 	Delete(ctx context.Context, p model.Profile) error
 	// Audit appends an audit entry.
 	Audit(ctx context.Context, e AuditEntry) error
@@ -257,6 +295,18 @@ type Tx interface {
 	// already pending is marked again (a new Seq), and a failed one is
 	// pending again.
 	MarkPending(ctx context.Context, target string, profileID int64, gone *model.Profile) error
+
+	// CountGrants counts the profiles that hold product (state granted),
+	// for the seat check of a grant inside the transaction.
+	CountGrants(ctx context.Context, product string) (int, error)
+	// ProfileGrants returns one profile's grants, ordered by product.
+	ProfileGrants(ctx context.Context, profileID int64) ([]Grant, error)
+	// SetGrant writes g, replacing the profile's grant of the same
+	// product. The profile must exist (ErrNotFound otherwise).
+	SetGrant(ctx context.Context, g Grant) error
+	// DeleteGrant removes the profile's grant of product; removing one
+	// that does not exist is not an error.
+	DeleteGrant(ctx context.Context, profileID int64, product string) error
 }
 
 // AuditEntry is one applied change: who ran it, what it was, and the

@@ -42,6 +42,9 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 	if snap.Targets, err = s.targetStates(ctx); err != nil {
 		return nil, wrap(err)
 	}
+	if snap.Grants, err = s.Grants(ctx); err != nil {
+		return nil, wrap(err)
+	}
 	snap.Runs = s.allRuns(ctx)
 	snap.Audit = s.allAudit(ctx)
 	return snap, nil
@@ -146,6 +149,9 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 			return store.ErrNotEmpty
 		}
 		if err := importProfiles(ctx, tx, snap); err != nil {
+			return err
+		}
+		if err := importGrants(ctx, tx, snap.Grants); err != nil {
 			return err
 		}
 		for key, e := range snap.Episodes {

@@ -26,6 +26,7 @@ func migrations() []migration {
 		{version: 5, name: "targets: what a client learnt of its application", sql: schemaV5},
 		{version: 6, name: "audit log by username", sql: schemaV6},
 		{version: 7, name: "values kept between runs", sql: schemaV7},
+		{version: 8, name: "product grants", sql: schemaV8},
 	}
 }
 
@@ -181,6 +182,21 @@ CREATE TABLE kept_values (
 	value TEXT NOT NULL,
 	at    INTEGER NOT NULL
 );
+`
+
+// schemaV8 keeps the product grants (store.Grant): one row per profile
+// and product, held (granted) or waiting (queued). The profile row's
+// format is left as it is; Tx.Delete deletes a profile's grants with it.
+const schemaV8 = `
+CREATE TABLE product_grants (
+	profile_id INTEGER NOT NULL,
+	product    TEXT    NOT NULL CHECK (product <> ''),
+	state      TEXT    NOT NULL CHECK (state IN ('granted', 'queued')),
+	since      INTEGER,
+	manual     INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (profile_id, product)
+);
+CREATE INDEX product_grants_product ON product_grants (product, state);
 `
 
 const createMigrationsTable = `

@@ -89,6 +89,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"Episodes", testEpisodes},
 		{"Values", testValues},
 		{"TargetOutbox", testTargetOutbox},
+		{"Grants", testGrants},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
