@@ -7,6 +7,7 @@ import (
 
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/store"
 )
 
 // Product is one per-product licence (a CRM add-on, a connector): Limit
@@ -125,4 +126,45 @@ func productsFromConfig(c config.Licensing, lic *License, now time.Time) ([]Prod
 		out = append(out, p)
 	}
 	return out, errs
+}
+
+// ProductStatus is what `seats` and the status page show for one product:
+// Issued of Limit licences given, Queued waiting.
+type ProductStatus struct {
+	Name      string `json:"name"`
+	Limit     int    `json:"limit"`
+	Unlimited bool   `json:"unlimited"`
+	Issued    int    `json:"issued"`
+	Remaining int    `json:"remaining"`
+	Queued    int    `json:"queued"`
+	Overage   int    `json:"overage"`
+	EnabledBy string `json:"enabled_by,omitempty"`
+	Disabled  bool   `json:"disabled,omitempty"`
+}
+
+// CountProducts tallies every configured product from the stored grants.
+func (p *Policy) CountProducts(grants []store.Grant) []ProductStatus {
+	out := make([]ProductStatus, len(p.Products))
+	for i, pr := range p.Products {
+		out[i] = ProductStatus{Name: pr.Name, Limit: pr.Limit, Unlimited: pr.Unlimited, EnabledBy: pr.EnabledBy, Disabled: pr.Disabled}
+	}
+	for _, g := range grants {
+		i := p.ProductIndex(g.Product)
+		if i < 0 {
+			continue
+		}
+		if g.State == store.GrantGranted {
+			out[i].Issued++
+		} else {
+			out[i].Queued++
+		}
+	}
+	for i := range out {
+		pr := &p.Products[i]
+		out[i].Remaining = pr.Remaining(out[i].Issued)
+		if !pr.Unlimited {
+			out[i].Overage = max(0, out[i].Issued-pr.Limit)
+		}
+	}
+	return out
 }

@@ -73,6 +73,10 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 			logChange(log, &rep.Changes[ci])
 		}
 	}
+	if err := r.applyProducts(ctx, log, rep, pol, now, size); err != nil {
+		rep.Summary = appliedSummary(rep)
+		return err
+	}
 	rep.Summary = appliedSummary(rep)
 	if rechecked(rep) {
 		if err := r.recount(ctx, rep, pol); err != nil {
@@ -104,6 +108,8 @@ func applyOrder(changes []Change, pol *licensing.Policy, now time.Time) []int {
 	var free, moves, takers, queued []int
 	for i := range changes {
 		switch ch := &changes[i]; {
+		case ch.IsProduct():
+			// Written after every account change: see applyProducts.
 		case ch.TakesSeat && ch.Before != nil && pol.HoldsSeat(ch.Before):
 			moves = append(moves, i)
 		case ch.TakesSeat:
@@ -281,6 +287,9 @@ func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, targets []targ
 		return err
 	}
 	ch.Result = result
+	if after != nil {
+		ch.id = after.ID
+	}
 	if err := target.MarkPending(ctx, tx, targets, ch.Before, after); err != nil {
 		return err
 	}
@@ -318,8 +327,8 @@ func rechecked(rep *Report) bool {
 	return false
 }
 
-// recount refreshes the pool numbers from the store after an apply whose
-// outcome differs from the plan.
+// recount refreshes the pool and product numbers from the store after an
+// apply whose outcome differs from the plan.
 func (r *Runner) recount(ctx context.Context, rep *Report, pol *licensing.Policy) error {
 	profiles, err := r.Store.Profiles(ctx)
 	if err != nil {
@@ -328,6 +337,18 @@ func (r *Runner) recount(ctx context.Context, rep *Report, pol *licensing.Policy
 	for i, st := range pol.Count(profiles) {
 		p := &rep.Pools[i]
 		p.UsedAfter, p.QueuedAfter, p.Overage = st.Active, st.Queued, st.Overage
+		p.RemainingAfter = max(0, st.Remaining)
+	}
+	if len(rep.Products) == 0 {
+		return nil
+	}
+	grants, err := r.Store.Grants(ctx)
+	if err != nil {
+		return fmt.Errorf("read product grants: %w", err)
+	}
+	for i, st := range pol.CountProducts(grants) {
+		p := &rep.Products[i]
+		p.UsedAfter, p.QueuedAfter, p.Overage = st.Issued, st.Queued, st.Overage
 		p.RemainingAfter = max(0, st.Remaining)
 	}
 	return nil

@@ -121,7 +121,9 @@ func (t *tx) SetGrant(ctx context.Context, g store.Grant) error {
 
 // DeleteGrant removes the profile's grant of product.
 func (t *tx) DeleteGrant(ctx context.Context, profileID int64, product string) error {
-	wrap := func(err error) error { return fmt.Errorf("postgres: recall %s from profile %d: %w", product, profileID, err) }
+	wrap := func(err error) error {
+		return fmt.Errorf("postgres: recall %s from profile %d: %w", product, profileID, err)
+	}
 	if err := t.begin(ctx); err != nil {
 		return wrap(err)
 	}
