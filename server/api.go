@@ -284,6 +284,14 @@ func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
 	}
 	page, next := admin.Page(list, pq.after, pq.limit)
 	pq.options.Queue = pol.Queue(all)
+	if slices.Contains(pq.options.Fields, "products") {
+		grants, err := s.Backend.Store().Grants(r.Context())
+		if err != nil {
+			s.internal(w, "read product grants", err)
+			return
+		}
+		pq.options.Products = admin.Holdings(grants)
+	}
 	var buf bytes.Buffer
 	if err := admin.WriteProfiles(&buf, page, pol, pq.options); err != nil {
 		s.internal(w, "write profiles", err)

@@ -120,7 +120,7 @@ func TestStatusPageCountsAsSeats(t *testing.T) {
 	}
 	pol := licensing.FromConfig(b.cfg.Licensing)
 	var out bytes.Buffer
-	if err := admin.WriteSeats(&out, pol.Count(profiles), pol.Queue(profiles), "json"); err != nil {
+	if err := admin.WriteSeats(&out, pol.Count(profiles), pol.Queue(profiles), nil, "json"); err != nil {
 		t.Fatal(err)
 	}
 	var seats struct{ Pools []admin.SeatsPool }
