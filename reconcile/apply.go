@@ -290,6 +290,15 @@ func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, targets []targ
 	if after != nil {
 		ch.id = after.ID
 	}
+	if ch.Before != nil && ch.Before.State == model.Active && (after == nil || after.State != model.Active) {
+		// Only active profiles hold product licences: the block (or the
+		// delete, whose store drops them itself) takes them in its own
+		// transaction, so no crash leaves a blocked profile holding one.
+		// The plan's recalls then find them gone.
+		if err := dropGrants(ctx, tx, ch.Before.ID, after == nil); err != nil {
+			return err
+		}
+	}
 	if err := target.MarkPending(ctx, tx, targets, ch.Before, after); err != nil {
 		return err
 	}
@@ -297,6 +306,24 @@ func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, targets []targ
 		RunID: runID, At: now, Actor: "sync", Action: string(ch.Action), Username: ch.Username,
 		Reason: ch.Reason, Before: ch.Before, After: after,
 	})
+}
+
+// dropGrants deletes a profile's product grants, unless the store's
+// Delete already did (deleted).
+func dropGrants(ctx context.Context, tx store.Tx, id int64, deleted bool) error {
+	if deleted {
+		return nil
+	}
+	grants, err := tx.ProfileGrants(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, g := range grants {
+		if err := tx.DeleteGrant(ctx, id, g.Product); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // demote turns a profile that found no seat in the transaction into one
