@@ -294,8 +294,8 @@ type world struct {
 	prodLimit config.Limit    // of product crm
 	// prevHeld is how many licences each product had given at the last
 	// check: a lowered limit keeps them, but nobody new gets one.
-	prevHeld map[string]int
-	reserve   int             // primary
+	prevHeld  map[string]int
+	reserve   int // primary
 	onOverage string
 	pullFail  bool
 

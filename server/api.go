@@ -30,6 +30,9 @@ import (
 type Status struct {
 	// Pools are the seats panel numbers, as `seatsync seats --format json`.
 	Pools []licensing.Status `json:"pools"`
+	// Products are each product licence's numbers, as `seatsync seats
+	// --format json` gives them.
+	Products []licensing.ProductStatus `json:"products"`
 	// Queue is the licence queue of every pool, each in queue order.
 	Queue []QueueEntry `json:"queue"`
 	// Running is the ID of the sync in flight ("" when none). It is
@@ -87,7 +90,13 @@ func (s *Server) readStatus(ctx context.Context) (*Status, []model.Profile, erro
 	if next == nil {
 		next = []ScheduledRun{}
 	}
-	return &Status{Pools: pol.Count(profiles), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next,
+	var grants []store.Grant
+	if len(pol.Products) > 0 {
+		if grants, err = st.Grants(ctx); err != nil {
+			return nil, nil, fmt.Errorf("read product grants: %w", err)
+		}
+	}
+	return &Status{Pools: pol.Count(profiles), Products: pol.CountProducts(grants), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next,
 		Runs: reconcile.Records(runs), Leadership: s.Backend.Leadership()}, profiles, nil
 }
 

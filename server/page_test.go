@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/seatsync/seatsync/admin"
+	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/store"
@@ -483,5 +484,47 @@ func TestPageWords(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
 		}
+	}
+}
+
+// TestStatusPageProducts: each product's licences under the pools, as
+// "issued N of LIMIT", the same numbers as the status API.
+func TestStatusPageProducts(t *testing.T) {
+	b, s := pageServer(t)
+	b.cfg.Licensing.Products = []config.Product{{Name: "crm", Limit: config.Limit{N: 5}, Grant: []config.GrantRule{{Area: "primary"}}}}
+	ctx := context.Background()
+	err := b.st.WithTx(ctx, func(tx store.Tx) error {
+		for i, u := range []string{"ann", "bea", "cy", "dot"} {
+			p := model.Profile{Username: u, Area: "primary", State: model.Active}
+			if err := tx.Insert(ctx, &p); err != nil {
+				return err
+			}
+			g := store.Grant{ProfileID: p.ID, Product: "crm", State: store.GrantGranted}
+			if i == 3 {
+				g.State = store.GrantQueued
+			}
+			if err := tx.SetGrant(ctx, g); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page := get(t, s.Handler(), "/")
+	panel := section(t, page, "product-crm", "</section>")
+	if got := classText(panel, "product-issued"); got != "issued 3 of 5" {
+		t.Errorf("product crm on the page: %q, want issued 3 of 5", got)
+	}
+	if got := classText(panel, "product-queued"); got != "1" {
+		t.Errorf("product crm queued on the page: %q, want 1", got)
+	}
+	st, err := s.status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Products) != 1 || st.Products[0].Issued != 3 || st.Products[0].Queued != 1 {
+		t.Errorf("status products = %+v", st.Products)
 	}
 }
