@@ -18,6 +18,7 @@ import (
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/store"
 )
 
@@ -526,5 +527,22 @@ func TestStatusPageProducts(t *testing.T) {
 	}
 	if len(st.Products) != 1 || st.Products[0].Issued != 3 || st.Products[0].Queued != 1 {
 		t.Errorf("status products = %+v", st.Products)
+	}
+}
+
+// A stored report's product licences and grants are read for the run
+// page, and the counts name grants and recalls.
+func TestRunPageProducts(t *testing.T) {
+	raw := []byte(`{"run_id":"R1","mode":"sync","products":[{"name":"crm","limit":5,"unlimited":false,"used_before":1,"used_after":3,"remaining_after":2,"queued_after":1,"overage":0}],
+		"changes":[{"action":"grant","username":"ann","source":"hr","external_id":"E1","area":"primary","product":"crm","state":"active","reason":"rule","result":"applied"}]}`)
+	rep, err := readReport(raw, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Products) != 1 || rep.Products[0].UsedAfter != 3 || len(rep.Changes.Rows) != 1 || rep.Changes.Rows[0].Product != "crm" {
+		t.Errorf("readReport = %+v", rep)
+	}
+	if got := changeCounts(reconcile.Summary{Create: 1, Grant: 2, Recall: 1}); got != "1 create, 2 grant, 1 recall" {
+		t.Errorf("changeCounts = %q", got)
 	}
 }
