@@ -21,8 +21,9 @@ import (
 // is re-checked inside its transaction against the product's count, so
 // nothing since the plan (an admin's grant, another replica) can push a
 // product over its limit: a grant that finds none free is written queued
-// (result no_seat). A grant whose profile is not active in the store, or
-// was not written, is a conflict the next run redoes.
+// (result no_seat). A grant whose profile is not active in the store
+// (the store refuses it), or was not written, is a conflict the next run
+// redoes.
 func (r *Runner) applyProducts(ctx context.Context, log *zap.Logger, rep *Report, pol *licensing.Policy, now time.Time, size int) error {
 	var recalls, grants []int
 	created := map[string]int64{}
@@ -124,28 +125,20 @@ func applyProduct(ctx context.Context, tx store.Tx, check *productCheck, created
 		return nil
 	}
 	result := ResultApplied
-	var p *model.Profile
 	if ch.Action == ActionRecall {
 		if err := tx.DeleteGrant(ctx, id, ch.Product); err != nil {
 			return err
 		}
 	} else {
-		cur, err := tx.Get(ctx, id)
-		if errors.Is(err, store.ErrNotFound) || err == nil && !licensing.MayHold(&cur) {
-			ch.Result = ResultConflict // only active profiles hold product licences
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		p = &cur
 		g := *ch.Grant
 		g.ProfileID = id
+		took := false
 		if g.State == store.GrantGranted {
 			ok, err := check.take(ctx, g.Product)
 			if err != nil {
 				return err
 			}
+			took = ok
 			if !ok {
 				result = ResultNoSeat
 				g.State, g.Since = store.GrantQueued, now
@@ -159,13 +152,23 @@ func applyProduct(ctx context.Context, tx store.Tx, check *productCheck, created
 			ch.Result = result // still queued, nothing to write
 			return nil
 		}
-		if err := tx.SetGrant(ctx, g); err != nil {
+		// The store refuses a profile that is gone or not active (an admin
+		// blocked it since the plan, or its activation found no seat).
+		err := tx.SetGrant(ctx, g)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotActive) {
+			if took {
+				check.taken[g.Product]--
+			}
+			ch.Result = ResultConflict
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
 	ch.Result = result
 	return tx.Audit(ctx, store.AuditEntry{
 		RunID: runID, At: now, Actor: "sync", Action: string(ch.Action), Username: ch.Username,
-		Reason: "product " + ch.Product + ": " + ch.Reason, Before: p, After: p,
+		Reason: "product " + ch.Product + ": " + ch.Reason,
 	})
 }

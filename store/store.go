@@ -31,6 +31,9 @@ var (
 	ErrConflict = errors.New("profile changed since it was read")
 	// ErrNotFound is returned when a profile or run does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrNotActive is returned by Tx.SetGrant for a profile that is
+	// blocked: only active profiles hold product licences.
+	ErrNotActive = errors.New("only active profiles hold product licences")
 	// ErrDuplicate is returned by Insert and Update when the username (case
 	// insensitive) or the (source, external_id) pair is already taken.
 	ErrDuplicate = errors.New("username or external id already in use")
@@ -302,7 +305,10 @@ type Tx interface {
 	// ProfileGrants returns one profile's grants, ordered by product.
 	ProfileGrants(ctx context.Context, profileID int64) ([]Grant, error)
 	// SetGrant writes g, replacing the profile's grant of the same
-	// product. The profile must exist (ErrNotFound otherwise).
+	// product. The profile must exist (ErrNotFound otherwise) and be
+	// active (ErrNotActive otherwise), so that the store itself never
+	// holds a product licence, nor a place in a product's queue, for a
+	// blocked profile.
 	SetGrant(ctx context.Context, g Grant) error
 	// DeleteGrant removes the profile's grant of product; removing one
 	// that does not exist is not an error.

@@ -49,7 +49,7 @@ func (t *tx) CountGrants(ctx context.Context, product string) (int, error) {
 		return 0, wrap(err)
 	}
 	defer t.mu.Unlock()
-	if err := t.syncLocked(ctx); err != nil {
+	if err := t.grantReady(ctx); err != nil {
 		return 0, wrap(err)
 	}
 	var n int
@@ -68,7 +68,7 @@ func (t *tx) ProfileGrants(ctx context.Context, profileID int64) ([]store.Grant,
 		return nil, wrap(err)
 	}
 	defer t.mu.Unlock()
-	if err := t.syncLocked(ctx); err != nil {
+	if err := t.grantReady(ctx); err != nil {
 		return nil, wrap(err)
 	}
 	rows, err := t.tx.Query(ctx, `SELECT `+grantColumns+` FROM product_grants WHERE profile_id = $1 ORDER BY product`, profileID)
@@ -84,7 +84,11 @@ func (t *tx) ProfileGrants(ctx context.Context, profileID int64) ([]store.Grant,
 	return out, nil
 }
 
-// SetGrant writes g over the profile's grant of the same product.
+// SetGrant writes g over the profile's grant of the same product, if the
+// profile exists and is active: one statement, so a large apply's grants
+// cost a round trip each. It waits for the buffered profiles only when
+// there are some (the grant must see its profile); buffered audit entries
+// and pushes go on waiting for the next flush.
 func (t *tx) SetGrant(ctx context.Context, g store.Grant) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("postgres: grant %s to profile %d: %w", g.Product, g.ProfileID, err)
@@ -99,24 +103,41 @@ func (t *tx) SetGrant(ctx context.Context, g store.Grant) error {
 		return wrap(err)
 	}
 	defer t.mu.Unlock()
-	if err := t.syncLocked(ctx); err != nil {
+	if err := t.grantReady(ctx); err != nil {
 		return wrap(err)
 	}
-	var one int
-	err := t.tx.QueryRow(ctx, `SELECT 1 FROM profiles WHERE id = $1`, g.ProfileID).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return wrap(store.ErrNotFound)
-	}
-	if err == nil {
-		_, err = t.tx.Exec(ctx, `INSERT INTO product_grants (`+grantColumns+`) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (profile_id, product) DO UPDATE SET state = excluded.state, since = excluded.since,
-			manual = excluded.manual`, g.ProfileID, g.Product, g.State, timeArg(g.Since), g.Manual)
-	}
+	tag, err := t.tx.Exec(ctx, `INSERT INTO product_grants (`+grantColumns+`)
+		SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM profiles WHERE id = $1 AND state = 'active')
+		ON CONFLICT (profile_id, product) DO UPDATE SET state = excluded.state, since = excluded.since,
+		manual = excluded.manual`, g.ProfileID, g.Product, g.State, timeArg(g.Since), g.Manual)
 	if err != nil {
 		t.err = err
 		return wrap(err)
 	}
-	return nil
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	var state string
+	err = t.tx.QueryRow(ctx, `SELECT state FROM profiles WHERE id = $1`, g.ProfileID).Scan(&state)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return wrap(store.ErrNotFound)
+	case err != nil:
+		t.err = err
+		return wrap(err)
+	}
+	return wrap(store.ErrNotActive)
+}
+
+// grantReady readies the connection for a grant statement: the
+// background flush is done, and buffered profiles (which a grant may
+// refer to) are sent. Grants themselves are never buffered.
+func (t *tx) grantReady(ctx context.Context) error {
+	if len(t.buf.profiles) > 0 {
+		return t.syncLocked(ctx)
+	}
+	t.wait()
+	return t.err
 }
 
 // DeleteGrant removes the profile's grant of product.
@@ -128,7 +149,7 @@ func (t *tx) DeleteGrant(ctx context.Context, profileID int64, product string) e
 		return wrap(err)
 	}
 	defer t.mu.Unlock()
-	if err := t.syncLocked(ctx); err != nil {
+	if err := t.grantReady(ctx); err != nil {
 		return wrap(err)
 	}
 	if _, err := t.tx.Exec(ctx, `DELETE FROM product_grants WHERE profile_id = $1 AND product = $2`, profileID, product); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/store"
 )
 
@@ -72,7 +73,8 @@ func (t *tx) ProfileGrants(ctx context.Context, profileID int64) ([]store.Grant,
 	return out, nil
 }
 
-// SetGrant writes g over the profile's grant of the same product.
+// SetGrant writes g over the profile's grant of the same product, if the
+// profile exists and is active.
 func (t *tx) SetGrant(ctx context.Context, g store.Grant) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("sqlite: grant %s to profile %d: %w", g.Product, g.ProfileID, err)
@@ -88,17 +90,26 @@ func (t *tx) SetGrant(ctx context.Context, g store.Grant) error {
 		return wrap(err)
 	}
 	defer t.mu.Unlock()
-	var one int
-	err = t.tx.QueryRowContext(ctx, `SELECT 1 FROM profiles WHERE id = ?`, g.ProfileID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return wrap(store.ErrNotFound)
-	}
+	exists, err := t.stmt(ctx, stmtGrantProfile, `SELECT state FROM profiles WHERE id = ?`)
 	if err != nil {
 		return wrap(err)
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO product_grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?)
+	var state string
+	err = exists.QueryRowContext(ctx, g.ProfileID).Scan(&state)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return wrap(store.ErrNotFound)
+	case err != nil:
+		return wrap(err)
+	case state != string(model.Active):
+		return wrap(store.ErrNotActive)
+	}
+	set, err := t.stmt(ctx, stmtGrantSet, `INSERT INTO product_grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (profile_id, product) DO UPDATE SET state = excluded.state, since = excluded.since,
-		manual = excluded.manual`, g.ProfileID, g.Product, g.State, timeArg(g.Since), g.Manual)
+		manual = excluded.manual`)
+	if err == nil {
+		_, err = set.ExecContext(ctx, g.ProfileID, g.Product, g.State, timeArg(g.Since), g.Manual)
+	}
 	if err != nil {
 		return wrap(err)
 	}
@@ -112,8 +123,11 @@ func (t *tx) DeleteGrant(ctx context.Context, profileID int64, product string) e
 		return fmt.Errorf("sqlite: recall %s from profile %d: %w", product, profileID, err)
 	}
 	defer t.mu.Unlock()
-	if _, err := t.tx.ExecContext(ctx, `DELETE FROM product_grants WHERE profile_id = ? AND product = ?`,
-		profileID, product); err != nil {
+	del, err := t.stmt(ctx, stmtGrantDelete, `DELETE FROM product_grants WHERE profile_id = ? AND product = ?`)
+	if err == nil {
+		_, err = del.ExecContext(ctx, profileID, product)
+	}
+	if err != nil {
 		return fmt.Errorf("sqlite: recall %s from profile %d: %w", product, profileID, err)
 	}
 	return nil

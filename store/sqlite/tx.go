@@ -79,6 +79,9 @@ const (
 	stmtCount
 	stmtAudit
 	stmtMark
+	stmtGrantProfile
+	stmtGrantSet
+	stmtGrantDelete
 	numStmts
 )
 

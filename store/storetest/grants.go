@@ -11,7 +11,8 @@ import (
 	"github.com/seatsync/seatsync/store"
 )
 
-// testGrants checks the product grants: written and replaced by SetGrant,
+// testGrants checks the product grants: written and replaced by SetGrant
+// (for active profiles only),
 // counted (held only) inside a transaction, rolled back with it, removed
 // by DeleteGrant and with their profile.
 func testGrants(t *testing.T, newHandle func() store.Store) {
@@ -100,6 +101,14 @@ func testGrants(t *testing.T, newHandle func() store.Store) {
 	})
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("SetGrant of a missing profile = %v, want ErrNotFound", err)
+	}
+	erin := blocked("erin", "primary", model.ReasonAdmin, time.Time{})
+	insert(t, s, &erin)
+	err = s.WithTx(ctx, func(tx store.Tx) error {
+		return tx.SetGrant(ctx, store.Grant{ProfileID: erin.ID, Product: "crm", State: store.GrantQueued})
+	})
+	if !errors.Is(err, store.ErrNotActive) {
+		t.Errorf("SetGrant of a blocked profile = %v, want ErrNotActive", err)
 	}
 	err = s.WithTx(ctx, func(tx store.Tx) error {
 		return tx.SetGrant(ctx, store.Grant{ProfileID: carol.ID, Product: "crm", State: "maybe"})
