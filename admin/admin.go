@@ -1,5 +1,6 @@
 // Package admin holds what an admin does by hand: block, unblock (which
-// takes a seat) and delete profiles, and list profiles and seats. Every
+// takes a seat) and delete profiles, grant and recall product licences,
+// and list profiles and seats. Every
 // write is one store transaction with its audit entry, and an unblock
 // re-checks the pool inside that transaction, like a sync does.
 package admin
@@ -10,6 +11,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -48,7 +50,8 @@ type Admin struct {
 // Outcome says what one action did to one profile.
 type Outcome struct {
 	Username string        `json:"username"`
-	Action   string        `json:"action"` // block | unblock | queue | delete | none
+	Action   string        `json:"action"`            // block | unblock | queue | delete | grant | recall | none
+	Product  string        `json:"product,omitempty"` // of a grant or recall
 	State    model.State   `json:"state"`
 	Reason   model.Reason  `json:"block_reason"`
 	Message  string        `json:"message"`
@@ -70,6 +73,14 @@ func (a *Admin) Block(ctx context.Context, username string) (Outcome, error) {
 		}
 		p.State, p.BlockReason = model.Blocked, model.ReasonAdmin
 		p.QueuedAt, p.BlockedAt = time.Time{}, now
+		// Only active profiles hold product licences.
+		recalled, err := recallAll(ctx, tx, p)
+		if err != nil {
+			return "", fmt.Errorf("recall its product licences: %w", err)
+		}
+		if len(recalled) > 0 {
+			return "blocked by an admin; a sync will not unblock it; product licences recalled: " + strings.Join(recalled, " "), nil
+		}
 		return "blocked by an admin; a sync will not unblock it", nil
 	})
 }

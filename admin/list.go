@@ -24,7 +24,7 @@ import (
 var Fields = []string{
 	"username", "email", "given_name", "family_name", "display_name", "title", "department", "groups",
 	"area", "pool", "state", "block_reason", "exempt", "source", "external_id",
-	"queued_at", "activated_at", "blocked_at", "updated_at", "queue_position",
+	"queued_at", "activated_at", "blocked_at", "updated_at", "queue_position", "products",
 }
 
 // DefaultFields is the default selection of `profiles list`.
@@ -144,7 +144,7 @@ func positions(queue []licensing.QueueEntry) map[string]int {
 
 // value renders one field of a profile as text; json keeps some typed.
 // pos holds the queue positions (see positions).
-func value(p *model.Profile, pol *licensing.Policy, pos map[string]int, field string) any {
+func value(p *model.Profile, pol *licensing.Policy, pos map[string]int, prods map[int64][]string, field string) any {
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -176,6 +176,10 @@ func value(p *model.Profile, pol *licensing.Policy, pos map[string]int, field st
 		return ts(p.BlockedAt)
 	case "updated_at":
 		return ts(p.UpdatedAt)
+	case "products":
+		// The product licences the profile holds: separated by spaces in
+		// text and csv, an array in json (as groups are).
+		return spaced(append([]string{}, prods[p.ID]...))
 	case "queue_position":
 		// A number in json; null (empty in text and csv) when not queued,
 		// so the key is there whenever it was asked for.
@@ -187,8 +191,13 @@ func value(p *model.Profile, pol *licensing.Policy, pos map[string]int, field st
 	return ""
 }
 
+// spaced is a list written separated by spaces in text and csv.
+type spaced []string
+
 func text(v any) string {
 	switch v := v.(type) {
+	case spaced:
+		return strings.Join(v, " ")
 	case []string:
 		return strings.Join(v, "|")
 	case bool:
@@ -211,6 +220,24 @@ type ListOptions struct {
 	// written, so a filtered or paged list shows true positions). Nil
 	// computes it from the profiles written.
 	Queue []licensing.QueueEntry
+	// Products are the product licences each profile holds, by profile
+	// ID, for the products field (see Holdings).
+	Products map[int64][]string
+}
+
+// Holdings maps each profile ID to the products it holds (not those it
+// waits for), sorted.
+func Holdings(grants []store.Grant) map[int64][]string {
+	out := map[int64][]string{}
+	for _, g := range grants {
+		if g.State == store.GrantGranted {
+			out[g.ProfileID] = append(out[g.ProfileID], g.Product)
+		}
+	}
+	for _, ps := range out {
+		slices.Sort(ps)
+	}
+	return out
 }
 
 // WriteProfiles writes profiles in the chosen format.
@@ -232,7 +259,7 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 		for i := range profiles {
 			row := make([]string, len(fields))
 			for j, f := range fields {
-				row[j] = texttable.Cell(text(value(&profiles[i], pol, pos, f)))
+				row[j] = texttable.Cell(text(value(&profiles[i], pol, pos, opt.Products, f)))
 			}
 			fmt.Fprintln(tw, strings.Join(row, "\t"))
 		}
@@ -242,7 +269,7 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 		for i := range profiles {
 			row := orderedRow{fields: fields, values: make([]any, len(fields))}
 			for j, f := range fields {
-				row.values[j] = value(&profiles[i], pol, pos, f)
+				row.values[j] = value(&profiles[i], pol, pos, opt.Products, f)
 			}
 			rows[i] = row
 		}
@@ -260,7 +287,7 @@ func WriteProfiles(w io.Writer, profiles []model.Profile, pol *licensing.Policy,
 		row := make([]string, len(fields))
 		for i := range profiles {
 			for j, f := range fields {
-				row[j] = text(value(&profiles[i], pol, pos, f))
+				row[j] = text(value(&profiles[i], pol, pos, opt.Products, f))
 			}
 			if err := cw.Write(row); err != nil {
 				return err
@@ -340,8 +367,9 @@ type SeatsPool struct {
 
 // WriteSeats writes what an admin's licence panel shows for each pool,
 // and the first SeatsQueueLen of each pool's queue (queue comes from
-// licensing.Policy.Queue).
-func WriteSeats(w io.Writer, seats []licensing.Status, queue []licensing.QueueEntry, format string) error {
+// licensing.Policy.Queue), then each product's licences (from
+// licensing.Policy.CountProducts; none when no product is configured).
+func WriteSeats(w io.Writer, seats []licensing.Status, queue []licensing.QueueEntry, products []licensing.ProductStatus, format string) error {
 	heads := make(map[string][]SeatsQueueEntry, len(seats))
 	for _, q := range queue {
 		if len(heads[q.Pool]) < SeatsQueueLen {
@@ -389,6 +417,11 @@ func WriteSeats(w io.Writer, seats []licensing.Status, queue []licensing.QueueEn
 				return err
 			}
 		}
+		for _, p := range products {
+			if _, err := fmt.Fprintln(w, ProductLine(p)); err != nil {
+				return err
+			}
+		}
 		return nil
 	case "json":
 		out := make([]SeatsPool, len(seats))
@@ -403,7 +436,15 @@ func WriteSeats(w io.Writer, seats []licensing.Status, queue []licensing.QueueEn
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"pools": out})
+		if products == nil {
+			products = []licensing.ProductStatus{}
+		}
+		for i := range products {
+			if products[i].Unlimited {
+				products[i].Remaining = 0
+			}
+		}
+		return enc.Encode(map[string]any{"pools": out, "products": products})
 	}
 	return fmt.Errorf("unknown format %q (one of text, json)", format)
 }
@@ -461,4 +502,21 @@ func WriteSeatHistory(w io.Writer, rows []store.SeatRow, seats []licensing.Statu
 type SeatsForecast struct {
 	Pool string `json:"pool"`
 	licensing.FillForecast
+}
+
+// ProductLine says how many licences of a product are issued and queued:
+// "product crm: issued 3 of 5, 1 queued".
+func ProductLine(p licensing.ProductStatus) string {
+	limit := strconv.Itoa(p.Limit)
+	if p.Unlimited {
+		limit = "unlimited"
+	}
+	line := fmt.Sprintf("product %s: issued %d of %s, %d queued", p.Name, p.Issued, limit, p.Queued)
+	if p.Overage > 0 {
+		line += fmt.Sprintf(", %d over the limit", p.Overage)
+	}
+	if p.Disabled {
+		line += fmt.Sprintf(" (gives no new licence: licence flag %s is off or no licence is in force)", p.EnabledBy)
+	}
+	return line
 }

@@ -117,7 +117,7 @@ func TestSeatsQueue(t *testing.T) {
 		profiles = append(profiles, queued(string(rune('a'+i))+"user", "primary", t0.Add(time.Duration(i)*time.Minute)))
 	}
 	var buf bytes.Buffer
-	if err := admin.WriteSeats(&buf, pol.Count(profiles), pol.Queue(profiles), "json"); err != nil {
+	if err := admin.WriteSeats(&buf, pol.Count(profiles), pol.Queue(profiles), nil, "json"); err != nil {
 		t.Fatal(err)
 	}
 	var out struct {
@@ -143,7 +143,7 @@ func TestSeatsQueue(t *testing.T) {
 		}
 	}
 	buf.Reset()
-	if err := admin.WriteSeats(&buf, pol.Count(profiles), pol.Queue(profiles), "text"); err != nil {
+	if err := admin.WriteSeats(&buf, pol.Count(profiles), pol.Queue(profiles), nil, "text"); err != nil {
 		t.Fatal(err)
 	}
 	if want := "primary queue: 1 auser (since 2026-03-01 09:00), 2 buser (since 2026-03-01 09:01)"; !bytes.Contains(buf.Bytes(), []byte(want)) || !bytes.Contains(buf.Bytes(), []byte("(since 2026-03-01 09:09), and 2 more\n")) {

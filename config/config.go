@@ -73,6 +73,29 @@ type Licensing struct {
 	Exempt    []string       `yaml:"exempt"`
 	Priority  []PriorityRule `yaml:"priority"`
 	OnOverage string         `yaml:"on_overage"` // keep (default) | block_newest
+	// Products are the per-product licences sold on top of the account
+	// seat (a CRM add-on, a connector).
+	Products []Product `yaml:"products"`
+}
+
+// Product is one per-product licence: Limit seats, given to the active
+// profiles that match a Grant rule. EnabledBy names a yes/no flag of the
+// licence file's limits; while it is off, or no licence is in force, the
+// product grants nothing.
+type Product struct {
+	Name      string      `yaml:"name"`
+	Limit     Limit       `yaml:"limit"`
+	EnabledBy string      `yaml:"enabled_by"`
+	Grant     []GrantRule `yaml:"grant"`
+}
+
+// GrantRule matches profiles that get a product: by group (compared
+// case-insensitively), by area, or by a field or attribute value. A rule
+// has exactly one of them.
+type GrantRule struct {
+	Group     string         `yaml:"group"`
+	Area      string         `yaml:"area"`
+	Attribute *AttributeRule `yaml:"attribute"`
 }
 
 // LicenseTLS is how license_url's server is trusted. Verification is

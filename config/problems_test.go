@@ -288,6 +288,20 @@ licensing:
     - group: Sales  # want licensing.priority[2].weight "required"
   on_overage: evict  # want licensing.on_overage "\"evict\" is not one of keep, block_newest"
 sources: [{name: hr, type: file, path: hr.csv}]`},
+		{"products", `version: 1
+licensing:
+  pools: [{name: primary, limit: 10, areas: [primary]}]
+  products:
+    - {name: crm, limit: 5, grant: [{group: Sales}, {area: primary}, {attribute: {name: department, equals: Sales}}]}
+    - name: crm  # want licensing.products[1].name "\"crm\" is already the name of licensing.products[0]"
+      limit: 1
+      grant: [{area: nowhere}]  # want licensing.products[1].grant[0].area "\"nowhere\" is not an area of any pool (areas: primary)"
+    - name: bi  # want licensing.products[2].limit "required: a number of licences or \"unlimited\""
+      enabled_by: BI_ALLOWED  # want licensing.products[2].enabled_by "needs licensing.license_file: the licence whose flag BI_ALLOWED enables this product"
+      grant: [{group: BI, area: primary}]  # want licensing.products[2].grant[0] "has more than one of group, area and attribute; a rule has one of them"
+    - name: dw  # want licensing.products[3].grant "at least one rule is required (group, area or attribute)"
+      limit: unlimited
+sources: [{name: hr, type: file, path: hr.csv}]`},
 
 		// sources, common keys
 		{"no sources", `version: 1

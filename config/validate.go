@@ -256,7 +256,57 @@ func (v *validator) licensing() map[string]int {
 		}
 	}
 	v.oneOf("licensing.on_overage", l.OnOverage, "keep", "block_newest")
+	v.products(areas)
 	return areas
+}
+
+// products checks the per-product licences.
+func (v *validator) products(areas map[string]int) {
+	l := v.c.Licensing
+	names := map[string]int{}
+	for i, p := range l.Products {
+		pp := index("licensing.products", i)
+		if v.notEmpty(pp+".name", p.Name) {
+			if j, dup := names[p.Name]; dup {
+				v.add(pp+".name", "%q is already the name of licensing.products[%d]", p.Name, j)
+			} else {
+				names[p.Name] = i
+			}
+			if strings.ContainsAny(p.Name, " \t,") {
+				v.add(pp+".name", "%q has a space or comma; product names are listed separated by spaces", p.Name)
+			}
+		}
+		if !v.given(pp + ".limit") {
+			v.add(pp+".limit", `required: a number of licences or "unlimited"`)
+		}
+		if v.given(pp+".enabled_by") && strings.TrimSpace(p.EnabledBy) == "" {
+			v.add(pp+".enabled_by", "must name a yes/no flag of the licence file's limits")
+		} else if p.EnabledBy != "" && l.LicenseFile == "" {
+			v.add(pp+".enabled_by", "needs licensing.license_file: the licence whose flag %s enables this product", p.EnabledBy)
+		}
+		if len(p.Grant) == 0 {
+			v.add(pp+".grant", "at least one rule is required (group, area or attribute)")
+		}
+		for j, r := range p.Grant {
+			rp := index(pp+".grant", j)
+			n := 0
+			for _, set := range []bool{r.Group != "", r.Area != "", r.Attribute != nil} {
+				if set {
+					n++
+				}
+			}
+			switch {
+			case n > 1:
+				v.add(rp, "has more than one of group, area and attribute; a rule has one of them")
+			case n == 0:
+				v.add(rp, "needs a group, an area or an attribute to match")
+			case r.Attribute != nil && strings.TrimSpace(r.Attribute.Name) == "":
+				v.add(rp+".attribute.name", "required: the profile field or attribute to compare")
+			case r.Area != "":
+				v.area(rp+".area", r.Area, areas)
+			}
+		}
+	}
 }
 
 // licenseFile checks the keys of the vendor's licence file. The licence

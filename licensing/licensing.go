@@ -82,6 +82,8 @@ type Policy struct {
 	Pools     []Pool
 	Priority  []PriorityRule
 	OnOverage string
+	// Products are the per-product licences (see Product).
+	Products []Product
 
 	exempt map[string]bool // folded usernames
 	areas  map[string]int  // area -> index into Pools
@@ -159,7 +161,10 @@ func FromConfigLicensed(c config.Licensing, lic *License, now time.Time) (*Polic
 	for _, r := range c.Priority {
 		rules = append(rules, PriorityRule{Group: r.Group, Weight: r.Weight})
 	}
-	return NewPolicy(pools, c.Exempt, rules, c.OnOverage), errors.Join(errs...)
+	pol := NewPolicy(pools, c.Exempt, rules, c.OnOverage)
+	var perrs []error
+	pol.Products, perrs = productsFromConfig(c, lic, now)
+	return pol, errors.Join(append(errs, perrs...)...)
 }
 
 // limit is Limit on a licence that may be nil.

@@ -73,6 +73,10 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 			logChange(log, &rep.Changes[ci])
 		}
 	}
+	if err := r.applyProducts(ctx, log, rep, pol, now, size); err != nil {
+		rep.Summary = appliedSummary(rep)
+		return err
+	}
 	rep.Summary = appliedSummary(rep)
 	if rechecked(rep) {
 		if err := r.recount(ctx, rep, pol); err != nil {
@@ -104,6 +108,8 @@ func applyOrder(changes []Change, pol *licensing.Policy, now time.Time) []int {
 	var free, moves, takers, queued []int
 	for i := range changes {
 		switch ch := &changes[i]; {
+		case ch.IsProduct():
+			// Written after every account change: see applyProducts.
 		case ch.TakesSeat && ch.Before != nil && pol.HoldsSeat(ch.Before):
 			moves = append(moves, i)
 		case ch.TakesSeat:
@@ -281,6 +287,18 @@ func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, targets []targ
 		return err
 	}
 	ch.Result = result
+	if after != nil {
+		ch.id = after.ID
+	}
+	if ch.Before != nil && ch.Before.State == model.Active && (after == nil || after.State != model.Active) {
+		// Only active profiles hold product licences: the block (or the
+		// delete, whose store drops them itself) takes them in its own
+		// transaction, so no crash leaves a blocked profile holding one.
+		// The plan's recalls then find them gone.
+		if err := dropGrants(ctx, tx, ch.Before.ID, after == nil); err != nil {
+			return err
+		}
+	}
 	if err := target.MarkPending(ctx, tx, targets, ch.Before, after); err != nil {
 		return err
 	}
@@ -288,6 +306,24 @@ func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, targets []targ
 		RunID: runID, At: now, Actor: "sync", Action: string(ch.Action), Username: ch.Username,
 		Reason: ch.Reason, Before: ch.Before, After: after,
 	})
+}
+
+// dropGrants deletes a profile's product grants, unless the store's
+// Delete already did (deleted).
+func dropGrants(ctx context.Context, tx store.Tx, id int64, deleted bool) error {
+	if deleted {
+		return nil
+	}
+	grants, err := tx.ProfileGrants(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, g := range grants {
+		if err := tx.DeleteGrant(ctx, id, g.Product); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // demote turns a profile that found no seat in the transaction into one
@@ -318,8 +354,8 @@ func rechecked(rep *Report) bool {
 	return false
 }
 
-// recount refreshes the pool numbers from the store after an apply whose
-// outcome differs from the plan.
+// recount refreshes the pool and product numbers from the store after an
+// apply whose outcome differs from the plan.
 func (r *Runner) recount(ctx context.Context, rep *Report, pol *licensing.Policy) error {
 	profiles, err := r.Store.Profiles(ctx)
 	if err != nil {
@@ -328,6 +364,18 @@ func (r *Runner) recount(ctx context.Context, rep *Report, pol *licensing.Policy
 	for i, st := range pol.Count(profiles) {
 		p := &rep.Pools[i]
 		p.UsedAfter, p.QueuedAfter, p.Overage = st.Active, st.Queued, st.Overage
+		p.RemainingAfter = max(0, st.Remaining)
+	}
+	if len(rep.Products) == 0 {
+		return nil
+	}
+	grants, err := r.Store.Grants(ctx)
+	if err != nil {
+		return fmt.Errorf("read product grants: %w", err)
+	}
+	for i, st := range pol.CountProducts(grants) {
+		p := &rep.Products[i]
+		p.UsedAfter, p.QueuedAfter, p.Overage = st.Issued, st.Queued, st.Overage
 		p.RemainingAfter = max(0, st.Remaining)
 	}
 	return nil

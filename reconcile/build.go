@@ -22,6 +22,10 @@ func actionRank(a Action) int {
 		return 3
 	case ActionBlock:
 		return 4
+	case ActionGrant:
+		return 6
+	case ActionRecall:
+		return 7
 	}
 	return 5 // ActionDelete
 }

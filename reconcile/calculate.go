@@ -11,6 +11,7 @@ import (
 
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/store"
 )
 
 // On-leave policies.
@@ -64,6 +65,8 @@ type Input struct {
 	// profiles may make in one run.
 	MaxDeprovision   func(total int) int
 	AllowDeprovision bool
+	// Grants are the stored product grants (store.Store.Grants).
+	Grants []store.Grant
 }
 
 // entry is one identity of one pull, mapped.
@@ -143,6 +146,7 @@ func Calculate(in Input) *Plan {
 	c.diff()
 	c.allocate()
 	c.build()
+	c.products()
 	c.guard()
 	return c.plan
 }

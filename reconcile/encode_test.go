@@ -135,6 +135,10 @@ func randomChange(rng *rand.Rand) Change {
 	if rng.IntN(2) == 0 {
 		c.QueuePosition = rng.IntN(100_000) - 10
 	}
+	if rng.IntN(4) == 0 { // a grant or recall: a product, and no profiles
+		c.Product = awkward(rng)
+		return c
+	}
 	switch rng.IntN(4) {
 	case 0: // create
 		c.After = randomProfile(rng)
@@ -163,6 +167,7 @@ func TestChangeJSONMatchesEncodingJSON(t *testing.T) {
 		{Action: ActionUpdate, Before: &model.Profile{Attributes: map[string]string{"a": "1", "b": "2"}},
 			After: &model.Profile{Attributes: map[string]string{"b": "3", "c": "<&>"}}},
 		{Action: ActionDelete, Before: &model.Profile{Username: "x"}, QueuePosition: -1},
+		{Action: ActionGrant, Product: "crm", Username: "x", State: model.Active, Reason: ReasonQueued, QueuePosition: 2},
 	}
 	for i := range 5000 {
 		c := randomChange(rng)

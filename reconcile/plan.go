@@ -10,6 +10,7 @@ import (
 	"github.com/seatsync/seatsync/internal/jsontext"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/store"
 )
 
 // Action is what a change does to a profile.
@@ -38,8 +39,10 @@ type Plan struct {
 	Changes []Change
 	Skipped []Skipped
 	Pools   []PoolResult
-	Guard   Guard
-	Summary Summary
+	// Products are the product licences before and after the plan.
+	Products []ProductResult
+	Guard    Guard
+	Summary  Summary
 }
 
 // SourceResult is what one source gave this run.
@@ -57,12 +60,14 @@ type SourceResult struct {
 
 // Change is one profile change.
 type Change struct {
-	Action        Action      `json:"action"`
-	Username      string      `json:"username"`
-	Source        string      `json:"source"`
-	ExternalID    string      `json:"external_id"`
-	Area          string      `json:"area"`
-	Pool          string      `json:"pool,omitempty"`
+	Action     Action `json:"action"`
+	Username   string `json:"username"`
+	Source     string `json:"source"`
+	ExternalID string `json:"external_id"`
+	Area       string `json:"area"`
+	Pool       string `json:"pool,omitempty"`
+	// Product is the product licence a grant or recall is of.
+	Product       string      `json:"product,omitempty"`
 	State         model.State `json:"state"`
 	Reason        string      `json:"reason,omitempty"`
 	QueuePosition int         `json:"queue_position,omitempty"`
@@ -83,7 +88,21 @@ type Change struct {
 	// Deprovision is set for blocks for left_source and deletes, which the
 	// guard counts.
 	Deprovision bool `json:"-"`
+
+	// A grant or recall has no Before or After: ProfileID is its profile
+	// (0 for one this plan creates: the apply finds it by username),
+	// PrevGrant the stored grant (nil for none) and Grant the grant to
+	// write (nil for a recall).
+	ProfileID int64        `json:"-"`
+	PrevGrant *store.Grant `json:"-"`
+	Grant     *store.Grant `json:"-"`
+	// id is the profile's ID once the apply wrote it.
+	id int64
 }
+
+// IsProduct reports whether the change is a grant or recall of a product
+// licence rather than a change of the profile.
+func (c *Change) IsProduct() bool { return c.Product != "" }
 
 // FieldChanges lists the data fields the change sets, derived from Before
 // and After (Old is nil on create); a delete has none.
@@ -113,6 +132,10 @@ func (c *Change) appendJSON(b []byte) []byte {
 	if c.Pool != "" {
 		b = append(b, `,"pool":`...)
 		b = jsontext.AppendString(b, c.Pool, true)
+	}
+	if c.Product != "" {
+		b = append(b, `,"product":`...)
+		b = jsontext.AppendString(b, c.Product, true)
 	}
 	b = append(b, `,"state":`...)
 	b = jsontext.AppendString(b, string(c.State), true)
@@ -188,19 +211,22 @@ type SourceGuard struct {
 
 // Summary counts changes by action.
 type Summary struct {
-	Create    int `json:"create"`
-	Update    int `json:"update"`
-	Move      int `json:"move"`
-	Activate  int `json:"activate"`
-	Block     int `json:"block"`
-	Delete    int `json:"delete"`
+	Create   int `json:"create"`
+	Update   int `json:"update"`
+	Move     int `json:"move"`
+	Activate int `json:"activate"`
+	Block    int `json:"block"`
+	Delete   int `json:"delete"`
+	// Grant and Recall count product licence changes.
+	Grant     int `json:"grant"`
+	Recall    int `json:"recall"`
 	Unchanged int `json:"unchanged"`
 	Skipped   int `json:"skipped"`
 }
 
 // Total is the number of changes.
 func (s Summary) Total() int {
-	return s.Create + s.Update + s.Move + s.Activate + s.Block + s.Delete
+	return s.Create + s.Update + s.Move + s.Activate + s.Block + s.Delete + s.Grant + s.Recall
 }
 
 func (s *Summary) add(a Action) { s.addN(a, 1) }
@@ -219,5 +245,9 @@ func (s *Summary) addN(a Action, n int) {
 		s.Block += n
 	case ActionDelete:
 		s.Delete += n
+	case ActionGrant:
+		s.Grant += n
+	case ActionRecall:
+		s.Recall += n
 	}
 }

@@ -48,6 +48,7 @@ const (
 	propBaseSeed  = 20261126
 
 	propSource     = "hr"
+	propProduct    = "crm"
 	propSourceType = "model" // the test's own connector type
 	groupPartners  = "Partners"
 	groupExecs     = "Executives"
@@ -67,6 +68,10 @@ type propStats struct {
 	queuedActivations        atomic.Int64
 	blockNewest, overages    atomic.Int64
 	adminNoSeat, adminQueued atomic.Int64
+	// Product licences: given by a sync, queued, recalled, and an admin's
+	// grants that were refused for want of a licence.
+	productGrants, productQueued, productRecalls atomic.Int64
+	adminGrantRefused                            atomic.Int64
 }
 
 func TestMain(m *testing.M) {
@@ -140,6 +145,11 @@ func testPropertyRandomRuns(t *testing.T, storeName string, open func(*testing.T
 		stats.pullFailures.Load(), stats.guardTrips.Load(), stats.races.Load(), stats.noSeat.Load(),
 		stats.queuedActivations.Load(), stats.blockNewest.Load(), stats.overages.Load(),
 		stats.adminNoSeat.Load(), stats.adminQueued.Load())
+	t.Logf("product licences: granted %d, queued %d, recalled %d, admin grants refused %d",
+		stats.productGrants.Load(), stats.productQueued.Load(), stats.productRecalls.Load(), stats.adminGrantRefused.Load())
+	if stats.productGrants.Load() == 0 || stats.productQueued.Load() == 0 || stats.productRecalls.Load() == 0 {
+		t.Errorf("the random runs never granted, queued or recalled a product licence")
+	}
 	if stats.injectedFailures.Load() == 0 || stats.partialCommits.Load() == 0 || stats.guardTrips.Load() == 0 ||
 		stats.pullFailures.Load() == 0 || stats.queuedActivations.Load() == 0 {
 		t.Errorf("the random runs never reached some of the paths they are meant to test (see the counts above)")
@@ -281,7 +291,11 @@ type world struct {
 	nextUsr  int
 
 	limits    [2]config.Limit // primary, extranet
-	reserve   int             // primary
+	prodLimit config.Limit    // of product crm
+	// prevHeld is how many licences each product had given at the last
+	// check: a lowered limit keeps them, but nobody new gets one.
+	prevHeld  map[string]int
+	reserve   int // primary
 	onOverage string
 	pullFail  bool
 
@@ -300,6 +314,7 @@ func newWorld(t *testing.T, seed uint64, stats *propStats, storeName string, st 
 	w.limits[0] = config.Limit{N: 3 + w.rng.IntN(6)}
 	w.reserve = w.rng.IntN(2)
 	w.limits[1] = config.Limit{N: 2 + w.rng.IntN(3)}
+	w.prodLimit = config.Limit{N: 1 + w.rng.IntN(3)}
 
 	w.st = st
 	t.Cleanup(func() {
@@ -374,6 +389,8 @@ func (w *world) cfg() *config.Config {
 			Exempt:    []string{"admin", "support"},
 			Priority:  []config.PriorityRule{{Group: groupExecs, Weight: execWeight}},
 			OnOverage: w.onOverage,
+			Products: []config.Product{{Name: propProduct, Limit: w.prodLimit,
+				Grant: []config.GrantRule{{Group: groupExecs}, {Area: "partners"}}}},
 		},
 		Safety: config.Safety{MaxDeprovision: config.Threshold{Value: 1, Set: true}},
 		Sources: []config.Source{{
@@ -514,6 +531,8 @@ func (w *world) step(n int) {
 			for _, p := range slices.Clone(w.people) {
 				w.leave(p)
 			}
+		case r < 91:
+			w.adminProduct()
 		default:
 			switch w.rng.IntN(4) {
 			case 0, 1:
@@ -570,6 +589,7 @@ func (w *world) adminBlock() {
 		w.t.Fatalf("admin block %s: profile is now %+v, want blocked for admin", p.Username, got)
 	}
 	w.onlyChanged(before, after, p.Username)
+	w.checkProducts(nil, false)
 }
 
 func (w *world) adminUnblock() {
@@ -624,6 +644,7 @@ func (w *world) adminUnblock() {
 		w.onlyChanged(before, after, p.Username)
 	}
 	w.checkSeats(before, after, false)
+	w.checkProducts(nil, false)
 }
 
 func (w *world) adminDelete() {
@@ -645,9 +666,14 @@ func (w *world) adminDelete() {
 		w.t.Fatalf("admin delete %s: %d profiles before, %d after", p.Username, len(before), len(after))
 	}
 	w.onlyChanged(before, after, p.Username)
+	w.checkProducts(nil, false)
 }
 
 func (w *world) changeLimit() {
+	if w.rng.IntN(3) == 0 {
+		w.changeProductLimit()
+		return
+	}
 	pi := w.rng.IntN(2)
 	old := w.limits[pi]
 	switch {
@@ -882,6 +908,7 @@ func activeAfter(profiles []model.Profile, changes []reconcile.Change) []string 
 	var created []string
 	for _, ch := range changes {
 		switch {
+		case ch.IsProduct():
 		case ch.Before == nil:
 			if ch.After.State == model.Active {
 				created = append(created, ch.Username)
@@ -934,6 +961,7 @@ func (w *world) checkRun(before []model.Profile, rep *reconcile.Report, raced st
 	w.checkNoLoss(before, after, !failed)
 	w.checkHandMade(before, after, raced)
 	w.checkSeats(before, after, clean)
+	w.checkProducts(rep, clean)
 	w.checkApplied(before, after, rep, raced)
 	w.checkTimes(before, after, rep.StartedAt, raced)
 	w.checkAudit(rep)
@@ -965,6 +993,10 @@ func (w *world) checkRun(before []model.Profile, rep *reconcile.Report, raced st
 func describeChanges(chs []reconcile.Change) string {
 	var b strings.Builder
 	for _, ch := range chs {
+		if ch.IsProduct() {
+			fmt.Fprintf(&b, "  %s %s %s -> %s, result %q, queue position %d\n", ch.Action, ch.Product, ch.Username, ch.Reason, ch.Result, ch.QueuePosition)
+			continue
+		}
 		fmt.Fprintf(&b, "  %s %s (%s %s) -> %s %s %s, result %q, queue position %d, fields %v\n", ch.Action, ch.Username,
 			ch.Source, ch.ExternalID, ch.Area, ch.State, ch.Reason, ch.Result, ch.QueuePosition, ch.FieldChanges())
 		if ch.Before != nil {
@@ -1133,6 +1165,9 @@ func (w *world) checkApplied(before, after []model.Profile, rep *reconcile.Repor
 	}
 	failed := rep.Result == reconcile.ResultFailed
 	for _, ch := range rep.Changes {
+		if ch.IsProduct() {
+			continue // see checkProducts
+		}
 		var got *model.Profile
 		switch {
 		case ch.Before != nil:
@@ -1362,6 +1397,9 @@ func (w *world) checkAudit(rep *reconcile.Report) {
 	for _, ch := range rep.Changes {
 		stillQueued := ch.Result == reconcile.ResultNoSeat && ch.Action == reconcile.ActionActivate &&
 			ch.Before.BlockReason == model.ReasonLicense && ch.Before.Area == ch.Area // nothing to write
+		if ch.IsProduct() {
+			stillQueued = ch.Result == reconcile.ResultNoSeat && ch.PrevGrant != nil && ch.PrevGrant.State == store.GrantQueued
+		}
 		if ch.Result == reconcile.ResultApplied || (ch.Result == reconcile.ResultNoSeat && !stillQueued) {
 			want[ch.Username+" "+string(ch.Action)]++
 		}

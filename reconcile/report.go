@@ -29,9 +29,11 @@ type Report struct {
 	Sources    []SourceResult `json:"sources"`
 	Summary    Summary        `json:"summary"`
 	Pools      []PoolResult   `json:"pools"`
-	Changes    []Change       `json:"changes"`
-	Skipped    []Skipped      `json:"skipped"`
-	Guard      Guard          `json:"guard"`
+	// Products are the product licences, shaped like Pools.
+	Products []ProductResult `json:"products"`
+	Changes  []Change        `json:"changes"`
+	Skipped  []Skipped       `json:"skipped"`
+	Guard    Guard           `json:"guard"`
 	// Targets is what each target was sent (sync) or would be (plan).
 	Targets []target.Result `json:"targets"`
 	// License is the vendor licence the run used, when
@@ -158,8 +160,12 @@ func (r *Report) headline() string {
 	} else {
 		b.WriteString("Sync: ")
 	}
-	fmt.Fprintf(&b, "%d create, %d update, %d move, %d activate, %d block, %d delete; %d unchanged, %d skipped",
-		s.Create, s.Update, s.Move, s.Activate, s.Block, s.Delete, s.Unchanged, s.Skipped)
+	fmt.Fprintf(&b, "%d create, %d update, %d move, %d activate, %d block, %d delete",
+		s.Create, s.Update, s.Move, s.Activate, s.Block, s.Delete)
+	if s.Grant+s.Recall > 0 || len(r.Products) > 0 {
+		fmt.Fprintf(&b, ", %d grant, %d recall", s.Grant, s.Recall)
+	}
+	fmt.Fprintf(&b, "; %d unchanged, %d skipped", s.Unchanged, s.Skipped)
 	return b.String()
 }
 
@@ -202,6 +208,15 @@ func (r *Report) writeText(w io.Writer) error {
 			p.UsedBefore, p.UsedAfter, remainingText(p.RemainingAfter, p.Unlimited), p.QueuedAfter, p.Overage)
 	}
 	tw.Flush()
+	if len(r.Products) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(tw, "PRODUCT\tLIMIT\tUSED BEFORE\tUSED AFTER\tREMAINING\tQUEUED\tOVERAGE")
+		for _, p := range r.Products {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\n", p.Name, productLimitText(&p), p.UsedBefore, p.UsedAfter,
+				remainingText(p.RemainingAfter, p.Unlimited && !p.Disabled), p.QueuedAfter, p.Overage)
+		}
+		tw.Flush()
+	}
 	if len(r.Changes) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(tw, "ACTION\tUSERNAME\tSOURCE\tAREA\tSTATE\tREASON\tQUEUE\tCHANGED")
@@ -210,10 +225,7 @@ func (r *Report) writeText(w io.Writer) error {
 			if c.QueuePosition > 0 {
 				q = "#" + strconv.Itoa(c.QueuePosition)
 			}
-			action := string(c.Action)
-			if c.Result != "" && c.Result != "applied" {
-				action += " (" + c.Result + ")"
-			}
+			action := actionText(&c)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", action, texttable.Cell(c.Username), texttable.Cell(c.Source),
 				texttable.Cell(c.Area), c.State, c.Reason, q, texttable.Cell(fieldList(&c)))
 		}
@@ -249,6 +261,29 @@ func (r *Report) writeText(w io.Writer) error {
 		tw.Flush()
 	}
 	return nil
+}
+
+// actionText is a change's action as the text and markdown reports show
+// it: with the product of a grant or recall, and a result that is not
+// "applied".
+func actionText(c *Change) string {
+	action := string(c.Action)
+	if c.Product != "" {
+		action += " " + c.Product
+	}
+	if c.Result != "" && c.Result != "applied" {
+		action += " (" + c.Result + ")"
+	}
+	return action
+}
+
+// productLimitText is a product's limit, and why it gives nothing.
+func productLimitText(p *ProductResult) string {
+	s := limitText(p.Limit, p.Unlimited)
+	if p.Disabled {
+		s += " (off: " + p.EnabledBy + ")"
+	}
+	return s
 }
 
 func limitText(limit int, unlimited bool) string {
@@ -300,7 +335,7 @@ func show(v any) string {
 }
 
 // csvHeader is the header of the csv report: one row per change.
-var csvHeader = []string{"run_id", "mode", "action", "username", "source", "external_id", "area", "pool", "state", "reason", "queue_position", "result", "fields"}
+var csvHeader = []string{"run_id", "mode", "action", "username", "source", "external_id", "area", "pool", "state", "reason", "queue_position", "result", "fields", "product"}
 
 func (r *Report) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
@@ -321,7 +356,7 @@ func (r *Report) writeCSV(w io.Writer) error {
 			fields = string(b)
 		}
 		rec := []string{r.RunID, r.Mode, string(c.Action), c.Username, c.Source, c.ExternalID, c.Area, c.Pool,
-			string(c.State), c.Reason, q, c.Result, fields}
+			string(c.State), c.Reason, q, c.Result, fields, c.Product}
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
@@ -356,6 +391,13 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 		fmt.Fprintf(w, "| %s | %s | %d | %d | %d | %s | %d | %d |\n", mdEscape(p.Name), limitText(p.Limit, p.Unlimited), p.Reserve,
 			p.UsedBefore, p.UsedAfter, remainingText(p.RemainingAfter, p.Unlimited), p.QueuedAfter, p.Overage)
 	}
+	if len(r.Products) > 0 {
+		fmt.Fprintf(w, "\n## Products\n\n| product | limit | used before | used after | remaining | queued | overage |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, p := range r.Products {
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %d | %d |\n", mdEscape(p.Name), productLimitText(&p), p.UsedBefore, p.UsedAfter,
+				remainingText(p.RemainingAfter, p.Unlimited && !p.Disabled), p.QueuedAfter, p.Overage)
+		}
+	}
 	fmt.Fprintf(w, "\n## Sources\n\n| source | type | identities | skipped |\n|---|---|---:|---:|\n")
 	for _, s := range r.Sources {
 		fmt.Fprintf(w, "| %s | %s | %d | %d |\n", mdEscape(s.Name), s.Type, s.Identities, s.Skipped)
@@ -367,10 +409,7 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 			if c.QueuePosition > 0 {
 				q = strconv.Itoa(c.QueuePosition)
 			}
-			action := string(c.Action)
-			if c.Result != "" && c.Result != "applied" {
-				action += " (" + c.Result + ")"
-			}
+			action := actionText(&c)
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", action, mdEscape(c.Username), mdEscape(c.Source),
 				mdEscape(c.Area), c.State, c.Reason, q, mdEscape(fieldList(&c)))
 		}

@@ -207,10 +207,15 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 	if err != nil {
 		return fmt.Errorf("read profiles: %w", err)
 	}
+	grants, err := r.Store.Grants(ctx)
+	if err != nil {
+		return fmt.Errorf("read product grants: %w", err)
+	}
 	plan := Calculate(Input{
 		Now:              rep.StartedAt,
 		Pulls:            pulls,
 		Profiles:         profiles,
+		Grants:           grants,
 		Policy:           policy,
 		MaxDeprovision:   r.Config.Safety.MaxDeprovision.Of,
 		AllowDeprovision: opt.AllowDeprovision,
@@ -315,6 +320,9 @@ func (r *Runner) planTargets(ctx context.Context, rep *Report, profiles []model.
 		}
 		for i := range rep.Changes {
 			ch := &rep.Changes[i]
+			if ch.IsProduct() {
+				continue // targets are sent profiles, not product licences
+			}
 			if !slices.Contains(target.Concerned([]target.Config{t}, ch.Before, ch.After), t.Name) {
 				continue
 			}
@@ -339,6 +347,10 @@ func (rep *Report) fill(plan *Plan) {
 	rep.Sources = plan.Sources
 	rep.Summary = plan.Summary
 	rep.Pools = plan.Pools
+	rep.Products = plan.Products
+	if rep.Products == nil {
+		rep.Products = []ProductResult{}
+	}
 	rep.Changes = plan.Changes
 	if rep.Changes == nil {
 		rep.Changes = []Change{}

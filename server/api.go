@@ -30,6 +30,9 @@ import (
 type Status struct {
 	// Pools are the seats panel numbers, as `seatsync seats --format json`.
 	Pools []licensing.Status `json:"pools"`
+	// Products are each product licence's numbers, as `seatsync seats
+	// --format json` gives them.
+	Products []licensing.ProductStatus `json:"products"`
 	// Queue is the licence queue of every pool, each in queue order.
 	Queue []QueueEntry `json:"queue"`
 	// Running is the ID of the sync in flight ("" when none). It is
@@ -90,6 +93,12 @@ func (s *Server) readStatus(ctx context.Context) (*Status, []model.Profile, erro
 	if next == nil {
 		next = []ScheduledRun{}
 	}
+	var grants []store.Grant
+	if len(pol.Products) > 0 {
+		if grants, err = st.Grants(ctx); err != nil {
+			return nil, nil, fmt.Errorf("read product grants: %w", err)
+		}
+	}
 	now := s.now()
 	history, err := st.SeatHistory(ctx, now.Add(-licensing.ForecastWindow))
 	if err != nil {
@@ -97,7 +106,7 @@ func (s *Server) readStatus(ctx context.Context) (*Status, []model.Profile, erro
 	}
 	pools := pol.Count(profiles)
 	reconcile.ForecastStatus(pools, history, now)
-	return &Status{Pools: pools, Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next,
+	return &Status{Pools: pools, Products: pol.CountProducts(grants), Queue: pol.Queue(profiles), Running: s.Backend.Running(), Schedules: next,
 		Runs: reconcile.Records(runs), Leadership: s.Backend.Leadership(), History: history}, profiles, nil
 }
 
@@ -304,6 +313,14 @@ func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
 	}
 	page, next := admin.Page(list, pq.after, pq.limit)
 	pq.options.Queue = pol.Queue(all)
+	if slices.Contains(pq.options.Fields, "products") {
+		grants, err := s.Backend.Store().Grants(r.Context())
+		if err != nil {
+			s.internal(w, "read product grants", err)
+			return
+		}
+		pq.options.Products = admin.Holdings(grants)
+	}
 	var buf bytes.Buffer
 	if err := admin.WriteProfiles(&buf, page, pol, pq.options); err != nil {
 		s.internal(w, "write profiles", err)

@@ -152,6 +152,8 @@ func changeCounts(sum reconcile.Summary) string {
 	add(sum.Activate, "activate")
 	add(sum.Block, "block")
 	add(sum.Delete, "delete")
+	add(sum.Grant, "grant")
+	add(sum.Recall, "recall")
 	if len(out) == 0 {
 		return "no changes"
 	}

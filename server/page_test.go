@@ -15,8 +15,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/seatsync/seatsync/admin"
+	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/licensing"
 	"github.com/seatsync/seatsync/model"
+	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/store"
 )
 
@@ -120,7 +122,7 @@ func TestStatusPageCountsAsSeats(t *testing.T) {
 	}
 	pol := licensing.FromConfig(b.cfg.Licensing)
 	var out bytes.Buffer
-	if err := admin.WriteSeats(&out, pol.Count(profiles), pol.Queue(profiles), "json"); err != nil {
+	if err := admin.WriteSeats(&out, pol.Count(profiles), pol.Queue(profiles), nil, "json"); err != nil {
 		t.Fatal(err)
 	}
 	var seats struct{ Pools []admin.SeatsPool }
@@ -483,5 +485,64 @@ func TestPageWords(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
 		}
+	}
+}
+
+// TestStatusPageProducts: each product's licences under the pools, as
+// "issued N of LIMIT", the same numbers as the status API.
+func TestStatusPageProducts(t *testing.T) {
+	b, s := pageServer(t)
+	b.cfg.Licensing.Products = []config.Product{{Name: "crm", Limit: config.Limit{N: 5}, Grant: []config.GrantRule{{Area: "primary"}}}}
+	ctx := context.Background()
+	err := b.st.WithTx(ctx, func(tx store.Tx) error {
+		for i, u := range []string{"ann", "bea", "cy", "dot"} {
+			p := model.Profile{Username: u, Area: "primary", State: model.Active}
+			if err := tx.Insert(ctx, &p); err != nil {
+				return err
+			}
+			g := store.Grant{ProfileID: p.ID, Product: "crm", State: store.GrantGranted}
+			if i == 3 {
+				g.State = store.GrantQueued
+			}
+			if err := tx.SetGrant(ctx, g); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page := get(t, s.Handler(), "/")
+	panel := section(t, page, "product-crm", "</section>")
+	if got := classText(panel, "product-issued"); got != "issued 3 of 5" {
+		t.Errorf("product crm on the page: %q, want issued 3 of 5", got)
+	}
+	if got := classText(panel, "product-queued"); got != "1" {
+		t.Errorf("product crm queued on the page: %q, want 1", got)
+	}
+	st, err := s.status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Products) != 1 || st.Products[0].Issued != 3 || st.Products[0].Queued != 1 {
+		t.Errorf("status products = %+v", st.Products)
+	}
+}
+
+// A stored report's product licences and grants are read for the run
+// page, and the counts name grants and recalls.
+func TestRunPageProducts(t *testing.T) {
+	raw := []byte(`{"run_id":"R1","mode":"sync","products":[{"name":"crm","limit":5,"unlimited":false,"used_before":1,"used_after":3,"remaining_after":2,"queued_after":1,"overage":0}],
+		"changes":[{"action":"grant","username":"ann","source":"hr","external_id":"E1","area":"primary","product":"crm","state":"active","reason":"rule","result":"applied"}]}`)
+	rep, err := readReport(raw, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Products) != 1 || rep.Products[0].UsedAfter != 3 || len(rep.Changes.Rows) != 1 || rep.Changes.Rows[0].Product != "crm" {
+		t.Errorf("readReport = %+v", rep)
+	}
+	if got := changeCounts(reconcile.Summary{Create: 1, Grant: 2, Recall: 1}); got != "1 create, 2 grant, 1 recall" {
+		t.Errorf("changeCounts = %q", got)
 	}
 }

@@ -32,7 +32,7 @@ const (
 // The page of one run's report, GET /runs/{id}. Ids and classes:
 //
 //	#run[data-run-id]  .run-mode .run-trigger .run-result .run-started .run-finished .run-duration .run-counts
-//	table#run-pools tr.pool[data-pool], table#run-sources tr.source[data-source], table#run-targets tr.target
+//	table#run-pools tr.pool[data-pool], table#run-products tr.product[data-product], table#run-sources tr.source[data-source], table#run-targets tr.target
 //	table#changes tr.change  .change-action .change-username .change-source .change-area .change-state .change-reason .change-queue .change-fields
 //	#changes-more      how many changes the page leaves out
 //	table#skipped tr.skipped-entry  .skipped-source .skipped-external-id .skipped-where .skipped-reason
@@ -70,6 +70,13 @@ const runPageTemplate = `{{define "run"}}<!DOCTYPE html>
 {{range .Pools}}<tr class="pool" data-pool="{{.Name}}"><td>{{.Name}}</td><td class="num">{{if .Unlimited}}unlimited{{else}}{{.Limit}}{{end}}</td><td class="num">{{.Reserve}}</td><td class="num">{{.UsedBefore}}</td><td class="num">{{.UsedAfter}}</td><td class="num">{{if .Unlimited}}-{{else}}{{.RemainingAfter}}{{end}}</td><td class="num">{{.QueuedAfter}}</td><td class="num">{{.Overage}}</td></tr>
 {{end}}</tbody>
 </table></div>{{end}}
+{{if .Products}}<h2>Product licences</h2>
+<div class="scroll"><table id="run-products">
+<thead><tr><th>product</th><th class="num">limit</th><th class="num">used before</th><th class="num">used after</th><th class="num">remaining</th><th class="num">queued</th><th class="num">overage</th></tr></thead>
+<tbody>
+{{range .Products}}<tr class="product" data-product="{{.Name}}"><td>{{.Name}}</td><td class="num">{{if .Unlimited}}unlimited{{else}}{{.Limit}}{{end}}</td><td class="num">{{.UsedBefore}}</td><td class="num">{{.UsedAfter}}</td><td class="num">{{if .Unlimited}}-{{else}}{{.RemainingAfter}}{{end}}</td><td class="num">{{.QueuedAfter}}</td><td class="num">{{.Overage}}</td></tr>
+{{end}}</tbody>
+</table></div>{{end}}
 {{if .Sources}}<h2>Sources</h2>
 <div class="scroll"><table id="run-sources">
 <thead><tr><th>source</th><th>type</th><th class="num">identities</th><th class="num">skipped</th></tr></thead>
@@ -89,7 +96,7 @@ const runPageTemplate = `{{define "run"}}<!DOCTYPE html>
 {{if .Changes.Rows}}<div class="scroll"><table id="changes">
 <thead><tr><th>action</th><th>username</th><th>source</th><th>area</th><th>state</th><th>reason</th><th class="num">queue</th><th>changed</th></tr></thead>
 <tbody>
-{{range .Changes.Rows}}<tr class="change"><td class="change-action">{{.Action}}{{if and .Result (ne .Result "applied")}} ({{.Result}}){{end}}</td><td class="change-username">{{.Username}}</td><td class="change-source">{{.Source}}</td><td class="change-area">{{.Area}}</td><td class="change-state">{{.State}}</td><td class="change-reason">{{.Reason}}</td><td class="change-queue num">{{if .QueuePosition}}#{{.QueuePosition}}{{end}}</td><td class="change-fields">{{with .FieldList}}<ul class="fields">{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}</td></tr>
+{{range .Changes.Rows}}<tr class="change"><td class="change-action">{{.Action}}{{with .Product}} {{.}}{{end}}{{if and .Result (ne .Result "applied")}} ({{.Result}}){{end}}</td><td class="change-username">{{.Username}}</td><td class="change-source">{{.Source}}</td><td class="change-area">{{.Area}}</td><td class="change-state">{{.State}}</td><td class="change-reason">{{.Reason}}</td><td class="change-queue num">{{if .QueuePosition}}#{{.QueuePosition}}{{end}}</td><td class="change-fields">{{with .FieldList}}<ul class="fields">{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}</td></tr>
 {{end}}</tbody>
 </table></div>
 {{if .Changes.More}}<p class="banner warn" id="changes-more">This page shows the first {{thousands (len .Changes.Rows)}} of {{thousands .Changes.Total}} changes; {{thousands .Changes.More}} more are not shown. Read them all in the <a href="/api/v1/runs/{{.RunID}}">JSON report</a>, or with <code>seatsync runs show -c FILE {{.RunID}}</code>.</p>{{end}}
@@ -145,6 +152,7 @@ func (c *capped[T]) read(b []byte) error {
 // has).
 type changeRow struct {
 	Action        string                 `json:"action"`
+	Product       string                 `json:"product"`
 	Username      string                 `json:"username"`
 	Source        string                 `json:"source"`
 	ExternalID    string                 `json:"external_id"`
@@ -228,14 +236,15 @@ func cut(s string, n int) string {
 // first rows of its changes and skipped entries, and the count of all of
 // them.
 type storedReport struct {
-	RunID   string                    `json:"run_id"`
-	Mode    string                    `json:"mode"`
-	Sources []reconcile.SourceResult  `json:"sources"`
-	Pools   []reconcile.PoolResult    `json:"pools"`
-	Changes capped[changeRow]         `json:"changes"`
-	Skipped capped[reconcile.Skipped] `json:"skipped"`
-	Guard   reconcile.Guard           `json:"guard"`
-	Targets []target.Result           `json:"targets"`
+	RunID    string                    `json:"run_id"`
+	Mode     string                    `json:"mode"`
+	Sources  []reconcile.SourceResult  `json:"sources"`
+	Pools    []reconcile.PoolResult    `json:"pools"`
+	Products []reconcile.ProductResult `json:"products"`
+	Changes  capped[changeRow]         `json:"changes"`
+	Skipped  capped[reconcile.Skipped] `json:"skipped"`
+	Guard    reconcile.Guard           `json:"guard"`
+	Targets  []target.Result           `json:"targets"`
 }
 
 // readReport reads a stored report for its page: the first rows of its
@@ -246,7 +255,7 @@ type storedReport struct {
 func readReport(raw []byte, rows int) (*storedReport, error) {
 	rep := &storedReport{Changes: capped[changeRow]{max: rows}, Skipped: capped[reconcile.Skipped]{max: rows}}
 	members := map[string]any{"run_id": &rep.RunID, "mode": &rep.Mode, "sources": &rep.Sources, "pools": &rep.Pools,
-		"guard": &rep.Guard, "targets": &rep.Targets}
+		"products": &rep.Products, "guard": &rep.Guard, "targets": &rep.Targets}
 	err := jsonMembers(raw, func(key string, value []byte) error {
 		switch key {
 		case "changes":

@@ -20,6 +20,7 @@ import (
 //
 //	section.pool#pool-NAME[data-pool]  .pool-percent .pool-limit .pool-used .pool-remaining .pool-queued .pool-reserve
 //	                                   .pool-blocked .pool-exempt .pool-overage
+//	section.product#product-NAME[data-product] .product-issued .product-limit .product-used .product-queued .product-overage .product-disabled
 //	table#queue tr.queue-entry         .queue-pool .queue-position .queue-name .queue-email .queue-username .queue-since
 //	#next-run, #last-success           the next scheduled sync, the last successful one
 //	table#runs tr.run[data-run-id]     .run-started .run-trigger .run-result .run-counts .run-skipped .run-duration a.run-report
@@ -66,6 +67,19 @@ const statusPageTemplate = `{{define "status"}}<!DOCTYPE html>
 </section>
 {{else}}<p>No pools are configured.</p>
 {{end}}
+{{with .Status.Products}}<h2>Product licences</h2>
+{{range .}}<section class="product" id="product-{{.Name}}" data-product="{{.Name}}">
+<h3>{{.Name}}</h3>
+<p class="product-issued">issued {{.Issued}} of {{if .Unlimited}}unlimited{{else}}{{.Limit}}{{end}}</p>
+<dl class="numbers">
+<div><dt>limit</dt><dd class="product-limit">{{if .Unlimited}}unlimited{{else}}{{.Limit}}{{end}}</dd></div>
+<div><dt>issued</dt><dd class="product-used">{{.Issued}}</dd></div>
+<div><dt>queued</dt><dd class="product-queued">{{.Queued}}</dd></div>
+<div><dt>overage</dt><dd class="product-overage">{{.Overage}}</dd></div>
+</dl>
+{{if .Disabled}}<p class="product-disabled">Gives no new licence: the licence flag {{.EnabledBy}} is off, or no licence is in force.</p>{{end}}
+</section>
+{{end}}{{end}}
 <h2>Licence queue</h2>
 {{if .Queue}}<div class="scroll"><table id="queue">
 <thead><tr><th>pool</th><th class="num">#</th><th>name</th><th>e-mail</th><th>username</th><th>waiting since</th></tr></thead>

@@ -29,6 +29,8 @@ type Snapshot struct {
 	Targets       []TargetState
 	// Seats is the seat history, oldest first (SeatHistory).
 	Seats []SeatRow
+	// Grants are the product grants, as Store.Grants returns them.
+	Grants []Grant
 	// Runs are the recorded runs, oldest first, with their reports; Audit
 	// is the audit log in the order it was written, Seq kept. Both read
 	// from the store as they are iterated, so neither is held whole.
@@ -78,6 +80,8 @@ type Census struct {
 	Values   int `json:"values"`
 	// Seats counts the rows of the seat history.
 	Seats int `json:"seats"`
+	// Grants counts the product grants, held and queued.
+	Grants int `json:"grants"`
 	// Pending and Links count each target's pending pushes and links,
 	// leaving out the targets with none.
 	Pending map[string]int `json:"pending"`
@@ -92,7 +96,7 @@ type Census struct {
 // Count reads s through and counts it.
 func Count(s *Snapshot) (Census, error) {
 	c := Census{Profiles: len(s.Profiles), Episodes: len(s.Episodes), Values: len(s.Values),
-		Seats: len(s.Seats), Pending: map[string]int{}, Links: map[string]int{}}
+		Seats: len(s.Seats), Grants: len(s.Grants), Pending: map[string]int{}, Links: map[string]int{}}
 	for _, p := range s.Profiles {
 		if p.State == model.Blocked && p.BlockReason == model.ReasonLicense {
 			c.Queued++
@@ -172,6 +176,7 @@ func sameCensus(want, got Census) error {
 	check("notification episodes", want.Episodes, got.Episodes)
 	check("kept values", want.Values, got.Values)
 	check("seat history rows", want.Seats, got.Seats)
+	check("product grants", want.Grants, got.Grants)
 	for t, n := range want.Pending {
 		check("pending pushes of target "+t, n, got.Pending[t])
 	}

@@ -31,6 +31,9 @@ var (
 	ErrConflict = errors.New("profile changed since it was read")
 	// ErrNotFound is returned when a profile or run does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrNotActive is returned by Tx.SetGrant for a profile that is
+	// blocked: only active profiles hold product licences.
+	ErrNotActive = errors.New("only active profiles hold product licences")
 	// ErrDuplicate is returned by Insert and Update when the username (case
 	// insensitive) or the (source, external_id) pair is already taken.
 	ErrDuplicate = errors.New("username or external id already in use")
@@ -140,6 +143,9 @@ type Store interface {
 	// SeatHistory returns the rows recorded at or after since (every row
 	// for a zero since), oldest first, then by Kind and Name.
 	SeatHistory(ctx context.Context, since time.Time) ([]SeatRow, error)
+	// Grants returns every product grant (held or queued), ordered by
+	// product, then profile ID.
+	Grants(ctx context.Context) ([]Grant, error)
 
 	TargetStore
 
@@ -171,6 +177,29 @@ type SeatRow struct {
 	Queued    int `json:"queued"`
 	Remaining int `json:"remaining"`
 	Overage   int `json:"overage"`
+}
+
+// Grant states.
+const (
+	GrantGranted = "granted" // the profile holds the product licence
+	GrantQueued  = "queued"  // it waits for one, in queue order
+)
+
+// Grant is one profile's product licence (package licensing, Product):
+// held, or waiting in the product's queue. Grants live beside the
+// profiles, in their own table, and go with them: deleting a profile
+// deletes its grants.
+type Grant struct {
+	ProfileID int64
+	Product   string
+	State     string // GrantGranted | GrantQueued
+	// Since is when the licence was granted, or when the profile first
+	// asked for it and did not get one (its queue time).
+	Since time.Time
+	// Manual is a grant an admin made by hand (seatsync profiles grant):
+	// a sync keeps it while no rule matches, and recalls it only when the
+	// profile is blocked or deleted.
+	Manual bool
 }
 
 // TargetStore keeps what seatsync knows of each target (an application it
@@ -224,6 +253,17 @@ func CheckValue(key, value string) error {
 		return fmt.Errorf("keep value %s: not UTF-8 text", key)
 	case strings.IndexByte(value, 0) >= 0:
 		return fmt.Errorf("keep value %s: it holds a NUL byte", key)
+	}
+	return nil
+}
+
+// CheckGrant says why SetGrant must refuse g, or nil.
+func CheckGrant(g Grant) error {
+	switch {
+	case g.Product == "":
+		return errors.New("no product")
+	case g.State != GrantGranted && g.State != GrantQueued:
+		return fmt.Errorf("state %q is not granted or queued", g.State)
 	}
 	return nil
 }
@@ -284,8 +324,8 @@ type Tx interface {
 	// stored Version still equals p.Version (ErrConflict otherwise), and
 	// bumps p.Version.
 	Update(ctx context.Context, p *model.Profile) error
-	// Delete removes the profile with p.ID if its Version still equals
-	// p.Version (ErrConflict otherwise).
+	// Delete removes the profile with p.ID, and its grants, if its Version
+	// still equals p.Version (ErrConflict otherwise).
 	Delete(ctx context.Context, p model.Profile) error
 	// Audit appends an audit entry.
 	Audit(ctx context.Context, e AuditEntry) error
@@ -295,6 +335,21 @@ type Tx interface {
 	// already pending is marked again (a new Seq), and a failed one is
 	// pending again.
 	MarkPending(ctx context.Context, target string, profileID int64, gone *model.Profile) error
+
+	// CountGrants counts the profiles that hold product (state granted),
+	// for the seat check of a grant inside the transaction.
+	CountGrants(ctx context.Context, product string) (int, error)
+	// ProfileGrants returns one profile's grants, ordered by product.
+	ProfileGrants(ctx context.Context, profileID int64) ([]Grant, error)
+	// SetGrant writes g, replacing the profile's grant of the same
+	// product. The profile must exist (ErrNotFound otherwise) and be
+	// active (ErrNotActive otherwise), so that the store itself never
+	// holds a product licence, nor a place in a product's queue, for a
+	// blocked profile.
+	SetGrant(ctx context.Context, g Grant) error
+	// DeleteGrant removes the profile's grant of product; removing one
+	// that does not exist is not an error.
+	DeleteGrant(ctx context.Context, profileID int64, product string) error
 }
 
 // AuditEntry is one applied change: who ran it, what it was, and the

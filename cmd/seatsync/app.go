@@ -461,7 +461,7 @@ func (a *app) seatsCmd() *cobra.Command {
 	var history bool
 	c := &cobra.Command{
 		Use:   "seats",
-		Short: "Show each pool's seats: limit, active, remaining, queued, blocked, exempt",
+		Short: "Show each pool's seats (limit, active, remaining, queued, blocked, exempt) and each product's licences",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := oneOf("format", format, "text", "json"); err != nil {
@@ -508,7 +508,15 @@ func (a *app) seatsCmd() *cobra.Command {
 				}
 				return admin.WriteSeatHistory(a.stdout, shown, seats, format)
 			}
-			return admin.WriteSeats(a.stdout, seats, pol.Queue(profiles), format)
+			var products []licensing.ProductStatus
+			if len(pol.Products) > 0 {
+				grants, err := e.store.Grants(c.Context())
+				if err != nil {
+					return fmt.Errorf("store: %w", err)
+				}
+				products = pol.CountProducts(grants)
+			}
+			return admin.WriteSeats(a.stdout, seats, pol.Queue(profiles), products, format)
 		},
 	}
 	a.configFlag(c)
@@ -519,8 +527,9 @@ func (a *app) seatsCmd() *cobra.Command {
 }
 
 func (a *app) profilesCmd() *cobra.Command {
-	c := &cobra.Command{Use: "profiles", Short: "List, block, unblock and delete profiles"}
-	c.AddCommand(a.profilesListCmd(), a.profilesActionCmd("block"), a.profilesActionCmd("unblock"), a.profilesActionCmd("delete"))
+	c := &cobra.Command{Use: "profiles", Short: "List, block, unblock and delete profiles; grant and recall product licences"}
+	c.AddCommand(a.profilesListCmd(), a.profilesActionCmd("block"), a.profilesActionCmd("unblock"), a.profilesActionCmd("delete"),
+		a.profilesProductCmd("grant"), a.profilesProductCmd("recall"))
 	return c
 }
 
@@ -573,7 +582,15 @@ func (a *app) profilesListCmd() *cobra.Command {
 				// The licence queue reads best in the order seats are given.
 				admin.QueueOrder(list, queue)
 			}
-			return admin.WriteProfiles(a.stdout, list, pol, admin.ListOptions{Format: format, Fields: fl, Delimiter: delim, Queue: queue})
+			opt := admin.ListOptions{Format: format, Fields: fl, Delimiter: delim, Queue: queue}
+			if slices.Contains(fl, "products") {
+				grants, err := e.store.Grants(c.Context())
+				if err != nil {
+					return fmt.Errorf("store: %w", err)
+				}
+				opt.Products = admin.Holdings(grants)
+			}
+			return admin.WriteProfiles(a.stdout, list, pol, opt)
 		},
 	}
 	a.configFlag(c)
@@ -639,6 +656,65 @@ func (a *app) profilesActionCmd(action string) *cobra.Command {
 	if action == "unblock" {
 		c.Flags().BoolVar(&queue, "queue", false, "when the pool is full, put the profile into the licence queue instead of failing")
 	}
+	return c
+}
+
+// profilesProductCmd is profiles grant and profiles recall: a product
+// licence given or taken by hand, for one or many users. Each user is one
+// transaction; the others go on when one fails, and the command then
+// fails naming them.
+func (a *app) profilesProductCmd(action string) *cobra.Command {
+	short := map[string]string{
+		"grant":  "Grant a product licence by hand; each takes a licence, and a sync keeps it until the profile is blocked or deleted",
+		"recall": "Recall a product licence (or a place in its queue) by hand",
+	}[action]
+	c := &cobra.Command{
+		Use:   action + " PRODUCT USERNAME...",
+		Short: short,
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			product, usernames := args[0], args[1:]
+			e, err := a.open(c.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			pol, err := e.policy(c.Context())
+			if err != nil {
+				return err
+			}
+			if pol.ProductIndex(product) < 0 {
+				names := make([]string, 0, len(pol.Products))
+				for _, p := range pol.Products {
+					names = append(names, p.Name)
+				}
+				return usageError{fmt.Errorf("%s: no product %q in licensing.products (products: %s)", action, product, strings.Join(names, ", "))}
+			}
+			ad := &admin.Admin{Store: e.store, Policy: pol, Actor: cliActor()}
+			var failed []string
+			for _, u := range usernames {
+				var out admin.Outcome
+				if action == "grant" {
+					out, err = ad.Grant(c.Context(), product, u)
+				} else {
+					out, err = ad.Recall(c.Context(), product, u)
+				}
+				if err != nil {
+					failed = append(failed, u)
+					fmt.Fprintf(a.stderr, "%s %s %s: %v\n", action, product, u, err)
+					continue
+				}
+				e.log.Info("admin action", zap.String("actor", ad.Actor), zap.String("action", out.Action), zap.String("product", product),
+					zap.String("username", out.Username))
+				fmt.Fprintf(a.stdout, "%s: %s\n", out.Username, out.Message)
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("%s %s failed for %d of %d profiles: %s", action, product, len(failed), len(usernames), strings.Join(failed, ", "))
+			}
+			return nil
+		},
+	}
+	a.configFlag(c)
 	return c
 }
 

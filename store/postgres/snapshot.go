@@ -43,6 +43,9 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 	if snap.Targets, err = s.targetStates(ctx); err != nil {
 		return nil, wrap(err)
 	}
+	if snap.Grants, err = s.Grants(ctx); err != nil {
+		return nil, wrap(err)
+	}
 	if snap.Seats, err = s.SeatHistory(ctx, time.Time{}); err != nil {
 		return nil, wrap(err)
 	}
@@ -104,6 +107,9 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 			return store.ErrNotEmpty
 		}
 		if err := importProfiles(ctx, tx, snap); err != nil {
+			return err
+		}
+		if err := importGrants(ctx, tx, snap.Grants); err != nil {
 			return err
 		}
 		for key, e := range snap.Episodes {

@@ -463,6 +463,10 @@ func (t *tx) Delete(ctx context.Context, p model.Profile) error {
 	if tag.RowsAffected() == 0 {
 		return wrap(fmt.Errorf("%w (id %d, version %d)", store.ErrConflict, p.ID, p.Version))
 	}
+	if _, err := t.tx.Exec(ctx, `DELETE FROM product_grants WHERE profile_id = $1`, p.ID); err != nil {
+		t.err = err
+		return wrap(fmt.Errorf("its product grants: %w", err))
+	}
 	return nil
 }
 

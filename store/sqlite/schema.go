@@ -27,6 +27,7 @@ func migrations() []migration {
 		{version: 6, name: "audit log by username", sql: schemaV6},
 		{version: 7, name: "values kept between runs", sql: schemaV7},
 		{version: 8, name: "seat history", sql: schemaV8},
+		{version: 9, name: "product grants", sql: schemaV9},
 	}
 }
 
@@ -201,6 +202,21 @@ CREATE TABLE seat_history (
 	PRIMARY KEY (run_id, kind, name)
 );
 CREATE INDEX seat_history_at ON seat_history (at);
+`
+
+// schemaV9 keeps the product grants (store.Grant): one row per profile
+// and product, held (granted) or waiting (queued). The profile row's
+// format is left as it is; Tx.Delete deletes a profile's grants with it.
+const schemaV9 = `
+CREATE TABLE product_grants (
+	profile_id INTEGER NOT NULL,
+	product    TEXT    NOT NULL CHECK (product <> ''),
+	state      TEXT    NOT NULL CHECK (state IN ('granted', 'queued')),
+	since      INTEGER,
+	manual     INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (profile_id, product)
+);
+CREATE INDEX product_grants_product ON product_grants (product, state);
 `
 
 const createMigrationsTable = `

@@ -39,6 +39,9 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 	if snap.Targets, err = s.targetStates(ctx); err != nil {
 		return nil, wrap(err)
 	}
+	if snap.Grants, err = s.Grants(ctx); err != nil {
+		return nil, wrap(err)
+	}
 	if snap.Seats, err = s.SeatHistory(ctx, time.Time{}); err != nil {
 		return nil, wrap(err)
 	}
@@ -124,6 +127,11 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 				return err
 			}
 			if _, err := sqlTx.ExecContext(ctx, `INSERT INTO sqlite_sequence (name, seq) VALUES ('profiles', ?)`, next); err != nil {
+				return err
+			}
+		}
+		for _, g := range snap.Grants {
+			if err := t.importGrant(ctx, g); err != nil {
 				return err
 			}
 		}

@@ -79,6 +79,9 @@ const (
 	stmtCount
 	stmtAudit
 	stmtMark
+	stmtGrantProfile
+	stmtGrantSet
+	stmtGrantDelete
 	numStmts
 )
 
@@ -343,6 +346,9 @@ func (t *tx) Delete(ctx context.Context, p model.Profile) error {
 	}
 	if n == 0 {
 		return wrap(fmt.Errorf("%w (id %d, version %d)", store.ErrConflict, p.ID, p.Version))
+	}
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM product_grants WHERE profile_id = ?`, p.ID); err != nil {
+		return wrap(fmt.Errorf("its product grants: %w", err))
 	}
 	return nil
 }

@@ -50,6 +50,15 @@ func testSnapshot(t *testing.T, newSource, newDest func() store.Store) {
 		if err := tx.Update(ctx, &alice); err != nil {
 			return err
 		}
+		for _, g := range []store.Grant{
+			{ProfileID: alice.ID, Product: "crm", State: store.GrantGranted, Since: at(time.Minute), Manual: true},
+			{ProfileID: bob.ID, Product: "crm", State: store.GrantQueued, Since: at(2 * time.Minute)},
+			{ProfileID: gone.ID, Product: "crm", State: store.GrantGranted, Since: at(time.Minute)},
+		} {
+			if err := tx.SetGrant(ctx, g); err != nil {
+				return err
+			}
+		}
 		if err := tx.Delete(ctx, gone); err != nil {
 			return err
 		}
@@ -111,7 +120,7 @@ func testSnapshot(t *testing.T, newSource, newDest func() store.Store) {
 	if err != nil {
 		t.Fatalf("Copy: %v", err)
 	}
-	want := store.Census{Profiles: 4, Queued: 2, Audit: 2, Runs: 2, Episodes: 1, Values: 1, Seats: 2,
+	want := store.Census{Profiles: 4, Queued: 2, Audit: 2, Runs: 2, Episodes: 1, Values: 1, Seats: 2, Grants: 2,
 		Pending: map[string]int{"intranet": 4}, Links: map[string]int{"intranet": 1, "lms": 1}, LastRun: "r2"}
 	if diff := cmp.Diff(want, census, cmpopts.IgnoreFields(store.Census{}, "LastAudit")); diff != "" {
 		t.Errorf("census of the copy (-want +got):\n%s", diff)
@@ -134,6 +143,7 @@ func testSnapshot(t *testing.T, newSource, newDest func() store.Store) {
 	}
 	same("profiles", func(s store.Store) (any, error) { return s.Profiles(ctx) })
 	same("queue", func(s store.Store) (any, error) { return s.Queue(ctx, []string{"primary"}) })
+	same("product grants", func(s store.Store) (any, error) { return s.Grants(ctx) })
 	same("audit", func(s store.Store) (any, error) { return s.AuditMatching(ctx, store.AuditFilter{}) })
 	same("runs", func(s store.Store) (any, error) { return s.Runs(ctx, 0) })
 	same("run r1", func(s store.Store) (any, error) { return s.Run(ctx, "r1") })

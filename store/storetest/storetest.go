@@ -93,6 +93,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"Values", testValues},
 		{"SeatHistory", testSeatHistory},
 		{"TargetOutbox", testTargetOutbox},
+		{"Grants", testGrants},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
