@@ -73,13 +73,11 @@ const errorCell = 40
 
 func writeRunsText(w io.Writer, runs []store.Run) error {
 	tw := texttable.New(w)
-	fmt.Fprintln(tw, "ID\tMODE\tRESULT\tSTARTED\tDURATION\tCREATE\tUPDATE\tMOVE\tACTIVATE\tBLOCK\tDELETE\tERROR")
+	fmt.Fprintln(tw, "ID\tMODE\tTRIGGER\tRESULT\tSTARTED\tDURATION\tCREATE\tUPDATE\tMOVE\tACTIVATE\tBLOCK\tDELETE\tERROR")
 	for _, r := range runs {
-		var s reconcile.Summary
-		if len(r.Summary) > 0 {
-			if err := json.Unmarshal(r.Summary, &s); err != nil {
-				return fmt.Errorf("run %s: summary: %w", r.ID, err)
-			}
+		s, err := reconcile.ParseRunSummary(r.Summary)
+		if err != nil {
+			return fmt.Errorf("run %s: %w", r.ID, err)
 		}
 		duration := ""
 		if !r.FinishedAt.IsZero() && !r.StartedAt.IsZero() {
@@ -89,8 +87,8 @@ func writeRunsText(w io.Writer, runs []store.Run) error {
 		if n := []rune(msg); len(n) > errorCell {
 			msg = string(n[:errorCell-1]) + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n",
-			texttable.Cell(r.ID), texttable.Cell(r.Mode), texttable.Cell(r.Result), timeCell(r.StartedAt), duration,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n",
+			texttable.Cell(r.ID), texttable.Cell(r.Mode), texttable.Cell(s.Trigger), texttable.Cell(r.Result), timeCell(r.StartedAt), duration,
 			s.Create, s.Update, s.Move, s.Activate, s.Block, s.Delete, texttable.Cell(msg))
 	}
 	return tw.Flush()

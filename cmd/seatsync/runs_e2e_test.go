@@ -49,7 +49,8 @@ func TestRunsAndAudit(t *testing.T) {
 	}
 	r = s.must(exitOK, "runs", "list", "-c", s.config)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) < 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(r.stdout, firstID) ||
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[0], "TRIGGER") ||
+		!strings.Contains(lines[1], " cli ") || !strings.Contains(r.stdout, firstID) ||
 		strings.Index(r.stdout, secondID) > strings.Index(r.stdout, firstID) {
 		t.Errorf("runs list (text):\n%s", r.stdout)
 	}
