@@ -188,33 +188,77 @@ func sameCensus(want, got Census) error {
 	return errors.Join(diffs...)
 }
 
-// RunsOldestFirst yields the runs list gives (oldest first, without
-// reports), each read whole by read when it is reached: a store's
-// Snapshot.Runs.
-func RunsOldestFirst(list func() ([]Run, error), read func(id string) (Run, error)) iter.Seq2[Run, error] {
-	return func(yield func(Run, error) bool) {
-		runs, err := list()
+// ExportParts are the reads a store's Export needs beyond the Store
+// interface: each driver's own queries. ExportWith does the rest.
+type ExportParts struct {
+	// NextProfileID is the lowest ID the store may give a new profile.
+	NextProfileID func() (int64, error)
+	Values        func() ([]KeptValue, error)
+	// Targets names every target the store knows of, with what it keeps
+	// of each but the pending pushes and links, which ExportWith reads.
+	Targets func() ([]TargetState, error)
+	// RunsByStart lists the runs oldest first, without reports.
+	RunsByStart func() ([]Run, error)
+	// AuditAfter returns up to n audit entries after seq after, in order.
+	AuditAfter func(after int64, n int) ([]AuditEntry, error)
+}
+
+// auditPage is how many audit entries a snapshot reads at a time.
+const auditPage = 2000
+
+// ExportWith reads s whole as a Snapshot, with p for what the Store
+// interface does not read. The runs and the audit log are read as they
+// are iterated.
+func ExportWith(ctx context.Context, s Store, p ExportParts) (*Snapshot, error) {
+	snap := &Snapshot{}
+	var err error
+	if snap.Profiles, err = s.Profiles(ctx); err != nil {
+		return nil, err
+	}
+	if snap.NextProfileID, err = p.NextProfileID(); err != nil {
+		return nil, err
+	}
+	if snap.Episodes, err = s.Episodes(ctx); err != nil {
+		return nil, err
+	}
+	if snap.Values, err = p.Values(); err != nil {
+		return nil, err
+	}
+	if snap.Targets, err = p.Targets(); err != nil {
+		return nil, err
+	}
+	for i := range snap.Targets {
+		t := &snap.Targets[i]
+		if t.Pending, err = s.Pending(ctx, t.Name); err != nil {
+			return nil, err
+		}
+		if t.Links, err = s.Links(ctx, t.Name); err != nil {
+			return nil, err
+		}
+	}
+	if snap.Grants, err = s.Grants(ctx); err != nil {
+		return nil, err
+	}
+	if snap.Seats, err = s.SeatHistory(ctx, time.Time{}); err != nil {
+		return nil, err
+	}
+	snap.Runs = func(yield func(Run, error) bool) {
+		runs, err := p.RunsByStart()
 		if err != nil {
 			yield(Run{}, err)
 			return
 		}
 		for _, r := range runs {
-			full, err := read(r.ID)
+			full, err := s.Run(ctx, r.ID)
 			if !yield(full, err) || err != nil {
 				return
 			}
 		}
 	}
-}
-
-// AuditInPages yields an audit log a page of size entries at a time:
-// page returns the entries after seq after, in order. A store's
-// Snapshot.Audit.
-func AuditInPages(size int, page func(after int64, size int) ([]AuditEntry, error)) iter.Seq2[AuditEntry, error] {
-	return func(yield func(AuditEntry, error) bool) {
+	snap.Audit = func(yield func(AuditEntry, error) bool) {
 		var after int64
 		for {
-			entries, err := page(after, size)
+			entries, err := p.AuditAfter(after, auditPage)
 			if err != nil {
 				yield(AuditEntry{}, fmt.Errorf("read the audit log: %w", err))
 				return
@@ -224,24 +268,11 @@ func AuditInPages(size int, page func(after int64, size int) ([]AuditEntry, erro
 					return
 				}
 			}
-			if len(entries) < size {
+			if len(entries) < auditPage {
 				return
 			}
 			after = entries[len(entries)-1].Seq
 		}
 	}
-}
-
-// FillTargets reads each target's pending pushes and links into ts.
-func FillTargets(ctx context.Context, s TargetStore, ts []TargetState) error {
-	for i := range ts {
-		var err error
-		if ts[i].Pending, err = s.Pending(ctx, ts[i].Name); err != nil {
-			return err
-		}
-		if ts[i].Links, err = s.Links(ctx, ts[i].Name); err != nil {
-			return err
-		}
-	}
-	return nil
+	return snap, nil
 }

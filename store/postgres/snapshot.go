@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -13,48 +12,31 @@ import (
 	"github.com/seatsync/seatsync/store"
 )
 
-// auditPage is how many audit entries Export reads at a time.
-const auditPage = 2000
-
-// Export reads the whole store (but its run lock) as a snapshot. The runs
-// and the audit log are read as they are iterated.
+// Export reads the whole store (but its run lock) as a snapshot; see
+// store.ExportWith.
 func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
-	wrap := func(err error) error { return fmt.Errorf("postgres: export: %w", err) }
-	snap := &store.Snapshot{}
-	var err error
-	if snap.Profiles, err = s.Profiles(ctx); err != nil {
-		return nil, wrap(err)
-	}
-	var last int64
-	var called bool
-	if err := s.pool.QueryRow(ctx, `SELECT last_value, is_called FROM profiles_id_seq`).Scan(&last, &called); err != nil {
-		return nil, wrap(err)
-	}
-	snap.NextProfileID = last
-	if called {
-		snap.NextProfileID++
-	}
-	if snap.Episodes, err = s.Episodes(ctx); err != nil {
-		return nil, wrap(err)
-	}
-	if snap.Values, err = s.keptValues(ctx); err != nil {
-		return nil, wrap(err)
-	}
-	if snap.Targets, err = s.targetStates(ctx); err != nil {
-		return nil, wrap(err)
-	}
-	if snap.Grants, err = s.Grants(ctx); err != nil {
-		return nil, wrap(err)
-	}
-	if snap.Seats, err = s.SeatHistory(ctx, time.Time{}); err != nil {
-		return nil, wrap(err)
-	}
-	snap.Runs = store.RunsOldestFirst(
-		func() ([]store.Run, error) { return s.queryRuns(ctx, "list runs", `ORDER BY started_at, id`) },
-		func(id string) (store.Run, error) { return s.Run(ctx, id) })
-	snap.Audit = store.AuditInPages(auditPage, func(after int64, size int) ([]store.AuditEntry, error) {
-		return s.queryAudit(ctx, auditCols+` WHERE seq > $1 ORDER BY seq LIMIT $2`, after, size)
+	snap, err := store.ExportWith(ctx, s, store.ExportParts{
+		NextProfileID: func() (int64, error) {
+			var last int64
+			var called bool
+			if err := s.pool.QueryRow(ctx, `SELECT last_value, is_called FROM profiles_id_seq`).Scan(&last, &called); err != nil {
+				return 0, err
+			}
+			if called {
+				return last + 1, nil
+			}
+			return last, nil
+		},
+		Values:      func() ([]store.KeptValue, error) { return s.keptValues(ctx) },
+		Targets:     func() ([]store.TargetState, error) { return s.targetStates(ctx) },
+		RunsByStart: func() ([]store.Run, error) { return s.queryRuns(ctx, "list runs", `ORDER BY started_at, id`) },
+		AuditAfter: func(after int64, n int) ([]store.AuditEntry, error) {
+			return s.queryAudit(ctx, auditCols+` WHERE seq > $1 ORDER BY seq LIMIT $2`, after, n)
+		},
 	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: export: %w", err)
+	}
 	return snap, nil
 }
 
@@ -72,8 +54,8 @@ func (s *Store) keptValues(ctx context.Context) ([]store.KeptValue, error) {
 	})
 }
 
-// targetStates reads every target the store knows of: seeded ones, and
-// those with pending pushes or links.
+// targetStates names every target the store knows of (seeded ones, and
+// those with pending pushes or links), with its seeding and memory.
 func (s *Store) targetStates(ctx context.Context) ([]store.TargetState, error) {
 	rows, err := s.pool.Query(ctx, `SELECT n.name, t.seeded_at, coalesce(t.memory, ''), t.memory_at
 		FROM (SELECT name FROM targets UNION SELECT target FROM target_pending UNION SELECT target FROM target_links) n
@@ -91,7 +73,7 @@ func (s *Store) targetStates(ctx context.Context) ([]store.TargetState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return out, store.FillTargets(ctx, s, out)
+	return out, nil
 }
 
 // Import fills an empty store from snap in one transaction: profiles and
@@ -182,6 +164,9 @@ func importProfiles(ctx context.Context, tx pgx.Tx, snap *store.Snapshot) error 
 	return nil
 }
 
+// importPage is how many audit entries an import sends in one COPY.
+const importPage = 2000
+
 // importAudit copies the audit log a page at a time, its numbers kept.
 func importAudit(ctx context.Context, tx pgx.Tx, entries iter.Seq2[store.AuditEntry, error]) error {
 	cols := append([]string{"seq"}, auditCopyCols...)
@@ -212,7 +197,7 @@ func importAudit(ctx context.Context, tx pgx.Tx, entries iter.Seq2[store.AuditEn
 		page = append(page, []any{e.Seq, e.RunID, timeArg(e.At), e.Actor, e.Action, e.Username,
 			model.FoldUsername(e.Username), e.Reason, before, after})
 		last = max(last, e.Seq)
-		if len(page) == auditPage {
+		if len(page) == importPage {
 			if err := flush(); err != nil {
 				return err
 			}

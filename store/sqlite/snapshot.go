@@ -5,53 +5,35 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/store"
 )
 
-// auditPage is how many audit entries Export reads at a time.
-const auditPage = 2000
-
-// Export reads the whole store (but its run lock) as a snapshot. The runs
-// and the audit log are read as they are iterated.
+// Export reads the whole store (but its run lock) as a snapshot; see
+// store.ExportWith.
 func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
-	wrap := func(err error) error { return fmt.Errorf("sqlite: export: %w", err) }
-	snap := &store.Snapshot{}
-	var err error
-	if snap.Profiles, err = s.Profiles(ctx); err != nil {
-		return nil, wrap(err)
-	}
-	// AUTOINCREMENT's counter: the highest ID ever given.
-	var last sql.NullInt64
-	err = s.db.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'profiles'`).Scan(&last)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, wrap(err)
-	}
-	snap.NextProfileID = last.Int64 + 1
-	if snap.Episodes, err = s.Episodes(ctx); err != nil {
-		return nil, wrap(err)
-	}
-	if snap.Values, err = s.keptValues(ctx); err != nil {
-		return nil, wrap(err)
-	}
-	if snap.Targets, err = s.targetStates(ctx); err != nil {
-		return nil, wrap(err)
-	}
-	if snap.Grants, err = s.Grants(ctx); err != nil {
-		return nil, wrap(err)
-	}
-	if snap.Seats, err = s.SeatHistory(ctx, time.Time{}); err != nil {
-		return nil, wrap(err)
-	}
-	snap.Runs = store.RunsOldestFirst(
-		func() ([]store.Run, error) { return s.queryRuns(ctx, "list runs", `ORDER BY started_at, id`) },
-		func(id string) (store.Run, error) { return s.Run(ctx, id) })
-	snap.Audit = store.AuditInPages(auditPage, func(after int64, size int) ([]store.AuditEntry, error) {
-		return s.queryAudit(ctx, `SELECT seq, run_id, at, actor, action, username, reason, before, after
-				FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, size)
+	snap, err := store.ExportWith(ctx, s, store.ExportParts{
+		NextProfileID: func() (int64, error) {
+			// AUTOINCREMENT's counter: the highest ID ever given.
+			var last sql.NullInt64
+			err := s.db.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'profiles'`).Scan(&last)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return 0, err
+			}
+			return last.Int64 + 1, nil
+		},
+		Values:      func() ([]store.KeptValue, error) { return s.keptValues(ctx) },
+		Targets:     func() ([]store.TargetState, error) { return s.targetStates(ctx) },
+		RunsByStart: func() ([]store.Run, error) { return s.queryRuns(ctx, "list runs", `ORDER BY started_at, id`) },
+		AuditAfter: func(after int64, n int) ([]store.AuditEntry, error) {
+			return s.queryAudit(ctx, `SELECT seq, run_id, at, actor, action, username, reason, before, after
+				FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, n)
+		},
 	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: export: %w", err)
+	}
 	return snap, nil
 }
 
@@ -74,8 +56,8 @@ func (s *Store) keptValues(ctx context.Context) ([]store.KeptValue, error) {
 	return out, rows.Err()
 }
 
-// targetStates reads every target the store knows of: seeded ones, and
-// those with pending pushes or links.
+// targetStates names every target the store knows of (seeded ones, and
+// those with pending pushes or links), with its seeding and memory.
 func (s *Store) targetStates(ctx context.Context) ([]store.TargetState, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT n.name, t.seeded_at, ifnull(t.memory, ''), t.memory_at
 		FROM (SELECT name FROM targets UNION SELECT target FROM target_pending UNION SELECT target FROM target_links) n
@@ -98,7 +80,7 @@ func (s *Store) targetStates(ctx context.Context) ([]store.TargetState, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return out, store.FillTargets(ctx, s, out)
+	return out, nil
 }
 
 // Import fills an empty store from snap in one transaction.
