@@ -51,7 +51,16 @@ type SourceResult struct {
 	Type       string `json:"type"`
 	Identities int    `json:"identities"`
 	Skipped    int    `json:"skipped"`
-	Full       bool   `json:"full"`
+	// Full is set when the source was read in full: whoever it did not
+	// return has left. Incremental is set when the source was asked for
+	// what changed since its last run (incremental: true, or a csv file);
+	// both are set when that read fell back to a full one, and
+	// IncrementalFallback says why.
+	Full                bool   `json:"full"`
+	Incremental         bool   `json:"incremental"`
+	IncrementalFallback string `json:"incremental_fallback,omitempty"`
+	// Deletes counts the delete notices an incremental read gave.
+	Deletes int `json:"deletes,omitempty"`
 	// LeavesSuspended says why this run blocks and deletes nobody of the
 	// source for leaving: an entry was skipped whose external id could not
 	// be read. Empty when leavers are handled as usual.

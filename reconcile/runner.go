@@ -47,6 +47,10 @@ type Options struct {
 	Mode             string   // plan | sync
 	Sources          []string // names; empty means every source
 	AllowDeprovision bool
+	// Full makes every source of the run read in full, also those whose
+	// reads are incremental (plan --full, sync --full); their cursors
+	// start again from this read.
+	Full bool
 	// RunID names the run; NewRunID makes one when it is empty. A caller
 	// that must answer with the ID before the run ends (the API's POST
 	// sync) makes it first.

@@ -303,8 +303,9 @@ func (r *reportFile) abandon() {
 
 func (a *app) runCmd(mode string) *cobra.Command {
 	var f reportFlags
-	var check, allow bool
+	var check, allow, full bool
 	c := &cobra.Command{Args: cobra.NoArgs}
+	c.Flags().BoolVar(&full, "full", false, "read every source in full, also those set to incremental reads")
 	switch mode {
 	case reconcile.ModePlan:
 		c.Use, c.Short = "plan", "Dry run: pull, plan and report what a sync would change; writes nothing"
@@ -349,7 +350,7 @@ func (a *app) runCmd(mode string) *cobra.Command {
 			line = newProgressLine(a.stderr)
 			runner.Progress = line.update
 		}
-		rep, runErr := runner.Run(c.Context(), reconcile.Options{Mode: mode, Sources: f.sources, AllowDeprovision: allow, Trigger: reconcile.TriggerCLI})
+		rep, runErr := runner.Run(c.Context(), reconcile.Options{Mode: mode, Sources: f.sources, AllowDeprovision: allow, Full: full, Trigger: reconcile.TriggerCLI})
 		if line != nil {
 			line.done()
 		}
