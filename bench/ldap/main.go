@@ -150,7 +150,7 @@ func (b *bench) run() error {
 	var small string
 	for i := range b.rounds {
 		small = filepath.Join(b.dir, fmt.Sprintf("small%d.db", i))
-		m, err := b.sync("first sync", small, expect{full: true, changes: b.n, creates: b.n})
+		m, err := b.sync("first sync", small, expect{full: true, changes: b.n, creates: b.n, text: true})
 		if err != nil {
 			return err
 		}

@@ -103,7 +103,7 @@ func (b *bench) profile(stores []string) error {
 		name := fmt.Sprintf("%s-%s-%d", kind, names[i], r)
 		prof := filepath.Join(b.profileDir, name+".cpu.pprof")
 		env := []string{"SEATSYNC_BENCH_CPUPROFILE=" + prof, "SEATSYNC_BENCH_TRACE=" + filepath.Join(b.profileDir, name+".trace")}
-		m, rep, err := b.syncWith(b.profiled, env, stores[i])
+		m, rep, err := b.syncWith(b.profiled, env, stores[i], "json")
 		if err != nil {
 			return fmt.Errorf("profiled %s: %w", name, err)
 		}
