@@ -15,6 +15,8 @@ func owned(p model.Profile, src, ext string) model.Profile {
 	return p
 }
 
+func key(src, ext string) store.Key { return store.Key{Source: src, ExternalID: ext} }
+
 // testSelect checks that Select returns exactly the profiles each part of
 // a Selection names, each once, in username order, and that Tally counts
 // as CountActive does.
@@ -47,16 +49,16 @@ func testSelect(t *testing.T, newHandle func() store.Store) {
 		want []string
 	}{
 		{"nothing", store.Selection{}, nil},
-		{"by key", store.Selection{Keys: []store.Key{{"hr", "E1"}, {"ldap", "E6"}, {"hr", "nobody"}, {"", "E1"}}},
+		{"by key", store.Selection{Keys: []store.Key{key("hr", "E1"), key("ldap", "E6"), key("hr", "nobody"), key("", "E1")}},
 			[]string{"alice", "fred"}},
-		{"key of another source", store.Selection{Keys: []store.Key{{"ldap", "E2"}}}, nil},
+		{"key of another source", store.Selection{Keys: []store.Key{key("ldap", "E2")}}, nil},
 		{"by username, any case", store.Selection{Usernames: []string{"BOB", "dan", "zed"}}, []string{"Bob", "Dan"}},
 		{"queue of areas", store.Selection{Areas: []string{"primary", "partners"}}, []string{"erin", "fred"}},
 		{"left before", store.Selection{Areas: []string{"primary"}, Left: map[string]time.Time{"hr": at(2 * time.Hour), "ldap": at(2 * time.Hour)}},
 			[]string{"erin", "hank"}},
 		{"left at the time", store.Selection{Areas: []string{"primary"}, Left: map[string]time.Time{"ldap": at(3 * time.Hour)}},
 			[]string{"erin", "ivy"}},
-		{"each once", store.Selection{Keys: []store.Key{{"hr", "E5"}}, Usernames: []string{"Erin", "alice"}, Areas: []string{"primary"}},
+		{"each once", store.Selection{Keys: []store.Key{key("hr", "E5")}, Usernames: []string{"Erin", "alice"}, Areas: []string{"primary"}},
 			[]string{"alice", "erin"}},
 	}
 	for _, tc := range tests {
