@@ -25,7 +25,10 @@
 //
 // Run it from the repository root:
 //
-//	go run ./bench/ldap [-n 100000] [-store 1000000] [-rounds 3] [-profile DIR]
+//	go run ./bench/ldap [-n 100000] [-store 1000000] [-rounds 3] [-limit 0] [-profile DIR]
+//
+// The pool is unlimited unless -limit is given: with a limit, every
+// transaction that gives a seat counts the pool's seats again.
 //
 // With -profile, one more round runs a build of seatsync that writes a CPU
 // profile and an execution trace of each incremental run into DIR.
@@ -60,6 +63,7 @@ func main() {
 	big := flag.Int("store", 1_000_000, "profiles in the big store (the n of the directory and the rest from another source)")
 	rounds := flag.Int("rounds", 3, "timed runs of each kind; the best counts")
 	page := flag.Int("page", 1000, "page size")
+	limit := flag.Int("limit", 0, "the pool's seat limit (0: unlimited); a limited pool makes the apply re-count its seats")
 	profile := flag.String("profile", "", "write CPU profiles and traces of one more round of incremental runs into this directory")
 	pull := flag.Bool("pull", false, "internal: pull once in this process (-url, -bind, $LDAP_PASSWORD) and print the time and peak RSS")
 	wrap := flag.Bool("wrap", false, "internal: run the command in the arguments and print its wall time, peak RSS and CPU time")
@@ -73,7 +77,7 @@ func main() {
 	case *pull:
 		err = childPull(*url, *bind, os.Getenv("LDAP_PASSWORD"), *page)
 	default:
-		b := &bench{n: *n, big: *big, rounds: *rounds, page: *page, profileDir: *profile}
+		b := &bench{n: *n, big: *big, rounds: *rounds, page: *page, limit: *limit, profileDir: *profile}
 		err = b.run()
 	}
 	if err != nil {
@@ -84,8 +88,8 @@ func main() {
 
 // bench is one run of the benchmark.
 type bench struct {
-	n, big, rounds, page int
-	profileDir           string
+	n, big, rounds, page, limit int
+	profileDir                  string
 
 	dir      string
 	seatsync string // the binary
@@ -200,6 +204,12 @@ func (b *bench) run() error {
 			}
 			changed[i].add(m)
 		}
+		// The yardstick again, under the load of the moment.
+		d, err := b.dump()
+		if err != nil {
+			return err
+		}
+		dump = min(dump, d)
 	}
 	start, err := b.fixedCosts(small)
 	if err != nil {
@@ -248,7 +258,9 @@ func person(w *strings.Builder, i int, changetype string) {
 }
 
 // dump times ldapsearch, output discarded, best of 3 (the first warms the
-// server's cache).
+// server's cache). It runs again after each round of incremental runs,
+// and the best of all counts: on a shared machine the yardstick is slowed
+// by the load as much as what it measures.
 func (b *bench) dump() (time.Duration, error) {
 	s := b.slapd
 	args := append([]string{"-x", "-LLL", "-o", "ldif-wrap=no", "-H", s.URL, "-D", s.AdminDN, "-w", s.AdminPass,
@@ -306,11 +318,15 @@ func (b *bench) writeConfig(db string) (string, error) {
 	if err := os.WriteFile(csv, []byte("external_id,username,email\n"), 0o600); err != nil {
 		return "", err
 	}
+	limit := "unlimited"
+	if b.limit > 0 {
+		limit = fmt.Sprint(b.limit)
+	}
 	s := b.slapd
 	return path, os.WriteFile(path, []byte(fmt.Sprintf(`version: 1
 store: {path: %s}
 licensing:
-  pools: [{name: primary, limit: unlimited, areas: [primary]}]
+  pools: [{name: primary, limit: %s, areas: [primary]}]
 sources:
   - name: bench
     type: ldap
@@ -330,5 +346,5 @@ sources:
     path: %s
     area: primary
 log: {level: warn}
-`, db, s.URL, s.AdminDN, base, b.page, otherSource, csv)), 0o600)
+`, db, limit, s.URL, s.AdminDN, base, b.page, otherSource, csv)), 0o600)
 }

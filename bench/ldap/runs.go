@@ -202,7 +202,7 @@ func (b *bench) measureEnv(env []string, args ...string) (measure, error) {
 // process that starts it, not bench.
 func wrapped(args []string) error {
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stderr = os.Stderr // stdout (seatsync version's, validate's) is /dev/null
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
