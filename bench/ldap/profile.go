@@ -91,19 +91,20 @@ func buildProfiled(dir string) (string, error) {
 const profileRounds = 5
 
 // profile runs the incremental syncs again with the profiling build, and
-// writes into b.profileDir, for each kind of run and store, one CPU
-// profile merged over the rounds and the execution trace of each run.
+// two no-op syncs read in full (--full) on the small store, and writes
+// into b.profileDir, for each kind of run and store, one CPU profile
+// merged over the runs and the execution trace of each run.
 func (b *bench) profile(stores []string) error {
 	if err := os.MkdirAll(b.profileDir, 0o755); err != nil {
 		return err
 	}
 	names := []string{"100k", "1m"}
 	var cpu = map[string][]string{}
-	run := func(kind string, i, r int, want expect) error {
+	run := func(kind string, i, r int, want expect, args ...string) error {
 		name := fmt.Sprintf("%s-%s-%d", kind, names[i], r)
 		prof := filepath.Join(b.profileDir, name+".cpu.pprof")
 		env := []string{"SEATSYNC_BENCH_CPUPROFILE=" + prof, "SEATSYNC_BENCH_TRACE=" + filepath.Join(b.profileDir, name+".trace")}
-		m, rep, err := b.syncWith(b.profiled, env, stores[i], "json")
+		m, rep, err := b.syncWith(b.profiled, env, stores[i], "json", args...)
 		if err != nil {
 			return fmt.Errorf("profiled %s: %w", name, err)
 		}
@@ -112,6 +113,13 @@ func (b *bench) profile(stores []string) error {
 		key := kind + "-" + names[i]
 		cpu[key] = append(cpu[key], prof)
 		return nil
+	}
+	// A no-op read in full, for what a full read costs beside a plain
+	// pull (the first sync's read is the same, with creates after it).
+	for r := range 2 {
+		if err := run("full", 0, r, expect{full: true}, "--full"); err != nil {
+			return err
+		}
 	}
 	for r := range profileRounds {
 		for i := range stores {
