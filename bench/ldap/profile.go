@@ -90,8 +90,9 @@ func buildProfiled(dir string) (string, error) {
 // profiles of several are merged.
 const profileRounds = 5
 
-// profile runs the incremental syncs again with the profiling build, and
-// two no-op syncs read in full (--full) on the small store, and writes
+// profile runs the incremental syncs again with the profiling build, two
+// no-op syncs read in full (--full) on the small store and two first
+// syncs into new stores, and writes
 // into b.profileDir, for each kind of run and store, one CPU profile
 // merged over the runs and the execution trace of each run.
 func (b *bench) profile(stores []string) error {
@@ -104,11 +105,15 @@ func (b *bench) profile(stores []string) error {
 		name := fmt.Sprintf("%s-%s-%d", kind, names[i], r)
 		prof := filepath.Join(b.profileDir, name+".cpu.pprof")
 		env := []string{"SEATSYNC_BENCH_CPUPROFILE=" + prof, "SEATSYNC_BENCH_TRACE=" + filepath.Join(b.profileDir, name+".trace")}
-		m, rep, err := b.syncWith(b.profiled, env, stores[i], "json", args...)
+		db, format := stores[i], "json"
+		if want.text {
+			db, format = filepath.Join(b.dir, fmt.Sprintf("profiled-first%d.db", r)), "text"
+		}
+		m, rep, err := b.syncWith(b.profiled, env, db, format, args...)
 		if err != nil {
 			return fmt.Errorf("profiled %s: %w", name, err)
 		}
-		b.check("profiled "+name, stores[i], rep, want)
+		b.check("profiled "+name, db, rep, want)
 		fmt.Printf("profiled %-16s %6.3f s wall, %6.3f s CPU\n", name, m.took.Seconds(), (m.user + m.sys).Seconds())
 		key := kind + "-" + names[i]
 		cpu[key] = append(cpu[key], prof)
@@ -118,6 +123,9 @@ func (b *bench) profile(stores []string) error {
 	// pull (the first sync's read is the same, with creates after it).
 	for r := range 2 {
 		if err := run("full", 0, r, expect{full: true}, "--full"); err != nil {
+			return err
+		}
+		if err := run("first", 0, r, expect{full: true, changes: b.n, creates: b.n, text: true}); err != nil {
 			return err
 		}
 	}
