@@ -32,7 +32,8 @@ type expect struct {
 	// been incremental.
 	full bool
 	// changes in all, of which creates; deletes are the source's delete
-	// notices (incremental reads only).
+	// notices (incremental reads only), each a block (on_leave: block);
+	// the rest are updates.
 	changes, creates, deletes int
 	// text: the run writes the text report, as a user would, and only
 	// its summary line is checked. The JSON report of 100,000 creates
@@ -144,8 +145,10 @@ func (b *bench) check(what, db string, rep *report, want expect) {
 	case !want.full && s.Deletes != want.deletes:
 		fail("%d delete notices, want %d", s.Deletes, want.deletes)
 	}
-	if len(rep.Changes) != want.changes || rep.Summary.Create != want.creates {
-		fail("%d changes (%+v), want %d with %d creates", len(rep.Changes), rep.Summary, want.changes, want.creates)
+	sum := rep.Summary
+	if len(rep.Changes) != want.changes || sum.Create != want.creates || sum.Block != want.deletes ||
+		sum.Update != want.changes-want.creates-want.deletes {
+		fail("%d changes (%+v), want %d: %d creates, %d blocks, the rest updates", len(rep.Changes), sum, want.changes, want.creates, want.deletes)
 	}
 }
 
