@@ -75,7 +75,7 @@ func (s *Store) Tally(ctx context.Context, req store.TallyRequest) (store.Tally,
 		}
 	}
 	for i, src := range req.Sources {
-		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM profiles WHERE source = ? AND source <> ''`, src).Scan(&t.Owned[i])
+		err := s.db.QueryRowContext(ctx, `SELECT ifnull(sum(n), 0) FROM profile_counts WHERE source = ? AND source <> ''`, src).Scan(&t.Owned[i])
 		if err != nil {
 			return store.Tally{}, fmt.Errorf("sqlite: count the profiles of source %s: %w", src, err)
 		}
