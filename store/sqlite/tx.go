@@ -113,7 +113,7 @@ const (
 	countedSQL = `SELECT area, source, state FROM profiles WHERE id = ? AND version = ?`
 	countSQL1  = `INSERT INTO profile_counts (area, source, active, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (area, source, active) DO UPDATE SET n = n + excluded.n`
-	getSQL    = `SELECT ` + profileRecord + ` FROM profiles WHERE id = ?`
+	getSQL = `SELECT ` + profileRecord + ` FROM profiles WHERE id = ?`
 	// Counted as all active minus the active exempt ones: the first count
 	// reads a few rows of profile_counts, the second looks up the few
 	// exempt usernames, so a seat check reads no more for a million
