@@ -110,8 +110,8 @@ const (
 		WHERE id = ? AND version = ?`
 	deleteSQL = `DELETE FROM profiles WHERE id = ? AND version = ? RETURNING area, source, state`
 	// The counted columns of a profile before an update changes them.
-	countedSQL = `SELECT area, source, state FROM profiles WHERE id = ? AND version = ?`
-	countSQL1  = `INSERT INTO profile_counts (area, source, active, n) VALUES (?, ?, ?, ?)
+	countedSQL  = `SELECT area, source, state FROM profiles WHERE id = ? AND version = ?`
+	countAddSQL = `INSERT INTO profile_counts (area, source, active, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (area, source, active) DO UPDATE SET n = n + excluded.n`
 	getSQL = `SELECT ` + profileRecord + ` FROM profiles WHERE id = ?`
 	// Counted as all active minus the active exempt ones: the first count
@@ -150,7 +150,7 @@ func (t *tx) writeCounts(ctx context.Context) error {
 	if len(t.counts) == 0 {
 		return nil
 	}
-	st, err := t.stmt(ctx, stmtCountAdd, countSQL1)
+	st, err := t.stmt(ctx, stmtCountAdd, countAddSQL)
 	if err != nil {
 		return fmt.Errorf("sqlite: count profiles: %w", err)
 	}
