@@ -57,22 +57,15 @@ func (s *Store) Select(ctx context.Context, sel store.Selection) ([]model.Profil
 
 // Tally counts what req asks for; see store.Store.
 func (s *Store) Tally(ctx context.Context, req store.TallyRequest) (store.Tally, error) {
-	t := store.Tally{Active: make([]int, len(req.Pools)), Owned: make([]int, len(req.Sources))}
-	folded := make([]string, len(req.Exempt))
-	for i, u := range req.Exempt {
-		folded[i] = model.FoldUsername(u)
-	}
-	for i, areas := range req.Pools {
-		err := s.pool.QueryRow(ctx, countActiveSQL, nonNil(areas), folded).Scan(&t.Active[i])
-		if err != nil {
-			return store.Tally{}, fmt.Errorf("postgres: count active profiles: %w", err)
-		}
-	}
-	for i, src := range req.Sources {
-		err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(n), 0) FROM profile_counts WHERE source = $1 AND source <> ''`, src).Scan(&t.Owned[i])
-		if err != nil {
-			return store.Tally{}, fmt.Errorf("postgres: count the profiles of source %s: %w", src, err)
-		}
+	t, err := store.TallyWith(req, func(areas, exempt []string) (n int, err error) {
+		err = s.pool.QueryRow(ctx, countActiveSQL, nonNil(areas), exempt).Scan(&n)
+		return n, err
+	}, func(source string) (n int, err error) {
+		err = s.pool.QueryRow(ctx, `SELECT coalesce(sum(n), 0) FROM profile_counts WHERE source = $1 AND source <> ''`, source).Scan(&n)
+		return n, err
+	})
+	if err != nil {
+		return store.Tally{}, fmt.Errorf("postgres: %w", err)
 	}
 	return t, nil
 }
