@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,22 +20,45 @@ import (
 )
 
 // CursorKey is the store value (Store.Value) that keeps where a source's
-// incremental reads go on from: a Cursor, as JSON.
+// incremental reads go on from: a Cursor.
 func CursorKey(source string) string { return "cursor/" + source }
 
-// Cursor is what the runner keeps of a source's incremental reads.
+// Cursor is what the runner keeps of a source's incremental reads. It is
+// kept as a line of text (cursorMagic, Config, FullAt), then the
+// position as the connector gave it: a position can be megabytes (an
+// OpenLDAP cursor knows everyone), and goes through no JSON encoding.
 type Cursor struct {
 	// Position is the connector's cursor: a DirSync or sync cookie, an
 	// Okta timestamp, a csv file's fingerprint.
-	Position string `json:"position"`
+	Position string
 	// Config is a digest of the source's configuration when the position
 	// was taken: a source configured otherwise since (a mapping, an area
 	// rule, another base) is read in full, so that the change reaches
 	// everyone, not only the people who change next.
-	Config string `json:"config"`
+	Config string
 	// FullAt is when the source was last read in full; the next full read
 	// is due at the first time of its full_schedule after it.
-	FullAt time.Time `json:"full_at"`
+	FullAt time.Time
+}
+
+const cursorMagic = "seatsync-cursor1"
+
+func (c Cursor) String() string {
+	return cursorMagic + " " + c.Config + " " + c.FullAt.UTC().Format(time.RFC3339Nano) + "\n" + c.Position
+}
+
+// ParseCursor reads what Cursor.String wrote.
+func ParseCursor(text string) (Cursor, error) {
+	head, pos, _ := strings.Cut(text, "\n")
+	f := strings.Fields(head)
+	if len(f) != 3 || f[0] != cursorMagic || pos == "" {
+		return Cursor{}, errors.New("not a seatsync cursor")
+	}
+	at, err := time.Parse(time.RFC3339Nano, f[2])
+	if err != nil {
+		return Cursor{}, fmt.Errorf("its full read time: %w", err)
+	}
+	return Cursor{Position: pos, Config: f[1], FullAt: at}, nil
 }
 
 // readPlan is how one source is read in one run.
@@ -98,9 +122,9 @@ func (r *Runner) planRead(ctx context.Context, sc config.Source, src connector.S
 	if raw == "" || full {
 		return rp, nil
 	}
-	var cur Cursor
-	if err := json.Unmarshal([]byte(raw), &cur); err != nil || cur.Position == "" {
-		rp.fallback = "the kept cursor of the source is unreadable"
+	cur, err := ParseCursor(raw)
+	if err != nil {
+		rp.fallback = fmt.Sprintf("the kept cursor of the source is unreadable (%v)", err)
 		return rp, nil
 	}
 	rp.fullAt = cur.FullAt
@@ -241,15 +265,14 @@ func (r *Runner) saveCursors(ctx context.Context, log *zap.Logger, rep *Report, 
 				zap.String("source", name))
 			continue
 		}
+		if !res.Full && res.Cursor == rp.position {
+			continue // nothing moved: a no-op run writes nothing
+		}
 		cur := Cursor{Position: res.Cursor, Config: rp.config, FullAt: rp.fullAt}
 		if res.Full {
 			cur.FullAt = rep.StartedAt
 		}
-		b, err := json.Marshal(cur)
-		if err == nil {
-			err = r.Store.SetValue(ctx, CursorKey(name), string(b))
-		}
-		if err != nil {
+		if err := r.Store.SetValue(ctx, CursorKey(name), cur.String()); err != nil {
 			return fmt.Errorf("keep the cursor of source %s: %w", name, err)
 		}
 	}

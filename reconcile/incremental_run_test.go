@@ -2,7 +2,6 @@ package reconcile_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -174,7 +173,7 @@ func TestIncrementalRuns(t *testing.T) {
 		}
 		var c reconcile.Cursor
 		if raw != "" {
-			if err := json.Unmarshal([]byte(raw), &c); err != nil {
+			if c, err = reconcile.ParseCursor(raw); err != nil {
 				t.Fatalf("cursor %q: %v", raw, err)
 			}
 		}
@@ -266,8 +265,13 @@ func TestIncrementalRuns(t *testing.T) {
 		t.Errorf("after the allowed sync the cursor is %+v, want v3", c)
 	}
 
-	// Nothing changed: nothing read, nothing planned.
+	// Nothing changed: nothing read, nothing planned, the cursor not
+	// written again.
+	_, keptAt, _ := st.Value(ctx, reconcile.CursorKey("dir"))
 	rep = run("no-op", reconcile.Options{}, nil)
+	if _, at, _ := st.Value(ctx, reconcile.CursorKey("dir")); !at.Equal(keptAt) {
+		t.Errorf("a no-op run wrote the cursor again (%s, before %s)", at, keptAt)
+	}
 	source("no-op", rep, false, 0, 0, "")
 	if len(rep.Changes) != 0 || rep.Result != reconcile.ResultOK {
 		t.Errorf("no-op sync: result %s, changes %s", rep.Result, summarize(rep))
