@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,6 +69,9 @@ type readPlan struct {
 	fallback string                // why a kept position is not used
 	config   string
 	fullAt   time.Time
+	// asked is why the store asks for a full read (store.FullReadKey),
+	// cleared once a full read is committed.
+	asked string
 }
 
 // incrementalOf says whether source sc, opened as src, reads only what
@@ -119,7 +123,14 @@ func (r *Runner) planRead(ctx context.Context, sc config.Source, src connector.S
 	if err != nil {
 		return readPlan{}, fmt.Errorf("read the cursor of source %s: %w", sc.Name, err)
 	}
+	if rp.asked, _, err = r.Store.Value(ctx, store.FullReadKey(sc.Name)); err != nil {
+		return readPlan{}, fmt.Errorf("read whether source %s is to be read in full: %w", sc.Name, err)
+	}
 	if raw == "" || full {
+		return rp, nil
+	}
+	if rp.asked != "" {
+		rp.fallback = rp.asked
 		return rp, nil
 	}
 	cur, err := ParseCursor(raw)
@@ -244,10 +255,13 @@ func (r *Runner) touchedProfiles(ctx context.Context, mode string, pulls []Pull,
 }
 
 // saveCursors keeps, once the run's changes are committed, where each
-// source's incremental read got to. A source with a change the apply
-// left for the next run (a conflict) keeps its old cursor, so that the
-// next run reads that change again.
-func (r *Runner) saveCursors(ctx context.Context, log *zap.Logger, rep *Report, reads []readPlan, results []connector.Result, sources []config.Source) error {
+// source's incremental read got to. Two kinds of source keep their old
+// cursor, so that the next run reads the same changes again: one with a
+// change the apply left for the next run (a conflict), and one whose
+// delete notices this run could not act on, because an entry whose
+// external id could not be read suspended its leavers (that entry, read
+// again, may be readable then).
+func (r *Runner) saveCursors(ctx context.Context, log *zap.Logger, rep *Report, plan *Plan, reads []readPlan, results []connector.Result, sources []config.Source) error {
 	left := map[string]bool{}
 	for i := range rep.Changes {
 		if rep.Changes[i].Result == ResultConflict {
@@ -255,15 +269,28 @@ func (r *Runner) saveCursors(ctx context.Context, log *zap.Logger, rep *Report, 
 		}
 	}
 	for i, rp := range reads {
-		res := results[i]
+		res, name := results[i], sources[i].Name
 		if rp.inc == nil || res.Cursor == "" {
 			continue
 		}
-		name := sources[i].Name
-		if left[name] {
+		src := &rep.Sources[i]
+		switch {
+		case left[name]:
 			log.Warn("a change of the source was left for the next run: its cursor stays, so that the next run reads it again",
 				zap.String("source", name))
 			continue
+		case !src.Full && src.Deletes > 0 && src.LeavesSuspended != "":
+			log.Warn("the source's delete notices wait while its leavers are suspended: its cursor stays, so that the next run reads them again",
+				zap.String("source", name))
+			continue
+		}
+		if err := r.wantFullRead(ctx, log, rep, plan.Wanted[i], name, res.Full); err != nil {
+			return err
+		}
+		if res.Full && rp.asked != "" {
+			if err := r.Store.SetValue(ctx, store.FullReadKey(name), ""); err != nil {
+				return fmt.Errorf("source %s: %w", name, err)
+			}
 		}
 		if !res.Full && res.Cursor == rp.position {
 			continue // nothing moved: a no-op run writes nothing
@@ -274,6 +301,64 @@ func (r *Runner) saveCursors(ctx context.Context, log *zap.Logger, rep *Report, 
 		}
 		if err := r.Store.SetValue(ctx, CursorKey(name), cur.String()); err != nil {
 			return fmt.Errorf("keep the cursor of source %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// wantedKey is the store value holding the usernames (folded, one a line)
+// that entries of a source skipped for a taken username want.
+func wantedKey(source string) string { return "wanted-names/" + source }
+
+// wantFullRead keeps the usernames source's skipped entries want (this
+// read's; with a read of changes, also those kept before, since the
+// entries were not read again), and asks for a full read of the source
+// next when this run freed one of them: a full run would give the name at
+// once, and a read of changes would not read the entry that wants it.
+func (r *Runner) wantFullRead(ctx context.Context, log *zap.Logger, rep *Report, wanted []string, source string, full bool) error {
+	key := wantedKey(source)
+	kept, _, err := r.Store.Value(ctx, key)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", source, err)
+	}
+	names := map[string]bool{}
+	for _, n := range wanted {
+		names[n] = true
+	}
+	if !full {
+		for _, n := range strings.Split(kept, "\n") {
+			names[n] = n != ""
+		}
+	}
+	var freed string
+	for i := range rep.Changes {
+		ch := &rep.Changes[i]
+		if ch.Result != ResultApplied || ch.Before == nil {
+			continue
+		}
+		name := model.FoldUsername(ch.Before.Username)
+		if (ch.After == nil || model.FoldUsername(ch.After.Username) != name) && names[name] {
+			freed = ch.Before.Username
+			delete(names, name)
+		}
+	}
+	if freed != "" {
+		why := fmt.Sprintf("run %s freed the username %s, which an entry of the source skipped earlier wants", rep.RunID, freed)
+		log.Info("a username a skipped entry wants was freed: the source is read in full next", zap.String("source", source), zap.String("username", freed))
+		if err := r.Store.SetValue(ctx, store.FullReadKey(source), why); err != nil {
+			return fmt.Errorf("source %s: %w", source, err)
+		}
+	}
+	list := make([]string, 0, len(names))
+	for n, ok := range names {
+		if ok {
+			list = append(list, n)
+		}
+	}
+	slices.Sort(list)
+	if text := strings.Join(list, "\n"); text != kept {
+		if err := r.Store.SetValue(ctx, key, text); err != nil {
+			return fmt.Errorf("source %s: %w", source, err)
 		}
 	}
 	return nil
