@@ -2,7 +2,6 @@ package reconcile_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/seatsync/seatsync/admin"
 	"github.com/seatsync/seatsync/config"
 	"github.com/seatsync/seatsync/connector"
 	"github.com/seatsync/seatsync/model"
@@ -30,6 +30,7 @@ type changeLog struct {
 	fail     error                       // the next read fails with it
 	refuse   bool                        // the next read refuses its cursor
 	extra    []string                    // delete notices added to the next read
+	skips    []connector.Skip            // entries the reads cannot read
 }
 
 func (l *changeLog) now() map[string]model.Identity { return l.versions[len(l.versions)-1] }
@@ -63,7 +64,10 @@ func sorted(m map[string]model.Identity) []model.Identity {
 
 type changeSource struct{ log *changeLog }
 
-func (s changeSource) Pull(ctx context.Context, emit func(model.Identity) error, _ func(connector.Skip)) error {
+func (s changeSource) Pull(ctx context.Context, emit func(model.Identity) error, skip func(connector.Skip)) error {
+	for _, sk := range s.log.skips {
+		skip(sk)
+	}
 	for _, id := range sorted(s.log.now()) {
 		if err := emit(id); err != nil {
 			return err
@@ -88,6 +92,9 @@ func (s changeSource) PullChanges(ctx context.Context, cursor string, sink conne
 		}
 		l.refuse = false
 		return res, s.Pull(ctx, sink.Upsert, sink.Skip)
+	}
+	for _, sk := range l.skips {
+		sink.Skip(sk)
 	}
 	old, now := l.versions[from], l.now()
 	for _, id := range sorted(now) {
@@ -131,118 +138,142 @@ func staffer(ext, username, title string) model.Identity {
 	return model.Identity{ExternalID: ext, Username: username, Email: username + "@example.com", Title: title, Enabled: true}
 }
 
-// TestIncrementalRuns follows a source that reads incrementally through
-// the runner: where its cursor goes (only forward, only after a commit),
-// when it reads in full, and what the report says.
-func TestIncrementalRuns(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+// incHarness runs a source that reads incrementally (a changeLog)
+// through the runner, into a real store.
+type incHarness struct {
+	t       *testing.T
+	ctx     context.Context
+	st      store.Store
+	guarded *noFullRead
+	l       *changeLog
+	clock   time.Time
+	r       *reconcile.Runner
+}
+
+func incConfig(area string) *config.Config {
+	return &config.Config{
+		Version:   1,
+		Licensing: config.Licensing{Pools: []config.Pool{{Name: "primary", Limit: config.Limit{N: 20}, Areas: []string{"primary", "other"}}}},
+		Safety:    config.Safety{MaxDeprovision: config.Threshold{Value: 2, Set: true}},
+		Sources:   []config.Source{{Name: "dir", Type: "changes", Area: area, OnLeave: "block", UsernameCase: "lower"}},
+	}
+}
+
+// newIncHarness starts with ten people in the directory and nothing in
+// the store.
+func newIncHarness(t *testing.T) *incHarness {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	guarded := &noFullRead{Store: st, t: t}
-	l := &changeLog{}
+	t.Cleanup(func() { st.Close() })
+	h := &incHarness{t: t, ctx: context.Background(), st: st, guarded: &noFullRead{Store: st, t: t}, l: &changeLog{},
+		clock: time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)}
 	var people []model.Identity
 	for i := range 10 {
 		people = append(people, staffer(fmt.Sprintf("E%d", i), fmt.Sprintf("user%d", i), "Staff"))
 	}
-	l.set(people)
-	clock := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
-	cfg := func(area string) *config.Config {
-		return &config.Config{
-			Version:   1,
-			Licensing: config.Licensing{Pools: []config.Pool{{Name: "primary", Limit: config.Limit{N: 20}, Areas: []string{"primary", "other"}}}},
-			Safety:    config.Safety{MaxDeprovision: config.Threshold{Value: 2, Set: true}},
-			Sources:   []config.Source{{Name: "dir", Type: "changes", Area: area, OnLeave: "block", UsernameCase: "lower"}},
-		}
-	}
-	r := &reconcile.Runner{
-		Config: cfg("primary"),
-		Store:  guarded,
+	h.l.set(people)
+	h.r = &reconcile.Runner{
+		Config: incConfig("primary"),
+		Store:  h.guarded,
 		Connectors: connector.Registry{"changes": {Open: func(config.Source, *zap.Logger) (connector.Source, error) {
-			return changeSource{log: l}, nil
+			return changeSource{log: h.l}, nil
 		}}},
 		Log: zap.NewNop(),
-		Now: func() time.Time { return clock },
+		Now: func() time.Time { return h.clock },
 	}
-	cursor := func() reconcile.Cursor {
-		t.Helper()
-		raw, _, err := st.Value(ctx, reconcile.CursorKey("dir"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c reconcile.Cursor
-		if raw != "" {
-			if err := json.Unmarshal([]byte(raw), &c); err != nil {
-				t.Fatalf("cursor %q: %v", raw, err)
-			}
-		}
-		return c
-	}
-	run := func(what string, opt reconcile.Options, wantErr error) *reconcile.Report {
-		t.Helper()
-		if opt.Mode == "" {
-			opt.Mode = reconcile.ModeSync
-		}
-		clock = clock.Add(time.Minute)
-		rep, err := r.Run(ctx, opt)
-		if !errors.Is(err, wantErr) || (wantErr == nil && err != nil) {
-			t.Fatalf("%s: err = %v, want %v", what, err, wantErr)
-		}
-		return rep
-	}
-	source := func(what string, rep *reconcile.Report, full bool, identities, deletes int, fallback string) {
-		t.Helper()
-		s := rep.Sources[0]
-		if s.Full != full || !s.Incremental || s.Identities != identities || s.Deletes != deletes || !strings.Contains(s.IncrementalFallback, fallback) ||
-			(fallback == "" && s.IncrementalFallback != "") {
-			t.Errorf("%s: source %+v; want full %v, incremental, %d identities, %d deletes, fallback %q", what, s, full, identities, deletes, fallback)
-		}
-	}
-	lastAsked := func(what, want string) {
-		t.Helper()
-		if got := l.asked[len(l.asked)-1]; got != want {
-			t.Errorf("%s: the read was given cursor %q, want %q", what, got, want)
-		}
-	}
+	return h
+}
 
-	rep := run("first sync", reconcile.Options{}, nil)
-	source("first sync", rep, true, 10, 0, "")
-	lastAsked("first sync", "")
-	if c := cursor(); c.Position != "v0" || !c.FullAt.Equal(rep.StartedAt) {
+func (h *incHarness) cursor() reconcile.Cursor {
+	h.t.Helper()
+	raw, _, err := h.st.Value(h.ctx, reconcile.CursorKey("dir"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var c reconcile.Cursor
+	if raw != "" {
+		if c, err = reconcile.ParseCursor(raw); err != nil {
+			h.t.Fatalf("cursor %q: %v", raw, err)
+		}
+	}
+	return c
+}
+
+// run runs once, a minute after the last run, and wants err wantErr.
+func (h *incHarness) run(what string, opt reconcile.Options, wantErr error) *reconcile.Report {
+	h.t.Helper()
+	if opt.Mode == "" {
+		opt.Mode = reconcile.ModeSync
+	}
+	h.clock = h.clock.Add(time.Minute)
+	rep, err := h.r.Run(h.ctx, opt)
+	if !errors.Is(err, wantErr) || (wantErr == nil && err != nil) {
+		h.t.Fatalf("%s: err = %v, want %v", what, err, wantErr)
+	}
+	return rep
+}
+
+// source checks how the report says the source was read.
+func (h *incHarness) source(what string, rep *reconcile.Report, full bool, identities, deletes int, fallback string) {
+	h.t.Helper()
+	s := rep.Sources[0]
+	if s.Full != full || !s.Incremental || s.Identities != identities || s.Deletes != deletes || !strings.Contains(s.IncrementalFallback, fallback) ||
+		(fallback == "" && s.IncrementalFallback != "") {
+		h.t.Errorf("%s: source %+v; want full %v, incremental, %d identities, %d deletes, fallback %q", what, s, full, identities, deletes, fallback)
+	}
+}
+
+func (h *incHarness) lastAsked(what, want string) {
+	h.t.Helper()
+	if got := h.l.asked[len(h.l.asked)-1]; got != want {
+		h.t.Errorf("%s: the read was given cursor %q, want %q", what, got, want)
+	}
+}
+
+// TestIncrementalRuns follows a source that reads incrementally through
+// the runner: where its cursor goes (only forward, only after a commit),
+// when it reads in full, and what the report says.
+func TestIncrementalRuns(t *testing.T) {
+	h := newIncHarness(t)
+	ctx, st := h.ctx, h.st
+	rep := h.run("first sync", reconcile.Options{}, nil)
+	h.source("first sync", rep, true, 10, 0, "")
+	h.lastAsked("first sync", "")
+	if c := h.cursor(); c.Position != "v0" || !c.FullAt.Equal(rep.StartedAt) {
 		t.Fatalf("after the first sync the cursor is %+v, want v0, read in full at %s", c, rep.StartedAt)
 	}
 
 	// A change, an addition and a leaver: only they are planned, and no
 	// run reads every profile from here on.
-	guarded.forbid = true
-	l.set([]model.Identity{staffer("E1", "user1", "Boss"), staffer("E10", "user10", "Staff")}, "E2")
-	l.extra = []string{"E404"} // a delete notice for someone the store does not hold
-	rep = run("plan", reconcile.Options{Mode: reconcile.ModePlan}, nil)
-	source("plan", rep, false, 2, 2, "")
-	if c := cursor(); c.Position != "v0" {
+	h.guarded.forbid = true
+	h.l.set([]model.Identity{staffer("E1", "user1", "Boss"), staffer("E10", "user10", "Staff")}, "E2")
+	h.l.extra = []string{"E404"} // a delete notice for someone the store does not hold
+	rep = h.run("plan", reconcile.Options{Mode: reconcile.ModePlan}, nil)
+	h.source("plan", rep, false, 2, 2, "")
+	if c := h.cursor(); c.Position != "v0" {
 		t.Errorf("a plan moved the cursor to %+v", c)
 	}
-	l.extra = []string{"E404"}
-	rep = run("incremental sync", reconcile.Options{}, nil)
-	source("incremental sync", rep, false, 2, 2, "")
-	lastAsked("incremental sync", "v0")
+	h.l.extra = []string{"E404"}
+	rep = h.run("incremental sync", reconcile.Options{}, nil)
+	h.source("incremental sync", rep, false, 2, 2, "")
+	h.lastAsked("incremental sync", "v0")
 	if got := summarize(rep); got != "block user2 left_source; create user10; update user1" {
 		t.Errorf("incremental sync changed: %s", got)
 	}
 	if rep.Pools[0].UsedBefore != 10 || rep.Pools[0].UsedAfter != 10 || rep.Guard.Sources[0].Owned != 10 {
 		t.Errorf("incremental sync: pool %+v, guard %+v; want 10 used before and after, 10 owned", rep.Pools[0], rep.Guard.Sources[0])
 	}
-	if c := cursor(); c.Position != "v1" {
+	if c := h.cursor(); c.Position != "v1" {
 		t.Errorf("after the incremental sync the cursor is %+v, want v1", c)
 	}
 
 	// A read cut short writes nothing and keeps the cursor.
-	l.set([]model.Identity{staffer("E3", "user3", "Chief")})
-	l.fail = errors.New("connection reset")
-	run("failed read", reconcile.Options{}, reconcile.ErrPull)
-	if c := cursor(); c.Position != "v1" {
+	h.l.set([]model.Identity{staffer("E3", "user3", "Chief")})
+	h.l.fail = errors.New("connection reset")
+	h.run("failed read", reconcile.Options{}, reconcile.ErrPull)
+	if c := h.cursor(); c.Position != "v1" {
 		t.Errorf("a failed read moved the cursor to %+v", c)
 	}
 	if p, _ := st.Profile(ctx, "user3"); p.Title != "Staff" {
@@ -251,43 +282,48 @@ func TestIncrementalRuns(t *testing.T) {
 
 	// A run the guard refuses keeps the cursor; the next run, allowed,
 	// reads the same changes again.
-	l.set(nil, "E4", "E5", "E6")
-	run("guarded", reconcile.Options{}, reconcile.ErrGuardTripped)
-	lastAsked("guarded", "v1")
-	if c := cursor(); c.Position != "v1" {
+	h.l.set(nil, "E4", "E5", "E6")
+	h.run("guarded", reconcile.Options{}, reconcile.ErrGuardTripped)
+	h.lastAsked("guarded", "v1")
+	if c := h.cursor(); c.Position != "v1" {
 		t.Errorf("a guard refusal moved the cursor to %+v", c)
 	}
-	rep = run("allowed", reconcile.Options{AllowDeprovision: true}, nil)
-	lastAsked("allowed", "v1")
+	rep = h.run("allowed", reconcile.Options{AllowDeprovision: true}, nil)
+	h.lastAsked("allowed", "v1")
 	if got := summarize(rep); got != "block user4 left_source; block user5 left_source; block user6 left_source; update user3" {
 		t.Errorf("allowed sync changed: %s", got)
 	}
-	if c := cursor(); c.Position != "v3" {
+	if c := h.cursor(); c.Position != "v3" {
 		t.Errorf("after the allowed sync the cursor is %+v, want v3", c)
 	}
 
-	// Nothing changed: nothing read, nothing planned.
-	rep = run("no-op", reconcile.Options{}, nil)
-	source("no-op", rep, false, 0, 0, "")
+	// Nothing changed: nothing read, nothing planned, the cursor not
+	// written again.
+	_, keptAt, _ := st.Value(ctx, reconcile.CursorKey("dir"))
+	rep = h.run("no-op", reconcile.Options{}, nil)
+	if _, at, _ := st.Value(ctx, reconcile.CursorKey("dir")); !at.Equal(keptAt) {
+		t.Errorf("a no-op run wrote the cursor again (%s, before %s)", at, keptAt)
+	}
+	h.source("no-op", rep, false, 0, 0, "")
 	if len(rep.Changes) != 0 || rep.Result != reconcile.ResultOK {
 		t.Errorf("no-op sync: result %s, changes %s", rep.Result, summarize(rep))
 	}
 
 	// A refused cursor: a full read, reported, whoever it misses has left.
-	guarded.forbid = false
-	l.refuse = true
-	rep = run("refused", reconcile.Options{}, nil)
-	source("refused", rep, true, 7, 0, "the server refused the cursor v3")
+	h.guarded.forbid = false
+	h.l.refuse = true
+	rep = h.run("refused", reconcile.Options{}, nil)
+	h.source("refused", rep, true, 7, 0, "the server refused the cursor v3")
 	if len(rep.Changes) != 0 {
 		t.Errorf("a full read after a refused cursor changed: %s", summarize(rep))
 	}
 
 	// --full reads in full; so does a source configured otherwise since.
-	rep = run("--full", reconcile.Options{Full: true}, nil)
-	source("--full", rep, true, 7, 0, "")
-	r.Config = cfg("other")
-	rep = run("reconfigured", reconcile.Options{AllowDeprovision: true}, nil)
-	source("reconfigured", rep, true, 7, 0, "configuration changed")
+	rep = h.run("--full", reconcile.Options{Full: true}, nil)
+	h.source("--full", rep, true, 7, 0, "")
+	h.r.Config = incConfig("other")
+	rep = h.run("reconfigured", reconcile.Options{AllowDeprovision: true}, nil)
+	h.source("reconfigured", rep, true, 7, 0, "configuration changed")
 	if rep.Summary.Move != 7 {
 		t.Errorf("the new area reached %d of 7 people", rep.Summary.Move)
 	}
@@ -296,18 +332,80 @@ func TestIncrementalRuns(t *testing.T) {
 	if err := st.SetValue(ctx, reconcile.CursorKey("dir"), "garbage"); err != nil {
 		t.Fatal(err)
 	}
-	rep = run("garbage", reconcile.Options{}, nil)
-	source("garbage", rep, true, 7, 0, "unreadable")
+	rep = h.run("garbage", reconcile.Options{}, nil)
+	h.source("garbage", rep, true, 7, 0, "unreadable")
 
 	// The full schedule (daily at 02:00 by default) makes the first run
 	// after 02:00 a full one, and the next incremental again.
-	rep = run("before 02:00", reconcile.Options{}, nil)
-	source("before 02:00", rep, false, 0, 0, "")
-	clock = time.Date(2026, 6, 2, 2, 0, 0, 0, time.UTC)
-	rep = run("after 02:00", reconcile.Options{}, nil)
-	source("after 02:00", rep, true, 7, 0, "")
-	rep = run("after the full read", reconcile.Options{}, nil)
-	source("after the full read", rep, false, 0, 0, "")
+	rep = h.run("before 02:00", reconcile.Options{}, nil)
+	h.source("before 02:00", rep, false, 0, 0, "")
+	h.clock = time.Date(2026, 6, 2, 2, 0, 0, 0, time.UTC)
+	rep = h.run("after 02:00", reconcile.Options{}, nil)
+	h.source("after 02:00", rep, true, 7, 0, "")
+	rep = h.run("after the full read", reconcile.Options{}, nil)
+	h.source("after the full read", rep, false, 0, 0, "")
+}
+
+// TestIncrementalRunsCatchUp: what a full run would do at once and a
+// read of changes would not see is caught up with by the next run, not
+// left for the daily full read.
+func TestIncrementalRunsCatchUp(t *testing.T) {
+	h := newIncHarness(t)
+	h.run("first sync", reconcile.Options{}, nil)
+
+	// Delete notices while an unreadable entry suspends the leavers: the
+	// cursor stays, and once the entry reads, the next run acts on them.
+	h.l.set(nil, "E9")
+	h.l.skips = []connector.Skip{{Where: "cn=broken", Reason: "no entryUUID"}}
+	rep := h.run("suspended", reconcile.Options{}, nil)
+	if len(rep.Changes) != 0 || rep.Sources[0].LeavesSuspended == "" {
+		t.Fatalf("suspended: changes %s, source %+v; want none, leaves suspended", summarize(rep), rep.Sources[0])
+	}
+	if c := h.cursor(); c.Position != "v0" {
+		t.Errorf("suspended delete notices moved the cursor to %s", c.Position)
+	}
+	h.l.skips = nil
+	rep = h.run("readable again", reconcile.Options{}, nil)
+	h.lastAsked("readable again", "v0")
+	if got := summarize(rep); got != "block user9 left_source" {
+		t.Errorf("readable again: changes %s, want user9 blocked", got)
+	}
+	if c := h.cursor(); c.Position != "v1" {
+		t.Errorf("after the suspension the cursor is %s, want v1", c.Position)
+	}
+
+	// A newcomer skipped for a username someone holds gets it as soon as
+	// the holder is renamed: the rename asks for a full read next.
+	h.l.set([]model.Identity{staffer("E20", "user1", "New")})
+	rep = h.run("taken", reconcile.Options{}, nil)
+	if len(rep.Skipped) != 1 || len(rep.Changes) != 0 {
+		t.Fatalf("taken: skipped %+v, changes %s; want E20 skipped", rep.Skipped, summarize(rep))
+	}
+	h.run("nothing new", reconcile.Options{}, nil)
+	h.l.set([]model.Identity{staffer("E1", "boss", "Staff")})
+	rep = h.run("rename", reconcile.Options{}, nil)
+	h.source("rename", rep, false, 1, 0, "")
+	rep = h.run("after the rename", reconcile.Options{}, nil)
+	h.source("after the rename", rep, true, 10, 0, "freed the username user1")
+	if got := summarize(rep); got != "create user1" {
+		t.Errorf("after the rename: changes %s, want user1 created", got)
+	}
+	rep = h.run("then", reconcile.Options{}, nil)
+	h.source("then", rep, false, 0, 0, "")
+
+	// A profile an admin deletes while its person is still in the source
+	// comes back at the next run.
+	adm := &admin.Admin{Store: h.st, Actor: "cli:test"}
+	if _, err := adm.Delete(h.ctx, "user3"); err != nil {
+		t.Fatal(err)
+	}
+	rep = h.run("after the admin's delete", reconcile.Options{}, nil)
+	h.source("after the admin's delete", rep, true, 10, 0, "deleted by cli:test")
+	if got := summarize(rep); got != "create user3" {
+		t.Errorf("after the admin's delete: changes %s, want user3 created", got)
+	}
+	rep = h.run("and then", reconcile.Options{}, nil)
+	h.source("and then", rep, false, 0, 0, "")
 }
 
 // summarize lists a report's changes as "action username reason".
