@@ -1,0 +1,845 @@
+package main_test
+
+// End-to-end tests of incremental sync (SPEC section 15) through the
+// binary, against a real slapd (RFC 4533 sync, with and without a syncprov
+// session log), a real Samba AD DC (DirSync), the Okta fake and a csv
+// export. Every incremental run is checked twice: its report says what the
+// read was (incremental, full, the changed identities and delete notices)
+// and what it changed, and then `plan --full --check` exits 0: a full pull
+// finds nothing left to change, so the incremental result is the full
+// result.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seatsync/seatsync/internal/ldaptest"
+	"github.com/seatsync/seatsync/internal/oktatest"
+	"github.com/seatsync/seatsync/store/sqlite"
+)
+
+// neverFull is a full_schedule that does not come round while the tests
+// run (29 February 2028 is the next), so that every run after the first
+// is incremental unless the test says otherwise; the default (02:00
+// daily) would make a run at 02:00 full.
+const neverFull = `"0 0 29 2 *"`
+
+// incrSource is one entry of the report's sources[], with the fields of
+// incremental reads.
+type incrSource struct {
+	Name                string `json:"name"`
+	Type                string `json:"type"`
+	Identities          int    `json:"identities"`
+	Skipped             int    `json:"skipped"`
+	Full                bool   `json:"full"`
+	Incremental         bool   `json:"incremental"`
+	IncrementalFallback string `json:"incremental_fallback"`
+	Deletes             int    `json:"deletes"`
+}
+
+// sourceReport returns the report's entry for source name, or fails.
+func sourceReport(t *testing.T, r result, name string) incrSource {
+	t.Helper()
+	var rep struct {
+		Sources []incrSource `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("the json report does not decode: %v\n%s", err, r)
+	}
+	for _, s := range rep.Sources {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("the report has no source %s: %+v\n%s", name, rep.Sources, r)
+	return incrSource{}
+}
+
+// readWant is what a source's read should look like in the report.
+type readWant struct {
+	full       bool
+	fallback   bool // incremental_fallback is set (then full too)
+	identities int  // -1: not checked
+	deletes    int
+}
+
+func (w readWant) String() string {
+	return fmt.Sprintf("incremental, full=%v, fallback=%v, %d identities, %d deletes", w.full, w.fallback, w.identities, w.deletes)
+}
+
+// checkRead checks a source's report entry against want.
+func checkRead(t *testing.T, what string, got incrSource, want readWant) {
+	t.Helper()
+	if !got.Incremental || got.Full != want.full || (got.IncrementalFallback != "") != want.fallback ||
+		(want.identities >= 0 && got.Identities != want.identities) || got.Deletes != want.deletes {
+		t.Errorf("%s: source %s read %+v, want %s", what, got.Name, got, want)
+	}
+}
+
+// changeList is the report's changes as "username action" (with the
+// block reason for blocks), sorted.
+func changeList(rep report) []string {
+	var out []string
+	for _, c := range rep.Changes {
+		s := c.Username + " " + c.Action
+		if c.Action == "block" {
+			s += " " + c.Reason
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// incrSync runs `sync --format json` (with extra arguments), wants exit 0,
+// checks source's read and the changes (want, "username action [reason]"
+// in any order), and then that a full plan finds nothing to change.
+func (s *site) incrSync(what, source string, want readWant, changes []string, extra ...string) report {
+	s.t.Helper()
+	r := s.must(exitOK, append([]string{"sync", "-c", s.config, "--format", "json"}, extra...)...)
+	checkRead(s.t, what, sourceReport(s.t, r, source), want)
+	rep := decodeReport(s.t, r)
+	slices.Sort(changes)
+	if got := changeList(rep); !slices.Equal(got, changes) {
+		s.t.Errorf("%s: changes %q, want %q", what, got, changes)
+	}
+	s.converged(what)
+	return rep
+}
+
+// converged checks that a full pull finds nothing left to change.
+func (s *site) converged(what string) {
+	s.t.Helper()
+	if r := s.run("plan", "-c", s.config, "--full", "--check", "--format", "json"); r.code != exitOK {
+		var got []string
+		if r.code == exitChanges {
+			got = changeList(decodeReport(s.t, r))
+		}
+		s.t.Errorf("%s: plan --full --check exits %d, want 0 (the incremental result is not the full one); a full pull would change %q\n%s",
+			what, r.code, got, r.stderr)
+	}
+}
+
+// store opens the site's SQLite store (no binary may be running).
+func (s *site) store() *sqlite.Store {
+	s.t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(s.dir, "seatsync.db"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return st
+}
+
+// cursor is the source's cursor as the store keeps it.
+func (s *site) cursor(source string) string {
+	s.t.Helper()
+	st := s.store()
+	defer st.Close()
+	v, _, err := st.Value(context.Background(), "cursor/"+source)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return v
+}
+
+// setCursor writes the source's cursor into the store, as a damaged or
+// restored store would hold it.
+func (s *site) setCursor(source, v string) {
+	s.t.Helper()
+	st := s.store()
+	defer st.Close()
+	if err := st.SetValue(context.Background(), "cursor/"+source, v); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// cursorMoved fails unless the cursor is no longer before.
+func (s *site) cursorMoved(what, source, before string) string {
+	s.t.Helper()
+	now := s.cursor(source)
+	if now == before || now == "" {
+		s.t.Errorf("%s: the cursor of %s did not move (%.60q)", what, source, now)
+	}
+	return now
+}
+
+// cursorKept fails unless the cursor is still before.
+func (s *site) cursorKept(what, source, before string) {
+	s.t.Helper()
+	if now := s.cursor(source); now != before {
+		s.t.Errorf("%s: the cursor of %s moved:\nwas %.80q\nnow %.80q", what, source, before, now)
+	}
+}
+
+// siteWith writes a site whose configuration is cfg.
+func siteWith(t *testing.T, cfg string) *site {
+	t.Helper()
+	s := &site{t: t, dir: t.TempDir()}
+	s.config = filepath.Join(s.dir, "seatsync.yaml")
+	s.write("seatsync.yaml", cfg)
+	return s
+}
+
+// ldapIncrSite is a site with one incremental ldap source "corp"; keys are
+// added to the source as they are.
+func ldapIncrSite(t *testing.T, maxDeprov int, url, caFile, bindDN, password, baseDN, keys string) *site {
+	t.Helper()
+	s := siteWith(t, fmt.Sprintf(`version: 1
+store: {path: seatsync.db}
+licensing:
+  pools:
+    - {name: primary, limit: 200, areas: [primary]}
+    - {name: extranet, limit: 50, areas: [partners]}
+safety: {max_deprovision: %d}
+sources:
+  - name: corp
+    type: ldap
+    url: [%s]
+    tls: {mode: starttls, ca_file: %s}
+    bind_dn: %q
+    bind_password_file: ldap.password
+    base_dn: %q
+    incremental: true
+    full_schedule: %s
+    area: primary
+    on_leave: block
+%s
+log: {level: warn}
+`, maxDeprov, url, caFile, bindDN, baseDN, neverFull, keys))
+	s.write("ldap.password", password+"\n")
+	return s
+}
+
+// firstIncrSync is the first sync of an incremental source: a full read
+// (no cursor yet) that creates n people and leaves a cursor.
+func (s *site) firstIncrSync(source string, n int) string {
+	s.t.Helper()
+	r := s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+	checkRead(s.t, "first sync", sourceReport(s.t, r, source), readWant{full: true, identities: n})
+	if rep := decodeReport(s.t, r); rep.Summary["create"] != n {
+		s.t.Errorf("first sync created %d, want %d: %v", rep.Summary["create"], n, rep.Summary)
+	}
+	c := s.cursor(source)
+	if c == "" {
+		s.t.Fatalf("first sync: no cursor/%s in the store", source)
+	}
+	s.converged("first sync")
+	return c
+}
+
+// wantProfile fails unless username's profile is "area state [reason]".
+func wantProfile(t *testing.T, ps map[string]profile, username, want string) {
+	t.Helper()
+	p := ps[username]
+	got := "(no profile)"
+	if p != nil {
+		got = fmt.Sprintf("%v %s", p["area"], p.state())
+	}
+	if got != want {
+		t.Errorf("%s: %s, want %s", username, got, want)
+	}
+}
+
+// OpenLDAP.
+
+func ldifOU(dn string) string {
+	ou := strings.TrimPrefix(strings.SplitN(dn, ",", 2)[0], "ou=")
+	return fmt.Sprintf("dn: %s\nobjectClass: organizationalUnit\nou: %s\n\n", dn, ou)
+}
+
+// ldifPersonRDN is an inetOrgPerson named rdn under parent with uid uid.
+func ldifPersonRDN(rdn, parent, uid string) string {
+	return fmt.Sprintf("dn: %s,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s Person\nsn: Person\ngivenName: %s\nmail: %s@example.org\ntitle: Staff\n\n",
+		rdn, parent, uid, uid, uid, uid)
+}
+
+func ldifPersonUID(parent, uid string) string { return ldifPersonRDN("uid="+uid, parent, uid) }
+
+func ldifGroup(dn string, members ...string) string {
+	cn := strings.TrimPrefix(strings.SplitN(dn, ",", 2)[0], "cn=")
+	s := fmt.Sprintf("dn: %s\nobjectClass: groupOfNames\ncn: %s\n", dn, cn)
+	for _, m := range members {
+		s += "member: " + m + "\n"
+	}
+	return s + "\n"
+}
+
+func startSlapd(t *testing.T, opt ldaptest.SlapdOptions) *ldaptest.Slapd {
+	t.Helper()
+	s, err := ldaptest.StartSlapd(t.TempDir(), opt)
+	if err != nil {
+		ldaptest.Unavailable(t, "OpenLDAP slapd", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestIncrementalOpenLDAP: 50 people read incrementally over RFC 4533
+// sync, with a syncprov session log (deletions as entryUUIDs) and without
+// one (a present phase): every kind of change, each followed by an
+// incremental sync that reports just that change and converges.
+func TestIncrementalOpenLDAP(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		opt  ldaptest.SlapdOptions
+	}{
+		{"session log", ldaptest.SlapdOptions{SessionLog: 1000}},
+		{"present phase", ldaptest.SlapdOptions{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			openLDAPIncremental(t, startSlapd(t, c.opt))
+		})
+	}
+}
+
+func openLDAPIncremental(t *testing.T, d *ldaptest.Slapd) {
+	root := "ou=incr," + d.BaseDN
+	people := "ou=people," + root
+	groups := "ou=groups," + root
+	elsewhere := "ou=elsewhere," + d.BaseDN
+	partners, outer := "cn=partners,"+groups, "cn=outer,"+groups
+	ldif := ldifOU(root) + ldifOU(people) + ldifOU(groups) + ldifOU(elsewhere)
+	for _, u := range []string{"alice", "bob", "carol", "dave", "eve"} {
+		ldif += ldifPersonUID(people, u)
+	}
+	// grace's entry is named by its cn, so her uid can change without a
+	// rename of the entry.
+	ldif += ldifPersonRDN("cn=grace Person", people, "grace")
+	for i := range 44 {
+		ldif += ldifPersonUID(people, fmt.Sprintf("user%02d", i))
+	}
+	// alice is a partner through a nested group.
+	ldif += ldifGroup(partners, "uid=alice,"+people) + ldifGroup(outer, partners)
+	d.Add(t, ldif)
+
+	s := ldapIncrSite(t, 5, d.URL, d.CA.File, d.AdminDN, d.AdminPass, root, fmt.Sprintf(`    flavor: openldap
+    page_size: 20
+    timeout: 20s
+    disabled_filter: "(description=disabled)"
+    nested_groups: true
+    area_rules:
+      - group: %q
+        area: partners`, outer))
+	cursor := s.firstIncrSync("corp", 50)
+	ps := s.profiles()
+	wantProfile(t, ps, "alice", "partners active")
+	wantProfile(t, ps, "bob", "primary active")
+
+	none := readWant{identities: 0}
+	s.incrSync("nothing changed", "corp", none, nil)
+
+	// A modify. plan reads it too, and leaves the cursor where it was.
+	cursor = s.cursor("corp")
+	d.Modify(t, "dn: uid=alice,"+people+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+	r := s.must(exitOK, "plan", "-c", s.config, "--format", "json")
+	checkRead(t, "plan of a modify", sourceReport(t, r, "corp"), readWant{identities: 1})
+	if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{"alice update"}) {
+		t.Errorf("plan of a modify: changes %q, want alice update", got)
+	}
+	s.cursorKept("plan", "corp", cursor)
+	s.incrSync("modify", "corp", readWant{identities: 1}, []string{"alice update"})
+	cursor = s.cursorMoved("sync of a modify", "corp", cursor)
+
+	d.Add(t, ldifPersonUID(people, "frank"))
+	s.incrSync("add", "corp", readWant{identities: 1}, []string{"frank create"})
+
+	d.Modify(t, "dn: uid=bob,"+people+"\nchangetype: delete\n")
+	s.incrSync("delete", "corp", readWant{identities: 0, deletes: 1}, []string{"bob block left_source"})
+
+	// A rename of the entry that changes the uid with it.
+	ps = s.profiles()
+	d.Modify(t, "dn: uid=carol,"+people+"\nchangetype: modrdn\nnewrdn: uid=carla\ndeleteoldrdn: 1\n")
+	s.incrSync("modrdn", "corp", readWant{identities: 1}, []string{"carla update"})
+	after := s.profiles()
+	if after["carol"] != nil || after["carla"] == nil || after["carla"]["external_id"] != ps["carol"]["external_id"] {
+		t.Errorf("modrdn: carol %v, carla %v; want carla with carol's external id", after["carol"], after["carla"])
+	}
+
+	// A uid change of an entry named by its cn.
+	d.Modify(t, "dn: cn=grace Person,"+people+"\nchangetype: modify\nreplace: uid\nuid: gracie\n")
+	s.incrSync("uid change", "corp", readWant{identities: 1}, []string{"gracie update"})
+	if after := s.profiles(); after["grace"] != nil || after["gracie"] == nil || after["gracie"]["external_id"] != ps["grace"]["external_id"] {
+		t.Errorf("uid change: grace %v, gracie %v; want gracie with grace's external id", after["grace"], after["gracie"])
+	}
+
+	d.Modify(t, "dn: uid=dave,"+people+"\nchangetype: modrdn\nnewrdn: uid=dave\ndeleteoldrdn: 1\nnewsuperior: "+elsewhere+"\n")
+	s.incrSync("move out of the base", "corp", readWant{identities: 0, deletes: 1}, []string{"dave block left_source"})
+
+	// eve joins the nested partners group, alice leaves it: both move.
+	d.Modify(t, "dn: "+partners+"\nchangetype: modify\nadd: member\nmember: uid=eve,"+people+"\n-\ndelete: member\nmember: uid=alice,"+people+"\n")
+	s.incrSync("group membership", "corp", readWant{identities: 2}, []string{"alice move", "eve move"})
+	ps = s.profiles()
+	wantProfile(t, ps, "eve", "partners active")
+	wantProfile(t, ps, "alice", "primary active")
+
+	d.Modify(t, "dn: uid=frank,"+people+"\nchangetype: modify\nadd: description\ndescription: disabled\n")
+	s.incrSync("disable", "corp", readWant{identities: 1}, []string{"frank block source_disabled"})
+
+	s.incrSync("nothing changed again", "corp", none, nil)
+	ps = s.profiles()
+	if got := tally(ps); got["primary/active/"] != 47 || got["partners/active/"] != 1 || got["primary/blocked/left_source"] != 2 ||
+		got["primary/blocked/source_disabled"] != 1 {
+		t.Errorf("at the end: %v; want 47 + 1 active, bob and dave left, frank disabled", got)
+	}
+}
+
+// TestIncrementalCursorThrownAway: the cursor cannot always be used. A
+// slapd restarted without its session log still serves the cookie (a
+// present phase), and the run stays incremental. A cookie the server
+// refuses (newer than the server's state, as after a restore from a
+// backup) and a cursor damaged in the store fall back to a full read that
+// says why. Each time the result is the full one.
+func TestIncrementalCursorThrownAway(t *testing.T) {
+	t.Parallel()
+	d := startSlapd(t, ldaptest.SlapdOptions{SessionLog: 100})
+	root := "ou=people," + d.BaseDN
+	ldif := ldifOU(root)
+	for i := range 20 {
+		ldif += ldifPersonUID(root, fmt.Sprintf("user%02d", i))
+	}
+	d.Add(t, ldif)
+	s := ldapIncrSite(t, 5, d.URL, d.CA.File, d.AdminDN, d.AdminPass, root, "    flavor: openldap\n    timeout: 20s")
+	cursor := s.firstIncrSync("corp", 20)
+
+	// Changes made while the session log held them, then slapd restarted
+	// without it.
+	d.Modify(t, "dn: uid=user00,"+root+"\nchangetype: delete\n")
+	d.Modify(t, "dn: uid=user01,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+	if err := d.Reconfigure(ldaptest.SlapdOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.incrSync("restarted without a session log", "corp", readWant{identities: 1, deletes: 1},
+		[]string{"user00 block left_source", "user01 update"})
+	cursor = s.cursorMoved("restarted without a session log", "corp", cursor)
+
+	// A cookie from the future, in a cursor that is otherwise whole.
+	d.Modify(t, "dn: uid=user02,"+root+"\nchangetype: delete\n")
+	d.Modify(t, "dn: uid=user03,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+	s.setCursor("corp", withCookie(t, cursor, "rid=000,csn=29991201121931.042678Z#000000#000#000000"))
+	r := s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+	src := sourceReport(t, r, "corp")
+	checkRead(t, "a cookie the server refuses", src, readWant{full: true, fallback: true, identities: 18})
+	if !strings.Contains(src.IncrementalFallback, "refused") {
+		t.Errorf("a cookie the server refuses: incremental_fallback %q does not say it was refused", src.IncrementalFallback)
+	}
+	if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{"user02 block left_source", "user03 update"}) {
+		t.Errorf("a cookie the server refuses: changes %q, want user02 left and user03 updated", got)
+	}
+	s.converged("a cookie the server refuses")
+	cursor = s.cursor("corp")
+	// The full read took a new cookie: the next run is incremental again.
+	d.Modify(t, "dn: uid=user04,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+	s.incrSync("after the fallback", "corp", readWant{identities: 1}, []string{"user04 update"})
+
+	// A cursor damaged in the store.
+	for _, bad := range []string{"garbage", damaged(s.cursor("corp"))} {
+		d.Modify(t, "dn: uid=user05,"+root+"\nchangetype: modify\nreplace: title\ntitle: "+hex.EncodeToString([]byte(bad))[:8]+"\n")
+		s.setCursor("corp", bad)
+		r = s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+		checkRead(t, "cursor "+bad[:min(len(bad), 12)], sourceReport(t, r, "corp"), readWant{full: true, fallback: true, identities: 18})
+		if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{"user05 update"}) {
+			t.Errorf("cursor %.12q: changes %q, want user05 update", bad, got)
+		}
+		s.converged("a damaged cursor")
+	}
+}
+
+// withCookie is an ldap cursor (connector/ldap cursor.go: ldap1.<head>.
+// <known set>.<check>) with its server cookie replaced, and its check
+// made again, so that the connector takes it as whole and hands the
+// cookie to the server.
+func withCookie(t *testing.T, cursor, cookie string) string {
+	t.Helper()
+	parts := strings.Split(cursor, ".")
+	if len(parts) != 4 || parts[0] != "ldap1" {
+		t.Fatalf("the ldap cursor %.40q is not ldap1.<head>.<known>.<check>", cursor)
+	}
+	head, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	if err := json.Unmarshal(head, &h); err != nil {
+		t.Fatal(err)
+	}
+	h["c"] = []byte(cookie)
+	head, err = json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "ldap1." + base64.RawURLEncoding.EncodeToString(head) + "." + parts[2]
+	sum := sha256.Sum256([]byte(text))
+	return text + "." + hex.EncodeToString(sum[:8])
+}
+
+// damaged is text with the character in the middle changed.
+func damaged(text string) string {
+	mid, c := len(text)/2, "x"
+	if text[mid] == 'x' {
+		c = "y"
+	}
+	return text[:mid] + c + text[mid+1:]
+}
+
+// TestIncrementalFaults: slapd killed, and slapd hung, in the middle of
+// an incremental read: exit 1, nothing written, the cursor where it was;
+// the next sync converges. A change set that deletes more people than
+// safety.max_deprovision: exit 3, the cursor where it was, until
+// --allow-deprovision.
+func TestIncrementalFaults(t *testing.T) {
+	t.Parallel()
+	d := startSlapd(t, ldaptest.SlapdOptions{SessionLog: 1000})
+	defer d.Resume() // a test that failed while it was paused
+	wire, err := ldaptest.NewTripwire(strings.TrimPrefix(d.URL, "ldap://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wire.Close()
+	root := "ou=people," + d.BaseDN
+	ldif := ldifOU(root)
+	for i := range 40 {
+		ldif += ldifPersonUID(root, fmt.Sprintf("user%02d", i))
+	}
+	d.Add(t, ldif)
+	s := ldapIncrSite(t, 3, wire.URL, d.CA.File, d.AdminDN, d.AdminPass, root, "    flavor: openldap\n    page_size: 10\n    timeout: 3s")
+	cursor := s.firstIncrSync("corp", 40)
+
+	// retitle gives 30 people a new title: a sync read long enough to be
+	// cut in the middle.
+	retitle := func(title string) []string {
+		var mod strings.Builder
+		var want []string
+		for i := range 30 {
+			u := fmt.Sprintf("user%02d", i)
+			fmt.Fprintf(&mod, "dn: uid=%s,%s\nchangetype: modify\nreplace: title\ntitle: %s\ndescription: %s\n\n", u, root, title, strings.Repeat(title, 20))
+			want = append(want, u+" update")
+		}
+		d.Modify(t, mod.String())
+		return want
+	}
+	// middle is where the longest answer of the plan of the pending
+	// changes is half through; plan moves no cursor.
+	middle := func() int64 {
+		wire.MaxBytes()
+		r := s.must(exitOK, "plan", "-c", s.config, "--format", "json")
+		checkRead(t, "plan", sourceReport(t, r, "corp"), readWant{identities: 30})
+		s.cursorKept("plan", "corp", cursor)
+		n := wire.MaxBytes()
+		if n < 8<<10 {
+			t.Fatalf("the plan's longest answer is %d bytes: too short to cut in the middle", n)
+		}
+		return n / 2
+	}
+	for _, c := range []struct {
+		name   string
+		crash  bool
+		fail   func()
+		revive func() error
+	}{
+		{"slapd killed", true, d.Kill, d.Restart},
+		{"slapd hung", false, d.Pause, func() error { d.Resume(); return nil }},
+	} {
+		want := retitle(c.name)
+		wire.Arm(middle(), c.crash, c.fail)
+		before := s.profiles()
+		r := s.must(exitFailed, "sync", "-c", s.config, "--format", "json")
+		if !wire.Tripped() {
+			t.Fatalf("%s: the sync ended before the server failed", c.name)
+		}
+		wire.Disarm()
+		if !strings.Contains(r.stderr, "corp") {
+			t.Errorf("%s: the error does not name the source:\n%s", c.name, r)
+		}
+		if err := c.revive(); err != nil {
+			t.Fatal(err)
+		}
+		if diff := diffProfiles(before, s.profiles()); diff != "" {
+			t.Errorf("%s: the failed run changed profiles:\n%s", c.name, diff)
+		}
+		s.cursorKept(c.name, "corp", cursor)
+		s.incrSync("after "+c.name, "corp", readWant{identities: 30}, want)
+		cursor = s.cursorMoved("after "+c.name, "corp", cursor)
+	}
+
+	// Four people deleted, three allowed.
+	for i := 30; i < 34; i++ {
+		d.Modify(t, fmt.Sprintf("dn: uid=user%02d,%s\nchangetype: delete\n", i, root))
+	}
+	before := s.profiles()
+	r := s.must(exitGuard, "sync", "-c", s.config, "--format", "json")
+	if rep := decodeReport(t, r); !rep.Guard.Tripped || rep.Guard.Deprovisions != 4 {
+		t.Errorf("guard: %+v, want tripped by 4 deprovisions", rep.Guard)
+	}
+	if diff := diffProfiles(before, s.profiles()); diff != "" {
+		t.Errorf("the refused run changed profiles:\n%s", diff)
+	}
+	s.cursorKept("refused by the guard", "corp", cursor)
+	// The next run reads the same deletions again.
+	s.must(exitGuard, "sync", "-c", s.config)
+	s.incrSync("--allow-deprovision", "corp", readWant{identities: 0, deletes: 4},
+		[]string{"user30 block left_source", "user31 block left_source", "user32 block left_source", "user33 block left_source"},
+		"--allow-deprovision")
+	s.cursorMoved("--allow-deprovision", "corp", cursor)
+}
+
+// Samba AD DC.
+
+func adOU(dn string) string { return fmt.Sprintf("dn: %s\nobjectClass: organizationalUnit\n\n", dn) }
+
+// adUser is an enabled AD user CN=sam under parent (userAccountControl
+// 544: NORMAL_ACCOUNT | PASSWD_NOTREQD).
+func adUser(parent, sam string) string {
+	return fmt.Sprintf("dn: CN=%s,%s\nobjectClass: user\nsAMAccountName: %s\nuserAccountControl: 544\ngivenName: %s\nsn: Tester\ndisplayName: %s Tester\nmail: %s@seatsync.test\n\n",
+		sam, parent, sam, sam, sam, sam)
+}
+
+func adGroup(dn, sam string, members ...string) string {
+	s := fmt.Sprintf("dn: %s\nobjectClass: group\nsAMAccountName: %s\n", dn, sam)
+	for _, m := range members {
+		s += "member: " + m + "\n"
+	}
+	return s + "\n"
+}
+
+// TestIncrementalActiveDirectory: the same sequence over DirSync, bound
+// as a Domain Admin: deletions come as tombstones, matched by objectGUID;
+// membership changes arrive on the group, through nested groups too.
+func TestIncrementalActiveDirectory(t *testing.T) {
+	t.Parallel()
+	ad, err := ldaptest.StartSamba(t.TempDir())
+	if err != nil {
+		ldaptest.Unavailable(t, "Samba AD DC", err)
+	}
+	defer ad.Close()
+	root := "OU=incr," + ad.BaseDN
+	people := "OU=People," + root
+	gone := "OU=Gone," + root
+	groups := "OU=Groups," + root
+	partners, outer, inner := "CN=Partners,"+groups, "CN=Outer,"+groups, "CN=Inner,"+groups
+	ldif := adOU(root) + adOU(people) + adOU(gone) + adOU(groups)
+	for _, u := range []string{"alice", "bob", "carol", "dave", "eve"} {
+		ldif += adUser(people, u)
+	}
+	for i := range 25 {
+		ldif += adUser(people, fmt.Sprintf("user%02d", i))
+	}
+	ldif += adGroup(partners, "partners", "CN=alice,"+people) + adGroup(outer, "outer", partners) +
+		adGroup(inner, "inner", "CN=user00,"+people, "CN=user01,"+people)
+	ad.Add(t, ldif)
+
+	s := ldapIncrSite(t, 5, ad.URL, ad.CA.File, ad.AdminUPN, ad.AdminPass, people, fmt.Sprintf(`    flavor: active_directory
+    page_size: 10
+    nested_groups: true
+    area_rules:
+      - group: %q
+        area: partners`, outer))
+	s.firstIncrSync("corp", 30)
+	wantProfile(t, s.profiles(), "alice", "partners active")
+
+	none := readWant{identities: 0}
+	s.incrSync("nothing changed", "corp", none, nil)
+	ad.Modify(t, "dn: CN=alice,"+people+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+	s.incrSync("modify", "corp", readWant{identities: 1}, []string{"alice update"})
+	ad.Add(t, adUser(people, "frank"))
+	s.incrSync("add", "corp", readWant{identities: 1}, []string{"frank create"})
+	ad.Modify(t, "dn: CN=bob,"+people+"\nchangetype: delete\n")
+	s.incrSync("delete (a tombstone)", "corp", readWant{identities: 0, deletes: 1}, []string{"bob block left_source"})
+
+	// A rename of the entry: its name changes, its sAMAccountName does
+	// not, so nothing changes for the profile.
+	ps := s.profiles()
+	ad.Modify(t, "dn: CN=carol,"+people+"\nchangetype: modrdn\nnewrdn: CN=carla\ndeleteoldrdn: 1\n")
+	s.incrSync("modrdn", "corp", readWant{identities: 1}, nil)
+	// Then the sAMAccountName: the username.
+	ad.Modify(t, "dn: CN=carla,"+people+"\nchangetype: modify\nreplace: sAMAccountName\nsAMAccountName: carla\n")
+	s.incrSync("sAMAccountName change", "corp", readWant{identities: 1}, []string{"carla update"})
+	if after := s.profiles(); after["carol"] != nil || after["carla"] == nil || after["carla"]["external_id"] != ps["carol"]["external_id"] {
+		t.Errorf("rename: carol %v, carla %v; want carla with carol's objectGUID", after["carol"], after["carla"])
+	}
+
+	ad.Modify(t, "dn: CN=dave,"+people+"\nchangetype: modrdn\nnewrdn: CN=dave\ndeleteoldrdn: 1\nnewsuperior: "+gone+"\n")
+	s.incrSync("move out of the base", "corp", readWant{identities: 0, deletes: 1}, []string{"dave block left_source"})
+
+	ad.Modify(t, "dn: "+partners+"\nchangetype: modify\nadd: member\nmember: CN=eve,"+people+"\n-\ndelete: member\nmember: CN=alice,"+people+"\n")
+	s.incrSync("group membership", "corp", readWant{identities: 2}, []string{"alice move", "eve move"})
+	// A group joins a group: its members move with it.
+	ad.Modify(t, "dn: "+partners+"\nchangetype: modify\nadd: member\nmember: "+inner+"\n")
+	s.incrSync("nested group", "corp", readWant{identities: 2}, []string{"user00 move", "user01 move"})
+	ps = s.profiles()
+	for u, want := range map[string]string{"alice": "primary active", "eve": "partners active", "user00": "partners active", "user01": "partners active"} {
+		wantProfile(t, ps, u, want)
+	}
+
+	ad.Modify(t, "dn: CN=frank,"+people+"\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 546\n")
+	s.incrSync("disable", "corp", readWant{identities: 1}, []string{"frank block source_disabled"})
+	s.incrSync("nothing changed again", "corp", none, nil)
+}
+
+// Okta.
+
+// TestIncrementalOkta: lastUpdated reads over more than one page, a
+// suspended and a deprovisioned user, deletions from the System Log (one
+// of a person the store never held), a group membership that moves
+// someone, and a token that may not read the System Log, whose deletions
+// wait for a full pull. The fake's clock moves 10 minutes before each
+// round of changes, past the connector's 5-minute overlap, so that a read
+// names just the round's changes.
+func TestIncrementalOkta(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64
+	later := func() { offset.Add(int64(10 * time.Minute)) }
+	org := oktatest.New(oktatest.Options{RateLimit: -1, Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+	defer org.Close()
+	org.AddGroup("Partners")
+	ids := org.AddUsers(oktaPeople(300)...)
+	// oktaPeople suspends every hundredth from the second on.
+	for _, i := range []int{1, 101, 201} {
+		org.UpdateUser(ids[i], func(u *oktatest.User) { u.Status = "ACTIVE" })
+	}
+	s := oktaSiteWith(t, org, `    token_file: okta.token
+    incremental: true
+    full_schedule: `+neverFull+`
+    area_rules:
+      - group: Partners
+        area: suppliers`)
+	s.write("okta.token", org.Token()+"\n")
+	later()
+	s.firstIncrSync("okta", 300)
+	cursor := s.cursor("okta")
+	login := func(i int) string { return fmt.Sprintf("user%04d@example.com", i) }
+
+	later()
+	s.incrSync("nothing changed", "okta", readWant{identities: 0}, nil)
+
+	// 250 profiles changed: two pages of 200.
+	later()
+	var want []string
+	for i := range 250 {
+		org.UpdateUser(ids[i], func(u *oktatest.User) { u.Profile["title"] = "Changed" })
+		want = append(want, login(i)+" update")
+	}
+	s.incrSync("250 changed", "okta", readWant{identities: 250}, want)
+	cursor = s.cursorMoved("250 changed", "okta", cursor)
+
+	later()
+	org.UpdateUser(ids[5], func(u *oktatest.User) { u.Status = "SUSPENDED" })
+	org.UpdateUser(ids[6], func(u *oktatest.User) { u.Status = "DEPROVISIONED" })
+	s.incrSync("suspended and deprovisioned", "okta", readWant{identities: 1, deletes: 1},
+		[]string{login(5) + " block source_disabled", login(6) + " block left_source"})
+
+	// A deletion, and one of a user made and deleted since the last run,
+	// whom the store never held: that notice changes nothing.
+	later()
+	org.DeleteUser(ids[7])
+	brief := org.AddUsers(oktatest.User{Profile: map[string]any{"login": "brief@example.com", "email": "brief@example.com"}})
+	org.DeleteUser(brief[0])
+	s.incrSync("System Log deletions", "okta", readWant{identities: 0, deletes: 2}, []string{login(7) + " block left_source"})
+	if p := s.profiles()["brief@example.com"]; p != nil {
+		t.Errorf("a user deleted before any run has a profile: %v", p)
+	}
+
+	later()
+	org.UpdateUser(ids[8], func(u *oktatest.User) { u.Groups = append(u.Groups, "Partners") })
+	s.incrSync("joined a group", "okta", readWant{identities: 1}, []string{login(8) + " move"})
+	wantProfile(t, s.profiles(), login(8), "suppliers active")
+
+	// The System Log denied: a profile change is read, a deletion is not,
+	// and nobody is taken as gone for it.
+	later()
+	org.DenyLogs(true)
+	org.DeleteUser(ids[9])
+	org.UpdateUser(ids[10], func(u *oktatest.User) { u.Profile["title"] = "Denied" })
+	r := s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+	checkRead(t, "System Log denied", sourceReport(t, r, "okta"), readWant{identities: 1})
+	if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{login(10) + " update"}) {
+		t.Errorf("System Log denied: changes %q, want %s update only", got, login(10))
+	}
+	wantProfile(t, s.profiles(), login(9), "primary active")
+	// The full pull finds the deletion.
+	r = s.must(exitChanges, "plan", "-c", s.config, "--full", "--check", "--format", "json")
+	if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{login(9) + " block left_source"}) {
+		t.Errorf("plan --full with the System Log denied: changes %q, want %s left", got, login(9))
+	}
+	r = s.must(exitOK, "sync", "-c", s.config, "--full", "--format", "json")
+	if src := sourceReport(t, r, "okta"); !src.Full || src.Identities != 297 {
+		t.Errorf("sync --full: %+v, want a full read of 297", src)
+	}
+	if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{login(9) + " block left_source"}) {
+		t.Errorf("sync --full: changes %q, want %s left", got, login(9))
+	}
+	s.converged("sync --full")
+}
+
+// CSV.
+
+// TestIncrementalCSV: a csv export is always read incrementally: a file
+// that is the same (size, mtime and sha256) gives nothing to plan, even
+// when it was touched; a file that changed, even with the same size and
+// mtime, is read in full.
+func TestIncrementalCSV(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, siteOptions{primaryLimit: "10", maxDeprov: "50%"}, fivePeople()...)
+	cursor := s.firstIncrSync("hr", 5)
+
+	before := s.profiles()
+	s.incrSync("unchanged", "hr", readWant{identities: 0}, nil)
+	if diff := diffProfiles(before, s.profiles()); diff != "" {
+		t.Errorf("an unchanged file changed profiles:\n%s", diff)
+	}
+	path := filepath.Join(s.dir, "people.csv")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	touched := fi.ModTime().Add(time.Hour)
+	if err := os.Chtimes(path, touched, touched); err != nil {
+		t.Fatal(err)
+	}
+	s.incrSync("touched", "hr", readWant{identities: 0}, nil)
+
+	// Alice moves to another department of the same length, and the
+	// mtime is set back: only the hash tells.
+	text := s.read("people.csv")
+	alice := row("E1", "alice")
+	if !strings.Contains(text, alice) {
+		t.Fatalf("the export has no row %q", alice)
+	}
+	s.write("people.csv", strings.Replace(text, alice, strings.Replace(alice, "Sales", "Sails", 1), 1))
+	if err := os.Chtimes(path, touched, touched); err != nil {
+		t.Fatal(err)
+	}
+	if fi2, _ := os.Stat(path); fi2.Size() != fi.Size() {
+		t.Fatalf("the edited file has %d bytes, was %d", fi2.Size(), fi.Size())
+	}
+	s.incrSync("same size and mtime, other content", "hr", readWant{full: true, identities: 5}, []string{"alice update"})
+	cursor = s.cursorMoved("changed file", "hr", cursor)
+
+	// erin leaves: plan says so and moves no cursor; sync applies it.
+	people := fivePeople()
+	s.people(people[:4]...)
+	r := s.must(exitOK, "plan", "-c", s.config, "--format", "json")
+	checkRead(t, "plan of a changed file", sourceReport(t, r, "hr"), readWant{full: true, identities: 4})
+	s.cursorKept("plan", "hr", cursor)
+	s.incrSync("a leaver", "hr", readWant{full: true, identities: 4}, []string{"erin block left_source"})
+	s.cursorMoved("a leaver", "hr", cursor)
+	s.incrSync("unchanged after the leaver", "hr", readWant{identities: 0}, nil)
+
+	// --full reads the file although it is the same.
+	r = s.must(exitOK, "plan", "-c", s.config, "--full", "--format", "json")
+	if src := sourceReport(t, r, "hr"); !src.Full || src.Identities != 4 || src.IncrementalFallback != "" {
+		t.Errorf("plan --full: %+v, want a full read of 4", src)
+	}
+}
