@@ -30,10 +30,11 @@ import (
 )
 
 // neverFull is a full_schedule that does not come round while the tests
-// run (29 February 2028 is the next), so that every run after the first
-// is incremental unless the test says otherwise; the default (02:00
-// daily) would make a run at 02:00 full.
-const neverFull = `"0 0 29 2 *"`
+// run (unless they run over midnight on New Year's Eve), so that every run
+// after the first is incremental unless the test says otherwise; the
+// default (02:00 daily) would make a run at 02:00 full. (The loader
+// refuses a schedule with no run in the next year.)
+const neverFull = `"0 0 1 1 *"`
 
 // incrSource is one entry of the report's sources[], with the fields of
 // incremental reads.
@@ -638,7 +639,9 @@ func TestIncrementalActiveDirectory(t *testing.T) {
 	}
 	ldif += adGroup(partners, "partners", "CN=alice,"+people) + adGroup(outer, "outer", partners) +
 		adGroup(inner, "inner", "CN=user00,"+people, "CN=user01,"+people)
+	t.Logf("samba started")
 	ad.Add(t, ldif)
+	t.Logf("samba loaded")
 
 	s := ldapIncrSite(t, 5, ad.URL, ad.CA.File, ad.AdminUPN, ad.AdminPass, people, fmt.Sprintf(`    flavor: active_directory
     page_size: 10
