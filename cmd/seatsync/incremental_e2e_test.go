@@ -525,7 +525,8 @@ func TestIncrementalFaults(t *testing.T) {
 		var want []string
 		for i := range 30 {
 			u := fmt.Sprintf("user%02d", i)
-			fmt.Fprintf(&mod, "dn: uid=%s,%s\nchangetype: modify\nreplace: title\ntitle: %s\ndescription: %s\n\n", u, root, title, strings.Repeat(title, 20))
+			fmt.Fprintf(&mod, "dn: uid=%s,%s\nchangetype: modify\nreplace: title\ntitle: %s\n-\nreplace: description\ndescription: %s\n\n",
+				u, root, title, strings.Repeat(title, 20))
 			want = append(want, u+" update")
 		}
 		d.Modify(t, mod.String())
@@ -554,12 +555,14 @@ func TestIncrementalFaults(t *testing.T) {
 		{"slapd hung", false, d.Pause, func() error { d.Resume(); return nil }},
 	} {
 		want := retitle(c.name)
-		wire.Arm(middle(), c.crash, c.fail)
+		failed := make(chan struct{})
+		wire.Arm(middle(), c.crash, func() { c.fail(); close(failed) })
 		before := s.profiles()
 		r := s.must(exitFailed, "sync", "-c", s.config, "--format", "json")
 		if !wire.Tripped() {
 			t.Fatalf("%s: the sync ended before the server failed", c.name)
 		}
+		<-failed
 		wire.Disarm()
 		if !strings.Contains(r.stderr, "corp") {
 			t.Errorf("%s: the error does not name the source:\n%s", c.name, r)
@@ -639,9 +642,7 @@ func TestIncrementalActiveDirectory(t *testing.T) {
 	}
 	ldif += adGroup(partners, "partners", "CN=alice,"+people) + adGroup(outer, "outer", partners) +
 		adGroup(inner, "inner", "CN=user00,"+people, "CN=user01,"+people)
-	t.Logf("samba started")
 	ad.Add(t, ldif)
-	t.Logf("samba loaded")
 
 	s := ldapIncrSite(t, 5, ad.URL, ad.CA.File, ad.AdminUPN, ad.AdminPass, people, fmt.Sprintf(`    flavor: active_directory
     page_size: 10
@@ -831,8 +832,12 @@ func TestIncrementalCSV(t *testing.T) {
 	cursor = s.cursorMoved("changed file", "hr", cursor)
 
 	// erin leaves: plan says so and moves no cursor; sync applies it.
-	people := fivePeople()
-	s.people(people[:4]...)
+	text = s.read("people.csv")
+	erin := row("E5", "erin") + "\n"
+	if !strings.Contains(text, erin) {
+		t.Fatalf("the export has no row %q", erin)
+	}
+	s.write("people.csv", strings.Replace(text, erin, "", 1))
 	r := s.must(exitOK, "plan", "-c", s.config, "--format", "json")
 	checkRead(t, "plan of a changed file", sourceReport(t, r, "hr"), readWant{full: true, identities: 4})
 	s.cursorKept("plan", "hr", cursor)
