@@ -239,6 +239,51 @@ func (s *site) firstIncrSync(source string, n int) string {
 	return c
 }
 
+// fullFields are the profile fields a sync from scratch must agree on.
+const fullFields = "username,email,given_name,family_name,display_name,title,department,groups,area,state,block_reason,exempt,source,external_id"
+
+// profilesOf lists the site's profiles with fields, by username.
+func (s *site) profilesOf(fields string) map[string]profile {
+	s.t.Helper()
+	r := s.must(exitOK, "profiles", "list", "-c", s.config, "--format", "json", "--fields", fields)
+	var rows []profile
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+		s.t.Fatalf("profiles list --format json does not decode: %v\n%s", err, r)
+	}
+	out := make(map[string]profile, len(rows))
+	for _, p := range rows {
+		out[p["username"].(string)] = p
+	}
+	return out
+}
+
+// sameAsFromScratch syncs the site's sources in full into a new store
+// (incremental off), and checks that every profile it makes is the one
+// the incremental runs made, field by field, and that the incremental
+// store's other profiles are those of people who left.
+func (s *site) sameAsFromScratch() {
+	s.t.Helper()
+	cfg := s.read("seatsync.yaml")
+	fresh := siteWith(s.t, strings.ReplaceAll(cfg, "incremental: true", "incremental: false"))
+	for _, f := range []string{"ldap.password", "okta.token", "people.csv"} {
+		if b, err := os.ReadFile(filepath.Join(s.dir, f)); err == nil {
+			fresh.write(f, string(b))
+		}
+	}
+	fresh.must(exitOK, "sync", "-c", fresh.config)
+	want, got := fresh.profilesOf(fullFields), s.profilesOf(fullFields)
+	for u, p := range want {
+		if fmt.Sprint(got[u]) != fmt.Sprint(p) {
+			s.t.Errorf("from scratch %s is\n%v\nincrementally\n%v", u, p, got[u])
+		}
+	}
+	for u, p := range got {
+		if want[u] == nil && p.state() != "blocked left_source" {
+			s.t.Errorf("%s is %s incrementally, and not there from scratch", u, p.state())
+		}
+	}
+}
+
 // wantProfile fails unless username's profile is "area state [reason]".
 func wantProfile(t *testing.T, ps map[string]profile, username, want string) {
 	t.Helper()
@@ -395,6 +440,7 @@ func openLDAPIncremental(t *testing.T, d *ldaptest.Slapd) {
 		got["primary/blocked/source_disabled"] != 1 {
 		t.Errorf("at the end: %v; want 47 + 1 active, bob and dave left, frank disabled", got)
 	}
+	s.sameAsFromScratch()
 }
 
 // TestIncrementalCursorThrownAway: the cursor cannot always be used. A
@@ -599,6 +645,38 @@ func TestIncrementalFaults(t *testing.T) {
 	s.cursorMoved("--allow-deprovision", "corp", cursor)
 }
 
+// TestIncrementalFullSchedule: once a full_schedule time has come round
+// since the last full read, the next run reads in full (without a
+// fallback: the cursor was fine), and the run after it is incremental
+// again. The schedule is every minute; the test waits for minutes to
+// start rather than asserting how long anything takes.
+func TestIncrementalFullSchedule(t *testing.T) {
+	t.Parallel()
+	d := startSlapd(t, ldaptest.SlapdOptions{SessionLog: 100})
+	root := "ou=people," + d.BaseDN
+	ldif := ldifOU(root)
+	for i := range 10 {
+		ldif += ldifPersonUID(root, fmt.Sprintf("user%02d", i))
+	}
+	d.Add(t, ldif)
+	s := ldapIncrSite(t, 5, d.URL, d.CA.File, d.AdminDN, d.AdminPass, root, "    flavor: openldap")
+	s.write("seatsync.yaml", strings.Replace(s.read("seatsync.yaml"), "full_schedule: "+neverFull, `full_schedule: "* * * * *"`, 1))
+	nextMinute := func() { time.Sleep(time.Until(time.Now().Truncate(time.Minute).Add(time.Minute + time.Second))) }
+	// The first two runs in the same minute.
+	if time.Now().Second() > 40 {
+		nextMinute()
+	}
+	s.firstIncrSync("corp", 10)
+	d.Modify(t, "dn: uid=user00,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+	s.incrSync("within the minute", "corp", readWant{identities: 1}, []string{"user00 update"})
+
+	nextMinute()
+	d.Modify(t, "dn: uid=user01,"+root+"\nchangetype: delete\n")
+	s.incrSync("a new minute", "corp", readWant{full: true, identities: 9}, []string{"user01 block left_source"})
+	d.Modify(t, "dn: uid=user02,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+	s.incrSync("after the full read", "corp", readWant{identities: 1}, []string{"user02 update"})
+}
+
 // Samba AD DC.
 
 func adOU(dn string) string { return fmt.Sprintf("dn: %s\nobjectClass: organizationalUnit\n\n", dn) }
@@ -690,6 +768,7 @@ func TestIncrementalActiveDirectory(t *testing.T) {
 	ad.Modify(t, "dn: CN=frank,"+people+"\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 546\n")
 	s.incrSync("disable", "corp", readWant{identities: 1}, []string{"frank block source_disabled"})
 	s.incrSync("nothing changed again", "corp", none, nil)
+	s.sameAsFromScratch()
 }
 
 // Okta.
@@ -785,6 +864,7 @@ func TestIncrementalOkta(t *testing.T) {
 		t.Errorf("sync --full: changes %q, want %s left", got, login(9))
 	}
 	s.converged("sync --full")
+	s.sameAsFromScratch()
 }
 
 // CSV.
