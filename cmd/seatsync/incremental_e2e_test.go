@@ -842,6 +842,12 @@ func TestIncrementalOkta(t *testing.T) {
 	s.incrSync("joined a group", "okta", readWant{identities: 1}, []string{login(8) + " move"})
 	wantProfile(t, s.profiles(), login(8), "suppliers active")
 
+	// A cursor that is no Okta timestamp: a full read that says why.
+	later()
+	s.setCursor("okta", "garbage")
+	org.UpdateUser(ids[11], func(u *oktatest.User) { u.Profile["title"] = "Garbled" })
+	s.incrSync("garbled cursor", "okta", readWant{full: true, fallback: true, identities: 298}, []string{login(11) + " update"})
+
 	// The System Log denied: a profile change is read, a deletion is not,
 	// and nobody is taken as gone for it.
 	later()
@@ -927,6 +933,9 @@ func TestIncrementalCSV(t *testing.T) {
 	s.incrSync("a leaver", "hr", readWant{full: true, identities: 4}, []string{"erin block left_source"})
 	s.cursorMoved("a leaver", "hr", cursor)
 	s.incrSync("unchanged after the leaver", "hr", readWant{identities: 0}, nil)
+
+	s.setCursor("hr", "garbage")
+	s.incrSync("garbled cursor", "hr", readWant{full: true, fallback: true, identities: 4}, nil)
 
 	// --full reads the file although it is the same.
 	r = s.must(exitOK, "plan", "-c", s.config, "--full", "--format", "json")
