@@ -90,8 +90,8 @@ func (c *calc) build() {
 	}
 	counts := make([]SourceResult, len(c.in.Pulls))
 	for si, p := range c.in.Pulls {
-		counts[si] = SourceResult{Name: p.Rules.Name, Type: p.Rules.Type, Identities: len(p.Identities), Full: true,
-			LeavesSuspended: c.suspended[si]}
+		counts[si] = SourceResult{Name: p.Rules.Name, Type: p.Rules.Type, Identities: len(p.Identities), Full: !p.Changes,
+			Incremental: p.Incremental, IncrementalFallback: p.Fallback, Deletes: len(p.Deletes), NoDeletes: p.NoDeletes, LeavesSuspended: c.suspended[si]}
 	}
 	for _, s := range c.plan.Skipped {
 		if si, ok := c.covered[s.Source]; ok {
@@ -191,13 +191,16 @@ func (c *calc) guard() {
 		}
 	}
 	g := &c.plan.Guard
+	if t := c.in.Tally; t != nil {
+		copy(owned, t.Owned)
+	}
 	for si, p := range c.in.Pulls {
 		sg := SourceGuard{Name: p.Rules.Name, Owned: owned[si], Deprovisions: dep[si], Limit: owned[si]}
 		if c.in.MaxDeprovision != nil {
 			sg.Limit = c.in.MaxDeprovision(owned[si])
 		}
 		switch {
-		case len(p.Identities) == 0 && live[si] > 0:
+		case len(p.Identities) == 0 && live[si] > 0 && !p.Changes: // a read of changes may well have none
 			sg.Tripped = true
 			sg.Why = fmt.Sprintf("source %s returned no identities but owns %d profiles", p.Rules.Name, live[si])
 		case sg.Deprovisions > sg.Limit:

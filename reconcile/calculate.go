@@ -52,6 +52,21 @@ type Pull struct {
 	Identities []model.Identity
 	// Skipped are entries the connector itself could not read.
 	Skipped []Skipped
+	// Changes is set when Identities are only what changed since the
+	// source's last run (an incremental read that was not full): a
+	// profile the pull does not mention is unchanged, never gone, and
+	// only the people Deletes names leave.
+	Changes bool
+	// Deletes are the external ids an incremental read says left the
+	// source's scope.
+	Deletes []string
+	// Incremental is set when the source reads incrementally (the
+	// report's sources[].incremental); Fallback says why this read was
+	// full all the same, when a cursor could not be used.
+	Incremental bool
+	Fallback    string
+	// NoDeletes is set when the read of changes could not see deletions.
+	NoDeletes bool
 }
 
 // Input is everything Calculate needs. Calculate does no I/O and reads no
@@ -67,6 +82,14 @@ type Input struct {
 	AllowDeprovision bool
 	// Grants are the stored product grants (store.Store.Grants).
 	Grants []store.Grant
+	// Tally, when set, is what the store counted for a run whose pulls
+	// all hold changes only (Pull.Changes): one pool per Policy pool, one
+	// source per pull. Profiles then holds only the profiles the changes
+	// touch (Touched says which), and the seats held and the profiles
+	// owned are taken from Tally. Such a run plans no product licences
+	// and blocks nobody for an overage (on_overage: block_newest): the
+	// caller reads every profile when those may be needed.
+	Tally *store.Tally
 }
 
 // entry is one identity of one pull, mapped.
@@ -106,6 +129,8 @@ type calc struct {
 	entries   []entry
 	targets   []*outcome
 	targetOf  map[int]int // profile index -> target index
+	// deleted holds, per pull of changes, the external ids it says left.
+	deleted []map[string]bool
 }
 
 // Calculate plans the changes that bring the profiles in step with the
@@ -120,10 +145,20 @@ func Calculate(in Input) *Plan {
 		seen:      make([]bool, len(in.Profiles)),
 		suspended: make([]string, len(in.Pulls)),
 		targetOf:  make(map[int]int),
+		deleted:   make([]map[string]bool, len(in.Pulls)),
 	}
 	owned := make([]int, len(in.Pulls))
 	for i, p := range in.Pulls {
 		c.covered[p.Rules.Name] = i
+		if in.Tally != nil && !p.Changes {
+			panic("reconcile: a Tally is for pulls of changes only, and source " + p.Rules.Name + " was read in full")
+		}
+		if p.Changes {
+			c.deleted[i] = make(map[string]bool, len(p.Deletes))
+			for _, id := range p.Deletes {
+				c.deleted[i][id] = true
+			}
+		}
 	}
 	for i := range in.Profiles {
 		if si, ok := c.covered[in.Profiles[i].Source]; ok {
@@ -375,6 +410,9 @@ func (c *calc) leave() {
 		}
 		expired := rules.DeleteAfter > 0 && p.State == model.Blocked && p.BlockReason == model.ReasonLeftSource &&
 			!p.BlockedAt.IsZero() && !c.in.Now.Before(p.BlockedAt.Add(rules.DeleteAfter))
+		if c.in.Pulls[si].Changes && !expired && !c.deleted[si][p.ExternalID] {
+			continue // not mentioned by a read of changes: unchanged, never gone
+		}
 		switch {
 		case rules.OnLeave == LeaveDelete || expired:
 			c.addTarget(outcome{prof: i, entry: -1, after: *p, del: true, deprov: true})
@@ -603,20 +641,27 @@ func (c *calc) request(ti int) licensing.Request {
 func (c *calc) allocate() {
 	pol := c.in.Policy
 	used := make([]int, len(pol.Pools))
+	if c.in.Tally != nil {
+		copy(used, c.in.Tally.Active)
+	}
 	// Profiles no identity drives that wait for a seat (queued by an admin,
-	// or owned by a source this run does not cover) still join the queue:
-	// seat allocation spans the whole store.
+	// owned by a source this run does not cover, or not mentioned by a
+	// read of changes) still join the queue: seat allocation spans the
+	// whole store.
 	for i := range c.in.Profiles {
 		p := &c.in.Profiles[i]
-		if pol.HoldsSeat(p) {
+		if c.in.Tally == nil && pol.HoldsSeat(p) {
 			used[pol.PoolIndex(p.Area)]++
 		}
 		if _, ok := c.targetOf[i]; ok || c.seen[i] {
 			continue
 		}
 		if p.State == model.Blocked && p.BlockReason == model.ReasonLicense && pol.PoolIndex(p.Area) >= 0 && !pol.IsExempt(p.Username) {
-			if _, covered := c.covered[p.Source]; covered && p.Owned() {
-				continue // left the source: handled by leave()
+			if si, covered := c.covered[p.Source]; covered && p.Owned() && !c.in.Pulls[si].Changes && c.in.Pulls[si].Rules.OnLeave != LeaveKeep {
+				// Left the source: handled by leave(). With on_leave: keep the
+				// profile is kept as it is, waiting in the queue: a read of
+				// changes could not tell it from one whose person stays.
+				continue
 			}
 			c.addTarget(outcome{prof: i, entry: -1, after: *p, need: true, actReason: ReasonSeatFreed})
 		}

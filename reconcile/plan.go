@@ -59,8 +59,11 @@ type SourceResult struct {
 	Full                bool   `json:"full"`
 	Incremental         bool   `json:"incremental"`
 	IncrementalFallback string `json:"incremental_fallback,omitempty"`
-	// Deletes counts the delete notices an incremental read gave.
-	Deletes int `json:"deletes,omitempty"`
+	// Deletes counts the delete notices an incremental read gave;
+	// NoDeletes says the read could not see deletions (they wait for the
+	// next full read).
+	Deletes   int  `json:"deletes,omitempty"`
+	NoDeletes bool `json:"no_deletes,omitempty"`
 	// LeavesSuspended says why this run blocks and deletes nobody of the
 	// source for leaving: an entry was skipped whose external id could not
 	// be read. Empty when leavers are handled as usual.

@@ -193,12 +193,15 @@ func (r *Report) writeText(w io.Writer) error {
 		if s.LeavesSuspended != "" {
 			fmt.Fprintf(w, "leavers not handled: %s\n", s.LeavesSuspended)
 		}
+		if s.IncrementalFallback != "" {
+			fmt.Fprintf(w, "source %s was read in full: %s\n", s.Name, s.IncrementalFallback)
+		}
 	}
 	tw := texttable.New(w)
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "SOURCE\tTYPE\tIDENTITIES\tSKIPPED")
+	fmt.Fprintln(tw, "SOURCE\tTYPE\tREAD\tIDENTITIES\tSKIPPED")
 	for _, s := range r.Sources {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", s.Name, s.Type, s.Identities, s.Skipped)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", s.Name, s.Type, s.read(), s.Identities, s.Skipped)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -385,6 +388,9 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 		if s.LeavesSuspended != "" {
 			fmt.Fprintf(w, "> **Leavers not handled:** %s\n\n", mdEscape(s.LeavesSuspended))
 		}
+		if s.IncrementalFallback != "" {
+			fmt.Fprintf(w, "> **Source %s was read in full:** %s\n\n", mdEscape(s.Name), mdEscape(s.IncrementalFallback))
+		}
 	}
 	fmt.Fprintf(w, "## Pools\n\n| pool | limit | reserve | used before | used after | remaining | queued | overage |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range r.Pools {
@@ -398,9 +404,9 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 				remainingText(p.RemainingAfter, p.Unlimited && !p.Disabled), p.QueuedAfter, p.Overage)
 		}
 	}
-	fmt.Fprintf(w, "\n## Sources\n\n| source | type | identities | skipped |\n|---|---|---:|---:|\n")
+	fmt.Fprintf(w, "\n## Sources\n\n| source | type | read | identities | skipped |\n|---|---|---|---:|---:|\n")
 	for _, s := range r.Sources {
-		fmt.Fprintf(w, "| %s | %s | %d | %d |\n", mdEscape(s.Name), s.Type, s.Identities, s.Skipped)
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %d |\n", mdEscape(s.Name), s.Type, s.read(), s.Identities, s.Skipped)
 	}
 	if len(r.Changes) > 0 {
 		fmt.Fprintf(w, "\n## Changes\n\n| action | username | source | area | state | reason | queue | changed |\n|---|---|---|---|---|---|---:|---|\n")
@@ -436,4 +442,19 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 
 func mdEscape(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
+}
+
+// read says how a source was read, for the text and markdown reports:
+// "full", or "changes" (with the delete notices, or "no deletes" when the
+// read could not see them).
+func (s *SourceResult) read() string {
+	switch {
+	case s.Full:
+		return "full"
+	case s.NoDeletes:
+		return "changes, no deletes"
+	case s.Deletes > 0:
+		return fmt.Sprintf("changes, %d deleted", s.Deletes)
+	}
+	return "changes"
 }

@@ -183,7 +183,7 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 	if err != nil {
 		return err
 	}
-	pulls, err := r.pullAll(ctx, log, sources)
+	pulls, reads, results, err := r.pullAll(ctx, log, sources, opt.Full, rep.StartedAt)
 	if err != nil {
 		for _, s := range sources {
 			rep.Sources = append(rep.Sources, SourceResult{Name: s.Name, Type: s.Type})
@@ -192,7 +192,8 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 	}
 	for i, p := range pulls {
 		rep.Sources = append(rep.Sources, SourceResult{Name: sources[i].Name, Type: sources[i].Type,
-			Identities: len(p.Identities), Skipped: len(p.Skipped), Full: true})
+			Identities: len(p.Identities), Skipped: len(p.Skipped), Full: !p.Changes,
+			Incremental: p.Incremental, IncrementalFallback: p.Fallback, Deletes: len(p.Deletes), NoDeletes: p.NoDeletes})
 	}
 	if opt.Mode == ModeSync {
 		unlock, err := r.lock(ctx, log, lockholder.Self(rep.RunID))
@@ -207,13 +208,22 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 			return err
 		}
 	}
-	profiles, err := r.Store.Profiles(ctx)
-	if err != nil {
-		return fmt.Errorf("read profiles: %w", err)
-	}
 	grants, err := r.Store.Grants(ctx)
 	if err != nil {
 		return fmt.Errorf("read product grants: %w", err)
+	}
+	var profiles []model.Profile
+	var tally *store.Tally
+	if len(grants) == 0 {
+		// Reads of changes plan on the profiles they touch.
+		if profiles, tally, err = r.touchedProfiles(ctx, opt.Mode, pulls, policy, rep.StartedAt); err != nil {
+			return err
+		}
+	}
+	if tally == nil {
+		if profiles, err = r.Store.Profiles(ctx); err != nil {
+			return fmt.Errorf("read profiles: %w", err)
+		}
 	}
 	plan := Calculate(Input{
 		Now:              rep.StartedAt,
@@ -223,6 +233,7 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 		Policy:           policy,
 		MaxDeprovision:   r.Config.Safety.MaxDeprovision.Of,
 		AllowDeprovision: opt.AllowDeprovision,
+		Tally:            tally,
 	})
 	rep.fill(plan)
 	if plan.Guard.Tripped {
@@ -245,6 +256,10 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 		runtime.GC()
 	}
 	if err := r.apply(ctx, log, rep, policy, plan.Now); err != nil {
+		return err
+	}
+	// Committed: the sources' incremental reads go on from here next time.
+	if err := r.saveCursors(ctx, log, rep, reads, results, sources); err != nil {
 		return err
 	}
 	rep.Result = ResultOK
@@ -397,17 +412,26 @@ func (r *Runner) selectSources(names []string) ([]config.Source, error) {
 // ErrUsage marks errors in how seatsync was called.
 var ErrUsage = errors.New("usage")
 
-// pullAll pulls every source in full, concurrently. If any pull fails the
-// run stops: a partial read must never look like people leaving.
-func (r *Runner) pullAll(ctx context.Context, log *zap.Logger, sources []config.Source) ([]Pull, error) {
+// pullAll pulls every source, concurrently: in full, or what changed
+// since its last run for a source that reads incrementally (planRead;
+// full reads them all in full). If any pull fails the run stops: a
+// partial read must never look like people leaving. It returns, per
+// source, how it was read and, for an incremental read, how that went.
+func (r *Runner) pullAll(ctx context.Context, log *zap.Logger, sources []config.Source, full bool, now time.Time) ([]Pull, []readPlan, []connector.Result, error) {
 	pulls := make([]Pull, len(sources))
+	reads := make([]readPlan, len(sources))
+	results := make([]connector.Result, len(sources))
 	errs := make([]error, len(sources))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	for i, sc := range sources {
 		pulls[i].Rules = RulesOf(sc)
-		src, err := r.Connectors.Open(sc, log.With(zap.String("source", sc.Name)))
+		srcLog := log.With(zap.String("source", sc.Name))
+		src, err := r.Connectors.Open(sc, srcLog)
+		if err == nil {
+			reads[i], err = r.planRead(ctx, sc, src, full, now)
+		}
 		if err != nil {
 			errs[i] = fmt.Errorf("%w: %s: %w", ErrPull, sc.Name, err)
 			continue
@@ -425,15 +449,22 @@ func (r *Runner) pullAll(ctx context.Context, log *zap.Logger, sources []config.
 				}
 			}
 			pctx := connector.WithPageHook(ctx, func() { pages++; progress() })
-			err := src.Pull(pctx, func(id model.Identity) error {
+			emit := func(id model.Identity) error {
 				ids.add(id)
 				if ids.n%1000 == 0 {
 					progress()
 				}
 				return nil
-			}, func(s connector.Skip) {
+			}
+			skip := func(s connector.Skip) {
 				p.Skipped = append(p.Skipped, Skipped{Source: sc.Name, ExternalID: s.ExternalID, Where: s.Where, Reason: s.Reason})
-			})
+			}
+			var err error
+			if rp := reads[i]; rp.inc != nil {
+				results[i], err = readChanges(pctx, rp, p, emit, skip)
+			} else {
+				err = src.Pull(pctx, emit, skip)
+			}
 			if err != nil {
 				errs[i] = fmt.Errorf("%w: %s: %w", ErrPull, sc.Name, err)
 				cancel()
@@ -441,15 +472,25 @@ func (r *Runner) pullAll(ctx context.Context, log *zap.Logger, sources []config.
 			}
 			p.Identities = ids.all()
 			progress()
-			log.Info("pulled source", zap.String("source", sc.Name), zap.Int("identities", len(p.Identities)),
-				zap.Int("skipped", len(p.Skipped)), zap.Duration("duration", time.Since(started)))
+			fields := []zap.Field{zap.Int("identities", len(p.Identities)), zap.Int("skipped", len(p.Skipped)),
+				zap.Bool("full", !p.Changes), zap.Duration("duration", time.Since(started))}
+			if p.Changes {
+				fields = append(fields, zap.Int("deletes", len(p.Deletes)))
+			}
+			if p.Fallback != "" {
+				fields = append(fields, zap.String("incremental_fallback", p.Fallback))
+			}
+			srcLog.Info("pulled source", fields...)
+			if p.NoDeletes {
+				srcLog.Info("this read cannot see deletions: people who left are found by the next full read (full_schedule)")
+			}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return pulls, nil
+	return pulls, reads, results, nil
 }
 
 // identityList collects a source's identities as they are pulled, in

@@ -207,7 +207,9 @@ func (m *Metrics) ObserveRun(rep *reconcile.Report) {
 		return
 	}
 	for _, s := range rep.Sources {
-		m.identities.WithLabelValues(s.Name).Set(float64(s.Identities))
+		if s.Full { // a read of changes counts the changes, not the people
+			m.identities.WithLabelValues(s.Name).Set(float64(s.Identities))
+		}
 		m.lastSuccess.WithLabelValues(s.Name).Set(float64(rep.FinishedAt.UnixNano()) / 1e9)
 	}
 	for _, ch := range rep.Changes {

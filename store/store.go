@@ -71,6 +71,15 @@ type Store interface {
 	// applied by the licensing package on top.
 	Queue(ctx context.Context, areas []string) ([]model.Profile, error)
 
+	// Select returns the profiles sel names, each once, ordered as
+	// Profiles. It reads through the store's indexes, so that an
+	// incremental run reads the profiles its changes touch, not every
+	// profile.
+	Select(ctx context.Context, sel Selection) ([]model.Profile, error)
+	// Tally counts profiles without reading them (see Tally), through the
+	// same indexes as Select.
+	Tally(ctx context.Context, req TallyRequest) (Tally, error)
+
 	// WithTx runs fn in one write transaction. Write transactions are
 	// serialised across processes: a count read inside fn stays true until
 	// fn returns, so a seat check inside fn cannot be raced. If fn returns
@@ -150,6 +159,45 @@ type Store interface {
 	TargetStore
 
 	Close() error
+}
+
+// Selection names the profiles an incremental run reads (Store.Select).
+// A profile any part names is returned.
+type Selection struct {
+	// Keys are owned profiles by (source, external_id).
+	Keys []Key
+	// Usernames are profiles by username, compared case-insensitively.
+	Usernames []string
+	// Areas are the areas whose licence queue (the profiles blocked for
+	// license) is read whole.
+	Areas []string
+	// Left are, per source, the profiles blocked for left_source at or
+	// before the time given: those delete_after may delete.
+	Left map[string]time.Time
+}
+
+// Key names an owned profile.
+type Key struct {
+	Source, ExternalID string
+}
+
+// TallyRequest says what Tally counts.
+type TallyRequest struct {
+	// Pools are lists of areas: each is counted as one.
+	Pools [][]string
+	// Exempt usernames hold no seat (compared case-insensitively).
+	Exempt []string
+	// Sources are counted by the profiles they own.
+	Sources []string
+}
+
+// Tally is what Tally counted.
+type Tally struct {
+	// Active counts, per pool of the request, its active profiles that
+	// are not exempt: the seats they hold (as Tx.CountActive).
+	Active []int
+	// Owned counts, per source of the request, the profiles it owns.
+	Owned []int
 }
 
 // Kinds of SeatRow: what Name names. Products (per-product licences) are

@@ -290,6 +290,11 @@ type report struct {
 		Identities int    `json:"identities"`
 		Skipped    int    `json:"skipped"`
 		Full       bool   `json:"full"`
+		// Incremental reads (sources that read only what changed).
+		Incremental         bool   `json:"incremental"`
+		IncrementalFallback string `json:"incremental_fallback"`
+		Deletes             int    `json:"deletes"`
+		NoDeletes           bool   `json:"no_deletes"`
 	} `json:"sources"`
 	Summary map[string]int `json:"summary"`
 	Pools   []poolReport   `json:"pools"`
@@ -423,8 +428,13 @@ func TestConvergence(t *testing.T) {
 	if len(rep.Changes) != 0 {
 		t.Errorf("second sync has changes: %+v", rep.Changes)
 	}
-	if rep.Summary["unchanged"] != 5 {
-		t.Errorf("second sync: unchanged = %d, want 5", rep.Summary["unchanged"])
+	// The file has not changed: the run plans nobody again.
+	if rep.Summary["unchanged"] != 0 || rep.Sources[0].Full || !rep.Sources[0].Incremental {
+		t.Errorf("second sync of an unchanged file: unchanged = %d, source %+v; want 0, read as changes", rep.Summary["unchanged"], rep.Sources[0])
+	}
+	rep = decodeReport(t, s.must(exitOK, "sync", "--full", "-c", s.config, "--format", "json"))
+	if len(rep.Changes) != 0 || rep.Summary["unchanged"] != 5 || !rep.Sources[0].Full {
+		t.Errorf("sync --full: %d changes, unchanged = %d, source %+v; want none, 5, read in full", len(rep.Changes), rep.Summary["unchanged"], rep.Sources[0])
 	}
 }
 
@@ -622,8 +632,9 @@ func TestBadRowSkipped(t *testing.T) {
 	if got["alice"].state() != "active" || got["carol"].state() != "active" || got["bob"] != nil {
 		t.Errorf("profiles after the sync: %v; want alice and carol active, no bob", got)
 	}
-	// The text report shows the line too.
-	if r := s.must(exitOK, "plan", "-c", s.config); !strings.Contains(r.stdout, "line 3") {
+	// The text report shows the line too (the file is unchanged: only a
+	// full read plans it again).
+	if r := s.must(exitOK, "plan", "--full", "-c", s.config); !strings.Contains(r.stdout, "line 3") {
 		t.Errorf("the text report does not show the skipped row's line:\n%s", r.stdout)
 	}
 }

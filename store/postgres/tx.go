@@ -507,9 +507,7 @@ func (t *tx) CountActive(ctx context.Context, areas []string, exempt []string) (
 		folded[i] = model.FoldUsername(u)
 	}
 	var n int
-	err := t.tx.QueryRow(ctx, `SELECT count(*) FROM profiles
-		WHERE area = ANY($1) AND state = 'active' AND username_fold <> ALL($2)`,
-		nonNil(areas), folded).Scan(&n)
+	err := t.tx.QueryRow(ctx, countActiveSQL, nonNil(areas), folded).Scan(&n)
 	if err != nil {
 		t.err = err
 		return 0, wrap(err)

@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"SeatCheckSerialised", testSeatCheckSerialised},
 		{"CountActive", testCountActive},
 		{"Queue", testQueue},
+		{"Select", testSelect},
 		{"RunLock", testRunLock},
 		{"UnfinishedRuns", testUnfinishedRuns},
 		{"Prune", testPrune},
