@@ -47,6 +47,7 @@ type incrSource struct {
 	Incremental         bool   `json:"incremental"`
 	IncrementalFallback string `json:"incremental_fallback"`
 	Deletes             int    `json:"deletes"`
+	NoDeletes           bool   `json:"no_deletes"`
 }
 
 // sourceReport returns the report's entry for source name, or fails.
@@ -166,6 +167,34 @@ func (s *site) setCursor(source, v string) {
 	if err := st.SetValue(context.Background(), "cursor/"+source, v); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// position is the connector's part of the source's cursor: the runner
+// keeps the cursor as JSON, {"position": ..., "config": ..., "full_at": ...}.
+func (s *site) position(source string) string {
+	s.t.Helper()
+	var c map[string]any
+	if err := json.Unmarshal([]byte(s.cursor(source)), &c); err != nil {
+		s.t.Fatalf("cursor/%s is not JSON: %v", source, err)
+	}
+	p, _ := c["position"].(string)
+	return p
+}
+
+// setPosition replaces the connector's part of the source's cursor,
+// leaving the rest as the runner kept it.
+func (s *site) setPosition(source, position string) {
+	s.t.Helper()
+	var c map[string]any
+	if err := json.Unmarshal([]byte(s.cursor(source)), &c); err != nil {
+		s.t.Fatalf("cursor/%s is not JSON: %v", source, err)
+	}
+	c["position"] = position
+	b, err := json.Marshal(c)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.setCursor(source, string(b))
 }
 
 // cursorMoved fails unless the cursor is no longer before.
@@ -478,7 +507,7 @@ func TestIncrementalCursorThrownAway(t *testing.T) {
 	// A cookie from the future, in a cursor that is otherwise whole.
 	d.Modify(t, "dn: uid=user02,"+root+"\nchangetype: delete\n")
 	d.Modify(t, "dn: uid=user03,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
-	s.setCursor("corp", withCookie(t, cursor, "rid=000,csn=29991201121931.042678Z#000000#000#000000"))
+	s.setPosition("corp", withCookie(t, s.position("corp"), "rid=000,csn=29991201121931.042678Z#000000#000#000000"))
 	r := s.must(exitOK, "sync", "-c", s.config, "--format", "json")
 	src := sourceReport(t, r, "corp")
 	checkRead(t, "a cookie the server refuses", src, readWant{full: true, fallback: true, identities: 18})
@@ -494,10 +523,15 @@ func TestIncrementalCursorThrownAway(t *testing.T) {
 	d.Modify(t, "dn: uid=user04,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
 	s.incrSync("after the fallback", "corp", readWant{identities: 1}, []string{"user04 update"})
 
-	// A cursor damaged in the store.
-	for _, bad := range []string{"garbage", damaged(s.cursor("corp"))} {
-		d.Modify(t, "dn: uid=user05,"+root+"\nchangetype: modify\nreplace: title\ntitle: "+hex.EncodeToString([]byte(bad))[:8]+"\n")
-		s.setCursor("corp", bad)
+	// A cursor damaged in the store: the runner's record of it, and the
+	// connector's position in it.
+	for i, bad := range []string{"garbage", "damaged position"} {
+		d.Modify(t, fmt.Sprintf("dn: uid=user05,%s\nchangetype: modify\nreplace: title\ntitle: Edit%d\n", root, i))
+		if i == 0 {
+			s.setCursor("corp", bad)
+		} else {
+			s.setPosition("corp", damaged(s.position("corp")))
+		}
 		r = s.must(exitOK, "sync", "-c", s.config, "--format", "json")
 		checkRead(t, "cursor "+bad[:min(len(bad), 12)], sourceReport(t, r, "corp"), readWant{full: true, fallback: true, identities: 18})
 		if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{"user05 update"}) {
@@ -855,7 +889,11 @@ func TestIncrementalOkta(t *testing.T) {
 	org.DeleteUser(ids[9])
 	org.UpdateUser(ids[10], func(u *oktatest.User) { u.Profile["title"] = "Denied" })
 	r := s.must(exitOK, "sync", "-c", s.config, "--format", "json")
-	checkRead(t, "System Log denied", sourceReport(t, r, "okta"), readWant{identities: 1})
+	src := sourceReport(t, r, "okta")
+	checkRead(t, "System Log denied", src, readWant{identities: 1})
+	if !src.NoDeletes {
+		t.Errorf("System Log denied: the report does not say the read could not see deletions (no_deletes): %+v", src)
+	}
 	if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{login(10) + " update"}) {
 		t.Errorf("System Log denied: changes %q, want %s update only", got, login(10))
 	}
@@ -866,7 +904,7 @@ func TestIncrementalOkta(t *testing.T) {
 		t.Errorf("plan --full with the System Log denied: changes %q, want %s left", got, login(9))
 	}
 	r = s.must(exitOK, "sync", "-c", s.config, "--full", "--format", "json")
-	if src := sourceReport(t, r, "okta"); !src.Full || src.Identities != 297 {
+	if src := sourceReport(t, r, "okta"); !src.Full || src.Identities != 297 || src.NoDeletes {
 		t.Errorf("sync --full: %+v, want a full read of 297", src)
 	}
 	if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{login(9) + " block left_source"}) {
