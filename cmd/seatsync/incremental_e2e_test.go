@@ -682,6 +682,116 @@ func TestIncrementalFaults(t *testing.T) {
 		[]string{"user30 block left_source", "user31 block left_source", "user32 block left_source", "user33 block left_source"},
 		"--allow-deprovision")
 	s.cursorMoved("--allow-deprovision", "corp", cursor)
+
+	// A share: 10% of the source's 40 profiles (36 of them active). Three
+	// deletions are within it, five are not: the share is of the source's
+	// profiles, not of the few an incremental run reads.
+	s.write("seatsync.yaml", strings.Replace(s.read("seatsync.yaml"), "max_deprovision: 3}", `max_deprovision: "10%"}`, 1))
+	for i := 34; i < 37; i++ {
+		d.Modify(t, fmt.Sprintf("dn: uid=user%02d,%s\nchangetype: delete\n", i, root))
+	}
+	s.incrSync("3 deletions, 10% allowed", "corp", readWant{identities: 0, deletes: 3},
+		[]string{"user34 block left_source", "user35 block left_source", "user36 block left_source"})
+	for i := range 5 {
+		d.Modify(t, fmt.Sprintf("dn: uid=user%02d,%s\nchangetype: delete\n", i, root))
+	}
+	r = s.must(exitGuard, "sync", "-c", s.config, "--format", "json")
+	if rep := decodeReport(t, r); !rep.Guard.Tripped || rep.Guard.Deprovisions != 5 {
+		t.Errorf("5 deletions, 10%% allowed: guard %+v, want tripped by 5", rep.Guard)
+	}
+}
+
+// TestIncrementalSeats: seats stay whole-store. A seat an incremental run
+// frees goes to the first in the licence queue, whether the source
+// mentioned them or not, and whichever source they come from (here a csv
+// export that did not change); someone queued who leaves leaves the
+// queue; someone enabled again needs a seat; a person who comes back as a
+// new entry meets the username their old profile holds, as in a full run.
+func TestIncrementalSeats(t *testing.T) {
+	t.Parallel()
+	d := startSlapd(t, ldaptest.SlapdOptions{SessionLog: 100})
+	root := "ou=people," + d.BaseDN
+	ldif := ldifOU(root)
+	for i := range 8 {
+		ldif += ldifPersonUID(root, fmt.Sprintf("user%02d", i))
+	}
+	d.Add(t, ldif)
+	s := siteWith(t, fmt.Sprintf(`version: 1
+store: {path: seatsync.db}
+licensing:
+  pools: [{name: primary, limit: 5, areas: [primary]}]
+safety: {max_deprovision: 5}
+sources:
+  - name: corp
+    type: ldap
+    flavor: openldap
+    url: [%s]
+    tls: {mode: starttls, ca_file: %s}
+    bind_dn: %q
+    bind_password_file: ldap.password
+    base_dn: %q
+    disabled_filter: "(description=disabled)"
+    incremental: true
+    full_schedule: %s
+  - name: hr
+    type: csv
+    path: people.csv
+    delimiter: ";"
+    mapping: {external_id: employee_id, username: login, email: mail, given_name: first_name, family_name: last_name}
+log: {level: warn}
+`, d.URL, d.CA.File, d.AdminDN, root, neverFull))
+	s.write("ldap.password", d.AdminPass+"\n")
+	s.people(row("E1", "zoe"))
+	r := s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+	checkRead(t, "first sync", sourceReport(t, r, "corp"), readWant{full: true, identities: 8})
+	checkRead(t, "first sync", sourceReport(t, r, "hr"), readWant{full: true, identities: 1})
+	s.converged("first sync")
+	ps := s.profiles()
+	for _, u := range []string{"user00", "user01", "user02", "user03", "user04"} {
+		wantProfile(t, ps, u, "primary active")
+	}
+	for _, u := range []string{"user05", "user06", "user07", "zoe"} {
+		wantProfile(t, ps, u, "primary blocked license")
+	}
+	del := func(u string) { d.Modify(t, "dn: uid="+u+","+root+"\nchangetype: delete\n") }
+
+	del("user00")
+	s.incrSync("an active leaves", "corp", readWant{identities: 0, deletes: 1}, []string{"user00 block left_source", "user05 activate"})
+	d.Modify(t, "dn: uid=user01,"+root+"\nchangetype: modify\nadd: description\ndescription: disabled\n")
+	s.incrSync("an active is disabled", "corp", readWant{identities: 1}, []string{"user01 block source_disabled", "user06 activate"})
+	del("user07")
+	s.incrSync("a queued one leaves", "corp", readWant{identities: 0, deletes: 1}, []string{"user07 block left_source"})
+	del("user02")
+	rep := s.incrSync("the seat goes to the csv's queued person", "corp", readWant{identities: 0, deletes: 1}, []string{"user02 block left_source", "zoe activate"})
+	if a, st, reason, _ := rep.change(t, "zoe"); a != "activate" || st != "active" || reason != "seat_freed" {
+		t.Errorf("zoe: %s %s %s, want activate active seat_freed", a, st, reason)
+	}
+	checkRead(t, "the seat goes to the csv's queued person", sourceReport(t, s.must(exitOK, "plan", "-c", s.config, "--format", "json"), "hr"), readWant{identities: 0})
+
+	// user01 enabled again: no seat is free, so they wait.
+	d.Modify(t, "dn: uid=user01,"+root+"\nchangetype: modify\ndelete: description\n")
+	s.must(exitOK, "sync", "-c", s.config)
+	s.converged("enabled again")
+	wantProfile(t, s.profiles(), "user01", "primary blocked license")
+
+	// user00 comes back as a new entry: another entryUUID, their old
+	// username. The skips are those of a full run.
+	d.Add(t, ldifPersonUID(root, "user00"))
+	r = s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+	s.converged("back as a new entry")
+	full := s.must(exitOK, "plan", "-c", s.config, "--full", "--format", "json")
+	skips := func(rep report) []string {
+		var out []string
+		for _, k := range rep.Skipped {
+			out = append(out, k.Source+" "+k.Reason)
+		}
+		slices.Sort(out)
+		return out
+	}
+	t.Logf("back as a new entry: skipped %q, changes %q", skips(decodeReport(t, r)), changeList(decodeReport(t, r)))
+	if got, want := skips(decodeReport(t, r)), skips(decodeReport(t, full)); !slices.Equal(got, want) {
+		t.Errorf("back as a new entry: the incremental run skipped %q, a full plan skips %q", got, want)
+	}
 }
 
 // TestIncrementalFullSchedule: once a full_schedule time has come round
