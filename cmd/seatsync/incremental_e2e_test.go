@@ -465,14 +465,19 @@ func openLDAPIncremental(t *testing.T, d *ldaptest.Slapd) {
 	wantProfile(t, ps, "eve", "partners active")
 	wantProfile(t, ps, "alice", "primary active")
 
+	// dave comes back into the base: his profile is his again.
+	d.Modify(t, "dn: uid=dave,"+elsewhere+"\nchangetype: modrdn\nnewrdn: uid=dave\ndeleteoldrdn: 1\nnewsuperior: "+people+"\n")
+	s.incrSync("back into the base", "corp", readWant{identities: 1}, []string{"dave activate"})
+	wantProfile(t, s.profiles(), "dave", "primary active")
+
 	d.Modify(t, "dn: uid=frank,"+people+"\nchangetype: modify\nadd: description\ndescription: disabled\n")
 	s.incrSync("disable", "corp", readWant{identities: 1}, []string{"frank block source_disabled"})
 
 	s.incrSync("nothing changed again", "corp", none, nil)
 	ps = s.profiles()
-	if got := tally(ps); got["primary/active/"] != 47 || got["partners/active/"] != 1 || got["primary/blocked/left_source"] != 2 ||
+	if got := tally(ps); got["primary/active/"] != 48 || got["partners/active/"] != 1 || got["primary/blocked/left_source"] != 1 ||
 		got["primary/blocked/source_disabled"] != 1 {
-		t.Errorf("at the end: %v; want 47 + 1 active, bob and dave left, frank disabled", got)
+		t.Errorf("at the end: %v; want 48 + 1 active, bob left, frank disabled", got)
 	}
 	s.sameAsFromScratch()
 }
@@ -524,6 +529,22 @@ func TestIncrementalCursorThrownAway(t *testing.T) {
 	// The full read took a new cookie: the next run is incremental again.
 	d.Modify(t, "dn: uid=user04,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
 	s.incrSync("after the fallback", "corp", readWant{identities: 1}, []string{"user04 update"})
+
+	// Settings outside the source, and the file's layout, leave the
+	// cursor usable; a setting of the source that decides who is in scope
+	// does not.
+	cfg := s.read("seatsync.yaml")
+	s.write("seatsync.yaml", "# moved down a line\n"+strings.Replace(cfg, "limit: 200", "limit: 300", 1))
+	d.Modify(t, "dn: uid=user06,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+	s.incrSync("another pool limit", "corp", readWant{identities: 1}, []string{"user06 update"})
+	s.write("seatsync.yaml", strings.Replace(s.read("seatsync.yaml"), "    flavor: openldap\n", "    flavor: openldap\n    disabled_filter: \"(description=disabled)\"\n", 1))
+	d.Modify(t, "dn: uid=user07,"+root+"\nchangetype: modify\nadd: description\ndescription: disabled\n")
+	r = s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+	checkRead(t, "disabled_filter added", sourceReport(t, r, "corp"), readWant{full: true, fallback: true, identities: 18})
+	if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{"user07 block source_disabled"}) {
+		t.Errorf("disabled_filter added: changes %q, want user07 disabled", got)
+	}
+	s.converged("disabled_filter added")
 
 	// A cursor damaged in the store: the runner's record of it, and the
 	// connector's position in it.
@@ -824,6 +845,35 @@ func TestIncrementalFullSchedule(t *testing.T) {
 	s.incrSync("a new minute", "corp", readWant{full: true, identities: 9, anyMode: true}, []string{"user01 block left_source"})
 	d.Modify(t, "dn: uid=user02,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
 	s.incrSync("after the full read", "corp", readWant{identities: 1}, []string{"user02 update"})
+}
+
+// TestIncrementalOnLeave: a delete notice follows on_leave: delete
+// deletes the profile, keep leaves it as it is; each as a full run would.
+func TestIncrementalOnLeave(t *testing.T) {
+	t.Parallel()
+	d := startSlapd(t, ldaptest.SlapdOptions{SessionLog: 100})
+	for _, c := range []struct {
+		onLeave string
+		want    []string
+		after   string
+	}{
+		{"delete", []string{"user00 delete"}, "(no profile)"},
+		{"keep", nil, "primary active"},
+	} {
+		root := "ou=" + c.onLeave + "," + d.BaseDN
+		ldif := ldifOU(root)
+		for i := range 10 {
+			ldif += ldifPersonUID(root, fmt.Sprintf("user%02d", i))
+		}
+		d.Add(t, ldif)
+		s := ldapIncrSite(t, 5, d.URL, d.CA.File, d.AdminDN, d.AdminPass, root, "    flavor: openldap")
+		s.write("seatsync.yaml", strings.Replace(s.read("seatsync.yaml"), "on_leave: block", "on_leave: "+c.onLeave, 1))
+		s.firstIncrSync("corp", 10)
+		d.Modify(t, "dn: uid=user00,"+root+"\nchangetype: delete\n")
+		d.Modify(t, "dn: uid=user01,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+		s.incrSync("on_leave: "+c.onLeave, "corp", readWant{identities: 1, deletes: 1}, append(c.want, "user01 update"))
+		wantProfile(t, s.profiles(), "user00", c.after)
+	}
 }
 
 // Samba AD DC.
