@@ -413,6 +413,9 @@ func openLDAPIncremental(t *testing.T, d *ldaptest.Slapd) {
     area_rules:
       - group: %q
         area: partners`, outer))
+	// One partner seat: alice holds it, and hands it to eve in the run
+	// that moves them both.
+	s.write("seatsync.yaml", strings.Replace(s.read("seatsync.yaml"), "{name: extranet, limit: 50,", "{name: extranet, limit: 1,", 1))
 	cursor := s.firstIncrSync("corp", 50)
 	ps := s.profiles()
 	wantProfile(t, ps, "alice", "partners active")
@@ -813,6 +816,14 @@ log: {level: warn}
 	if got, want := skips(decodeReport(t, r)), skips(decodeReport(t, full)); !slices.Equal(got, want) {
 		t.Errorf("back as a new entry: the incremental run skipped %q, a full plan skips %q", got, want)
 	}
+
+	// An admin blocks someone: the seat goes to the queue in a run that
+	// reads no change at all.
+	s.must(exitOK, "profiles", "block", "-c", s.config, "user03")
+	rep = s.incrSync("an admin block", "corp", readWant{identities: 0}, []string{"user01 activate"})
+	if a, _, reason, _ := rep.change(t, "user01"); a != "activate" || reason != "seat_freed" {
+		t.Errorf("after an admin block: user01 %s %s, want activate seat_freed", a, reason)
+	}
 }
 
 // TestIncrementalFullSchedule: once a full_schedule time has come round
@@ -927,6 +938,7 @@ func TestIncrementalActiveDirectory(t *testing.T) {
     area_rules:
       - group: %q
         area: partners`, outer))
+	s.write("seatsync.yaml", strings.Replace(s.read("seatsync.yaml"), "{name: extranet, limit: 50,", "{name: extranet, limit: 3,", 1))
 	s.firstIncrSync("corp", 30)
 	wantProfile(t, s.profiles(), "alice", "partners active")
 
