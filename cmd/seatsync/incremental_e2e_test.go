@@ -887,6 +887,94 @@ func TestIncrementalOnLeave(t *testing.T) {
 	}
 }
 
+// TestIncrementalLeavesSuspended: a read of changes that skips an entry
+// whose external id cannot be read suspends the source's leavers for that
+// run (SPEC section 3), delete notices included. Those notices are not
+// lost: once the entry can be read, the deletion is applied, as a full
+// run would apply it.
+func TestIncrementalLeavesSuspended(t *testing.T) {
+	t.Parallel()
+	d := startSlapd(t, ldaptest.SlapdOptions{SessionLog: 100})
+	root := "ou=people," + d.BaseDN
+	person := func(uid, extra string) string {
+		return fmt.Sprintf("dn: uid=%s,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: Person\n%s\n", uid, root, uid, uid, extra)
+	}
+	ldif := ldifOU(root)
+	for i := range 10 {
+		ldif += person(fmt.Sprintf("user%02d", i), fmt.Sprintf("employeeNumber: E%02d\n", i))
+	}
+	d.Add(t, ldif)
+	s := ldapIncrSite(t, 5, d.URL, d.CA.File, d.AdminDN, d.AdminPass, root, "    flavor: openldap\n    mapping: {external_id: employeeNumber}")
+	s.firstIncrSync("corp", 10)
+
+	// nox has no employeeNumber; user00 is deleted in the same run.
+	d.Add(t, person("nox", ""))
+	d.Modify(t, "dn: uid=user00,"+root+"\nchangetype: delete\n")
+	r := s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+	var rep struct {
+		Sources []struct {
+			LeavesSuspended string `json:"leaves_suspended"`
+		} `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Sources) != 1 || rep.Sources[0].LeavesSuspended == "" {
+		t.Errorf("the run with nox skipped does not say leavers are suspended: %v\n%s", err, r.stdout)
+	}
+	if got := changeList(decodeReport(t, r)); len(got) != 0 {
+		t.Errorf("leavers suspended: changes %q, want none", got)
+	}
+	wantProfile(t, s.profiles(), "user00", "primary active")
+	s.converged("leavers suspended") // a full run suspends them too
+
+	d.Modify(t, "dn: uid=nox,"+root+"\nchangetype: modify\nadd: employeeNumber\nemployeeNumber: E99\n")
+	s.must(exitOK, "sync", "-c", s.config)
+	s.converged("nox readable again")
+	wantProfile(t, s.profiles(), "user00", "primary blocked left_source")
+}
+
+// TestIncrementalWaitsForFullRead: two things docs/behaviour.md says wait
+// for a full read ("What waits for a full read"), against the contract
+// that after any incremental sync a full plan finds nothing to change: a
+// username freed by a rename, which an entry skipped for taking it
+// wanted; and a profile an admin deleted whose person is still there.
+func TestIncrementalWaitsForFullRead(t *testing.T) {
+	t.Parallel()
+	d := startSlapd(t, ldaptest.SlapdOptions{SessionLog: 100})
+	t.Run("username freed", func(t *testing.T) {
+		root := "ou=freed," + d.BaseDN
+		ldif := ldifOU(root)
+		for _, u := range []string{"alice", "bob", "carol"} {
+			ldif += ldifPersonRDN("cn="+u, root, u)
+		}
+		d.Add(t, ldif)
+		s := ldapIncrSite(t, 5, d.URL, d.CA.File, d.AdminDN, d.AdminPass, root, "    flavor: openldap")
+		s.firstIncrSync("corp", 3)
+		// bob takes alice's uid: skipped, as in a full run.
+		d.Modify(t, "dn: cn=bob,"+root+"\nchangetype: modify\nreplace: uid\nuid: alice\n")
+		r := s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+		if rep := decodeReport(t, r); len(rep.Skipped) != 1 || len(rep.Changes) != 0 {
+			t.Errorf("bob takes alice's uid: skipped %+v, changes %+v; want bob skipped, nothing changed", rep.Skipped, rep.Changes)
+		}
+		s.converged("bob takes alice's uid")
+		// alice lets it go: bob may have it now.
+		d.Modify(t, "dn: cn=alice,"+root+"\nchangetype: modify\nreplace: uid\nuid: alicia\n")
+		s.must(exitOK, "sync", "-c", s.config)
+		s.converged("alice lets her uid go")
+	})
+	t.Run("admin delete", func(t *testing.T) {
+		root := "ou=deleted," + d.BaseDN
+		ldif := ldifOU(root)
+		for i := range 5 {
+			ldif += ldifPersonUID(root, fmt.Sprintf("user%02d", i))
+		}
+		d.Add(t, ldif)
+		s := ldapIncrSite(t, 5, d.URL, d.CA.File, d.AdminDN, d.AdminPass, root, "    flavor: openldap")
+		s.firstIncrSync("corp", 5)
+		s.must(exitOK, "profiles", "delete", "-c", s.config, "user03")
+		s.must(exitOK, "sync", "-c", s.config)
+		s.converged("a profile deleted by an admin")
+	})
+}
+
 // Samba AD DC.
 
 func adOU(dn string) string { return fmt.Sprintf("dn: %s\nobjectClass: organizationalUnit\n\n", dn) }
