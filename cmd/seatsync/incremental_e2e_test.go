@@ -887,6 +887,50 @@ func TestIncrementalOnLeave(t *testing.T) {
 	}
 }
 
+// TestIncrementalScope: people leave and join the scope without their
+// entries going: a scope group (`groups`) they are taken out of or put
+// into, and a user_filter they stop or start matching.
+func TestIncrementalScope(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		opt  ldaptest.SlapdOptions
+	}{
+		{"session log", ldaptest.SlapdOptions{SessionLog: 100}},
+		{"present phase", ldaptest.SlapdOptions{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			d := startSlapd(t, c.opt)
+			root := "ou=scope," + d.BaseDN
+			app := "cn=app," + root
+			ldif := ldifOU(root)
+			var members []string
+			for i := range 10 {
+				u := fmt.Sprintf("user%02d", i)
+				ldif += ldifPersonUID(root, u)
+				if i < 8 {
+					members = append(members, "uid="+u+","+root)
+				}
+			}
+			d.Add(t, ldif+ldifGroup(app, members...))
+			s := ldapIncrSite(t, 5, d.URL, d.CA.File, d.AdminDN, d.AdminPass, root, fmt.Sprintf(`    flavor: openldap
+    user_filter: "(&(objectClass=inetOrgPerson)(!(employeeType=left)))"
+    groups: [%q]`, app))
+			s.firstIncrSync("corp", 8)
+
+			d.Modify(t, "dn: "+app+"\nchangetype: modify\ndelete: member\nmember: uid=user00,"+root+"\n-\nadd: member\nmember: uid=user08,"+root+"\n")
+			s.incrSync("scope group", "corp", readWant{identities: 1, deletes: 1}, []string{"user00 block left_source", "user08 create"})
+			d.Modify(t, "dn: uid=user01,"+root+"\nchangetype: modify\nadd: employeeType\nemployeeType: left\n")
+			s.incrSync("out of the filter", "corp", readWant{identities: 0, deletes: 1}, []string{"user01 block left_source"})
+			d.Modify(t, "dn: uid=user01,"+root+"\nchangetype: modify\ndelete: employeeType\n")
+			s.incrSync("back in the filter", "corp", readWant{identities: 1}, []string{"user01 activate"})
+			d.Modify(t, "dn: "+app+"\nchangetype: modify\nadd: member\nmember: uid=user00,"+root+"\n")
+			s.incrSync("back in the group", "corp", readWant{identities: 1}, []string{"user00 activate"})
+		})
+	}
+}
+
 // TestIncrementalLeavesSuspended: a read of changes that skips an entry
 // whose external id cannot be read suspends the source's leavers for that
 // run (SPEC section 3), delete notices included. Those notices are not
@@ -1068,6 +1112,30 @@ func TestIncrementalActiveDirectory(t *testing.T) {
 	s.incrSync("disable", "corp", readWant{identities: 1}, []string{"frank block source_disabled"})
 	s.incrSync("nothing changed again", "corp", none, nil)
 	s.sameAsFromScratch()
+
+	// A bind account without the replication right: DirSync shows no
+	// deletions, the report says so, and they wait for the full read.
+	if err := ad.AddUser("plain", "Plain-User-1!"); err != nil {
+		t.Fatal(err)
+	}
+	plain := ldapIncrSite(t, 5, ad.URL, ad.CA.File, "plain@"+ad.Realm, "Plain-User-1!", people, "    flavor: active_directory")
+	plain.firstIncrSync("corp", 29)
+	ad.Modify(t, "dn: CN=user02,"+people+"\nchangetype: delete\n")
+	ad.Modify(t, "dn: CN=user03,"+people+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+	r := plain.must(exitOK, "sync", "-c", plain.config, "--format", "json")
+	src := sourceReport(t, r, "corp")
+	checkRead(t, "without the replication right", src, readWant{identities: 1})
+	if !src.NoDeletes {
+		t.Errorf("without the replication right: the report does not say the read sees no deletions: %+v", src)
+	}
+	if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{"user03 update"}) {
+		t.Errorf("without the replication right: changes %q, want user03 update", got)
+	}
+	r = plain.must(exitOK, "sync", "-c", plain.config, "--full", "--format", "json")
+	if got := changeList(decodeReport(t, r)); !slices.Equal(got, []string{"user02 block left_source"}) {
+		t.Errorf("sync --full without the replication right: changes %q, want user02 left", got)
+	}
+	plain.converged("sync --full")
 }
 
 // Okta.
