@@ -931,6 +931,49 @@ func TestIncrementalScope(t *testing.T) {
 	}
 }
 
+// TestIncrementalProducts: with per-product licences the plan reads every
+// profile, and an incremental run still grants and recalls only as a full
+// run would: a change elsewhere leaves the grants alone; a recall by group
+// and a leaver each free a licence for the queue.
+func TestIncrementalProducts(t *testing.T) {
+	t.Parallel()
+	d := startSlapd(t, ldaptest.SlapdOptions{SessionLog: 100})
+	root := "ou=products," + d.BaseDN
+	crm := "cn=crm," + root
+	ldif := ldifOU(root)
+	for i := range 6 {
+		ldif += ldifPersonUID(root, fmt.Sprintf("user%02d", i))
+	}
+	d.Add(t, ldif+ldifGroup(crm, "uid=user00,"+root, "uid=user01,"+root, "uid=user02,"+root, "uid=user03,"+root))
+	s := ldapIncrSite(t, 5, d.URL, d.CA.File, d.AdminDN, d.AdminPass, root, "    flavor: openldap")
+	s.write("seatsync.yaml", strings.Replace(s.read("seatsync.yaml"), "safety:", fmt.Sprintf(`  products:
+    - name: crm
+      limit: 2
+      grant:
+        - group: %q
+safety:`, crm), 1))
+	s.firstIncrSync("corp", 6)
+	grants := func(r result) []string { return decodeProductReport(t, r).grants() }
+	run := func(what string, want readWant, changes []string) {
+		t.Helper()
+		r := s.must(exitOK, "sync", "-c", s.config, "--format", "json")
+		checkRead(t, what, sourceReport(t, r, "corp"), want)
+		got := grants(r)
+		slices.Sort(got)
+		slices.Sort(changes)
+		if !slices.Equal(got, changes) {
+			t.Errorf("%s: product changes %q, want %q", what, got, changes)
+		}
+		s.converged(what)
+	}
+	d.Modify(t, "dn: uid=user05,"+root+"\nchangetype: modify\nreplace: title\ntitle: Boss\n")
+	run("a change elsewhere", readWant{identities: 1}, nil)
+	d.Modify(t, "dn: "+crm+"\nchangetype: modify\ndelete: member\nmember: uid=user00,"+root+"\n")
+	run("out of the group", readWant{identities: 1}, []string{"recall crm user00 no_rule", "grant crm user02 seat_freed"})
+	d.Modify(t, "dn: uid=user01,"+root+"\nchangetype: delete\n")
+	run("a leaver", readWant{identities: 0, deletes: 1}, []string{"recall crm user01 blocked", "grant crm user03 seat_freed"})
+}
+
 // TestIncrementalLeavesSuspended: a read of changes that skips an entry
 // whose external id cannot be read suspends the source's leavers for that
 // run (SPEC section 3), delete notices included. Those notices are not
