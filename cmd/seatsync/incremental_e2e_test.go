@@ -1287,6 +1287,51 @@ func TestIncrementalOkta(t *testing.T) {
 	s.sameAsFromScratch()
 }
 
+// TestIncrementalOktaScope: with `groups`, people leave and join the
+// scope through their memberships (System Log events), and a member
+// suspended stays in scope, disabled.
+func TestIncrementalOktaScope(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64
+	later := func() { offset.Add(int64(10 * time.Minute)) }
+	org := oktatest.New(oktatest.Options{RateLimit: -1, Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+	defer org.Close()
+	users := oktaPeople(20)
+	for i := range users {
+		users[i].Status = "ACTIVE"
+		if i < 15 {
+			users[i].Groups = []string{"Contractors"}
+		}
+	}
+	ids := org.AddUsers(users...)
+	s := oktaSiteWith(t, org, `    token_file: okta.token
+    incremental: true
+    full_schedule: `+neverFull+`
+    groups: [Contractors]`)
+	s.write("okta.token", org.Token()+"\n")
+	login := func(i int) string { return fmt.Sprintf("user%04d@example.com", i) }
+	later()
+	s.firstIncrSync("okta", 15)
+
+	org.UpdateUser(ids[0], func(u *oktatest.User) { u.Groups = nil })
+	later()
+	s.incrSync("left the group", "okta", readWant{identities: 0, deletes: 1}, []string{login(0) + " block left_source"})
+	org.UpdateUser(ids[15], func(u *oktatest.User) { u.Groups = []string{"Contractors"} })
+	later()
+	s.incrSync("joined the group", "okta", readWant{identities: 1}, []string{login(15) + " create"})
+	org.UpdateUser(ids[1], func(u *oktatest.User) { u.Status = "SUSPENDED" })
+	later()
+	s.incrSync("a member suspended", "okta", readWant{identities: 1}, []string{login(1) + " block source_disabled"})
+	// Someone outside the scope changes: the read says they are not in
+	// it (a delete notice), and the store never held them: nothing.
+	org.UpdateUser(ids[16], func(u *oktatest.User) { u.Profile["title"] = "Outside" })
+	later()
+	s.incrSync("a change outside the scope", "okta", readWant{identities: 0, deletes: 1}, nil)
+	if p := s.profiles()[login(16)]; p != nil {
+		t.Errorf("someone outside the scope has a profile: %v", p)
+	}
+}
+
 // CSV.
 
 // TestIncrementalCSV: a csv export is always read incrementally: a file
