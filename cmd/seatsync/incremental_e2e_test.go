@@ -974,6 +974,38 @@ safety:`, crm), 1))
 	run("a leaver", readWant{identities: 0, deletes: 1}, []string{"recall crm user01 blocked", "grant crm user03 seat_freed"})
 }
 
+// TestIncrementalDeleteAfter: a leaver blocked longer than delete_after is
+// deleted by a run that reads no change at all, as by a full run; and a
+// pool's reserve holds in incremental runs (limit 4, reserve 1).
+func TestIncrementalDeleteAfter(t *testing.T) {
+	t.Parallel()
+	d := startSlapd(t, ldaptest.SlapdOptions{SessionLog: 100})
+	root := "ou=after," + d.BaseDN
+	ldif := ldifOU(root)
+	for i := range 5 {
+		ldif += ldifPersonUID(root, fmt.Sprintf("user%02d", i))
+	}
+	d.Add(t, ldif)
+	s := ldapIncrSite(t, 5, d.URL, d.CA.File, d.AdminDN, d.AdminPass, root, "    flavor: openldap\n    delete_after: 5s")
+	s.write("seatsync.yaml", strings.Replace(s.read("seatsync.yaml"), "{name: primary, limit: 200,", "{name: primary, limit: 4, reserve: 1,", 1))
+	s.firstIncrSync("corp", 5)
+	ps := s.profiles()
+	if got := tally(ps); got["primary/active/"] != 3 || got["primary/blocked/license"] != 2 {
+		t.Fatalf("first sync: %v, want 3 active (4 less the reserve) and 2 queued", got)
+	}
+	d.Modify(t, "dn: uid=user00,"+root+"\nchangetype: delete\n")
+	s.incrSync("a leaver", "corp", readWant{identities: 0, deletes: 1}, []string{"user00 block left_source", "user03 activate"})
+	s.incrSync("before delete_after", "corp", readWant{identities: 0}, nil)
+	// Wait until delete_after has passed since the block.
+	blocked, err := time.Parse(time.RFC3339, fmt.Sprint(s.profiles()["user00"]["blocked_at"]))
+	if err != nil {
+		t.Fatalf("user00's blocked_at: %v", err)
+	}
+	time.Sleep(time.Until(blocked.Add(6 * time.Second)))
+	s.incrSync("after delete_after", "corp", readWant{identities: 0}, []string{"user00 delete"})
+	wantProfile(t, s.profiles(), "user00", "(no profile)")
+}
+
 // TestIncrementalLeavesSuspended: a read of changes that skips an entry
 // whose external id cannot be read suspends the source's leavers for that
 // run (SPEC section 3), delete notices included. Those notices are not
