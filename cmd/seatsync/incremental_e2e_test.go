@@ -333,6 +333,7 @@ func wantProfile(t *testing.T, ps map[string]profile, username, want string) {
 
 // OpenLDAP.
 
+// ldifOU is an organizationalUnit.
 func ldifOU(dn string) string {
 	ou := strings.TrimPrefix(strings.SplitN(dn, ",", 2)[0], "ou=")
 	return fmt.Sprintf("dn: %s\nobjectClass: organizationalUnit\nou: %s\n\n", dn, ou)
@@ -344,8 +345,10 @@ func ldifPersonRDN(rdn, parent, uid string) string {
 		rdn, parent, uid, uid, uid, uid)
 }
 
+// ldifPersonUID is an inetOrgPerson uid=uid under parent.
 func ldifPersonUID(parent, uid string) string { return ldifPersonRDN("uid="+uid, parent, uid) }
 
+// ldifGroup is a groupOfNames with the given member DNs.
 func ldifGroup(dn string, members ...string) string {
 	cn := strings.TrimPrefix(strings.SplitN(dn, ",", 2)[0], "cn=")
 	s := fmt.Sprintf("dn: %s\nobjectClass: groupOfNames\ncn: %s\n", dn, cn)
@@ -355,6 +358,8 @@ func ldifGroup(dn string, members ...string) string {
 	return s + "\n"
 }
 
+// startSlapd starts a slapd of the test's own, stopped when it ends, or
+// skips (fails with SEATSYNC_INTEGRATION=required) when there is none.
 func startSlapd(t *testing.T, opt ldaptest.SlapdOptions) *ldaptest.Slapd {
 	t.Helper()
 	s, err := ldaptest.StartSlapd(t.TempDir(), opt)
@@ -1096,6 +1101,7 @@ func TestIncrementalWaitsForFullRead(t *testing.T) {
 
 // Samba AD DC.
 
+// adOU is an AD organizationalUnit.
 func adOU(dn string) string { return fmt.Sprintf("dn: %s\nobjectClass: organizationalUnit\n\n", dn) }
 
 // adUser is an enabled AD user CN=sam under parent (userAccountControl
@@ -1105,6 +1111,7 @@ func adUser(parent, sam string) string {
 		sam, parent, sam, sam, sam, sam)
 }
 
+// adGroup is an AD global security group with the given members.
 func adGroup(dn, sam string, members ...string) string {
 	s := fmt.Sprintf("dn: %s\nobjectClass: group\nsAMAccountName: %s\n", dn, sam)
 	for _, m := range members {
