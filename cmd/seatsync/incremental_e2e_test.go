@@ -304,7 +304,18 @@ func (s *site) sameAsFromScratch() {
 			fresh.write(f, string(b))
 		}
 	}
-	fresh.must(exitOK, "sync", "-c", fresh.config)
+	r := fresh.must(exitOK, "sync", "-c", fresh.config, "--format", "json")
+	var rep struct {
+		Sources []incrSource `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, src := range rep.Sources {
+		if src.Incremental || !src.Full {
+			s.t.Errorf("with incremental: false, source %s read %+v, want full and not incremental", src.Name, src)
+		}
+	}
 	want, got := fresh.profilesOf(fullFields), s.profilesOf(fullFields)
 	for u, p := range want {
 		if fmt.Sprint(got[u]) != fmt.Sprint(p) {
