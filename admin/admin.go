@@ -157,6 +157,15 @@ func (a *Admin) Delete(ctx context.Context, username string) (Outcome, error) {
 		}
 		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: a.Actor, Action: "delete", Username: p.Username, Before: &p})
 	})
+	if err == nil && out.Profile.Source != "" {
+		// A source that reads only what changed would not bring the person
+		// back while they are still in it: its next run reads it in full,
+		// as a full run brings them back.
+		why := fmt.Sprintf("profile %s was deleted by %s while its person may still be in the source", out.Username, a.Actor)
+		if err := a.Store.SetValue(ctx, store.FullReadKey(out.Profile.Source), why); err != nil {
+			return out, fmt.Errorf("deleted %s, but could not ask for a full read of source %s (run sync --full): %w", out.Username, out.Profile.Source, err)
+		}
+	}
 	return out, err
 }
 

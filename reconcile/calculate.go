@@ -139,7 +139,7 @@ type calc struct {
 func Calculate(in Input) *Plan {
 	c := &calc{
 		in:        in,
-		plan:      &Plan{Now: in.Now},
+		plan:      &Plan{Now: in.Now, Wanted: make([][]string, len(in.Pulls))},
 		covered:   make(map[string]int, len(in.Pulls)),
 		byExtID:   make([]map[string]int, len(in.Pulls)),
 		seen:      make([]bool, len(in.Profiles)),
@@ -529,6 +529,7 @@ func (c *calc) claimUsernames() {
 				c.skip(e.src, e.id, "username %s is exempt and is never changed by a sync", e.username)
 			} else {
 				c.skip(e.src, e.id, "username %s is already used by %s", e.username, name(h))
+				c.plan.Wanted[e.src] = append(c.plan.Wanted[e.src], fold)
 			}
 		}
 	}

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,22 +21,45 @@ import (
 )
 
 // CursorKey is the store value (Store.Value) that keeps where a source's
-// incremental reads go on from: a Cursor, as JSON.
+// incremental reads go on from: a Cursor.
 func CursorKey(source string) string { return "cursor/" + source }
 
-// Cursor is what the runner keeps of a source's incremental reads.
+// Cursor is what the runner keeps of a source's incremental reads. It is
+// kept as a line of text (cursorMagic, Config, FullAt), then the
+// position as the connector gave it: a position can be megabytes (an
+// OpenLDAP cursor knows everyone), and goes through no JSON encoding.
 type Cursor struct {
 	// Position is the connector's cursor: a DirSync or sync cookie, an
 	// Okta timestamp, a csv file's fingerprint.
-	Position string `json:"position"`
+	Position string
 	// Config is a digest of the source's configuration when the position
 	// was taken: a source configured otherwise since (a mapping, an area
 	// rule, another base) is read in full, so that the change reaches
 	// everyone, not only the people who change next.
-	Config string `json:"config"`
+	Config string
 	// FullAt is when the source was last read in full; the next full read
 	// is due at the first time of its full_schedule after it.
-	FullAt time.Time `json:"full_at"`
+	FullAt time.Time
+}
+
+const cursorMagic = "seatsync-cursor1"
+
+func (c Cursor) String() string {
+	return cursorMagic + " " + c.Config + " " + c.FullAt.UTC().Format(time.RFC3339Nano) + "\n" + c.Position
+}
+
+// ParseCursor reads what Cursor.String wrote.
+func ParseCursor(text string) (Cursor, error) {
+	head, pos, _ := strings.Cut(text, "\n")
+	f := strings.Fields(head)
+	if len(f) != 3 || f[0] != cursorMagic || pos == "" {
+		return Cursor{}, errors.New("not a seatsync cursor")
+	}
+	at, err := time.Parse(time.RFC3339Nano, f[2])
+	if err != nil {
+		return Cursor{}, fmt.Errorf("its full read time: %w", err)
+	}
+	return Cursor{Position: pos, Config: f[1], FullAt: at}, nil
 }
 
 // readPlan is how one source is read in one run.
@@ -44,6 +69,9 @@ type readPlan struct {
 	fallback string                // why a kept position is not used
 	config   string
 	fullAt   time.Time
+	// asked is why the store asks for a full read (store.FullReadKey),
+	// cleared once a full read is committed.
+	asked string
 }
 
 // incrementalOf says whether source sc, opened as src, reads only what
@@ -95,12 +123,19 @@ func (r *Runner) planRead(ctx context.Context, sc config.Source, src connector.S
 	if err != nil {
 		return readPlan{}, fmt.Errorf("read the cursor of source %s: %w", sc.Name, err)
 	}
+	if rp.asked, _, err = r.Store.Value(ctx, store.FullReadKey(sc.Name)); err != nil {
+		return readPlan{}, fmt.Errorf("read whether source %s is to be read in full: %w", sc.Name, err)
+	}
 	if raw == "" || full {
 		return rp, nil
 	}
-	var cur Cursor
-	if err := json.Unmarshal([]byte(raw), &cur); err != nil || cur.Position == "" {
-		rp.fallback = "the kept cursor of the source is unreadable"
+	if rp.asked != "" {
+		rp.fallback = rp.asked
+		return rp, nil
+	}
+	cur, err := ParseCursor(raw)
+	if err != nil {
+		rp.fallback = fmt.Sprintf("the kept cursor of the source is unreadable (%v)", err)
 		return rp, nil
 	}
 	rp.fullAt = cur.FullAt
@@ -220,10 +255,13 @@ func (r *Runner) touchedProfiles(ctx context.Context, mode string, pulls []Pull,
 }
 
 // saveCursors keeps, once the run's changes are committed, where each
-// source's incremental read got to. A source with a change the apply
-// left for the next run (a conflict) keeps its old cursor, so that the
-// next run reads that change again.
-func (r *Runner) saveCursors(ctx context.Context, log *zap.Logger, rep *Report, reads []readPlan, results []connector.Result, sources []config.Source) error {
+// source's incremental read got to. Two kinds of source keep their old
+// cursor, so that the next run reads the same changes again: one with a
+// change the apply left for the next run (a conflict), and one whose
+// delete notices this run could not act on, because an entry whose
+// external id could not be read suspended its leavers (that entry, read
+// again, may be readable then).
+func (r *Runner) saveCursors(ctx context.Context, log *zap.Logger, rep *Report, plan *Plan, reads []readPlan, results []connector.Result, sources []config.Source) error {
 	left := map[string]bool{}
 	for i := range rep.Changes {
 		if rep.Changes[i].Result == ResultConflict {
@@ -231,26 +269,96 @@ func (r *Runner) saveCursors(ctx context.Context, log *zap.Logger, rep *Report, 
 		}
 	}
 	for i, rp := range reads {
-		res := results[i]
+		res, name := results[i], sources[i].Name
 		if rp.inc == nil || res.Cursor == "" {
 			continue
 		}
-		name := sources[i].Name
-		if left[name] {
+		src := &rep.Sources[i]
+		switch {
+		case left[name]:
 			log.Warn("a change of the source was left for the next run: its cursor stays, so that the next run reads it again",
 				zap.String("source", name))
 			continue
+		case !src.Full && src.Deletes > 0 && src.LeavesSuspended != "":
+			log.Warn("the source's delete notices wait while its leavers are suspended: its cursor stays, so that the next run reads them again",
+				zap.String("source", name))
+			continue
+		}
+		if err := r.wantFullRead(ctx, log, rep, plan.Wanted[i], name, res.Full); err != nil {
+			return err
+		}
+		if res.Full && rp.asked != "" {
+			if err := r.Store.SetValue(ctx, store.FullReadKey(name), ""); err != nil {
+				return fmt.Errorf("source %s: %w", name, err)
+			}
+		}
+		if !res.Full && res.Cursor == rp.position {
+			continue // nothing moved: a no-op run writes nothing
 		}
 		cur := Cursor{Position: res.Cursor, Config: rp.config, FullAt: rp.fullAt}
 		if res.Full {
 			cur.FullAt = rep.StartedAt
 		}
-		b, err := json.Marshal(cur)
-		if err == nil {
-			err = r.Store.SetValue(ctx, CursorKey(name), string(b))
-		}
-		if err != nil {
+		if err := r.Store.SetValue(ctx, CursorKey(name), cur.String()); err != nil {
 			return fmt.Errorf("keep the cursor of source %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// wantedKey is the store value holding the usernames (folded, one a line)
+// that entries of a source skipped for a taken username want.
+func wantedKey(source string) string { return "wanted-names/" + source }
+
+// wantFullRead keeps the usernames source's skipped entries want (this
+// read's; with a read of changes, also those kept before, since the
+// entries were not read again), and asks for a full read of the source
+// next when this run freed one of them: a full run would give the name at
+// once, and a read of changes would not read the entry that wants it.
+func (r *Runner) wantFullRead(ctx context.Context, log *zap.Logger, rep *Report, wanted []string, source string, full bool) error {
+	key := wantedKey(source)
+	kept, _, err := r.Store.Value(ctx, key)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", source, err)
+	}
+	names := map[string]bool{}
+	for _, n := range wanted {
+		names[n] = true
+	}
+	if !full {
+		for _, n := range strings.Split(kept, "\n") {
+			names[n] = n != ""
+		}
+	}
+	var freed string
+	for i := range rep.Changes {
+		ch := &rep.Changes[i]
+		if ch.Result != ResultApplied || ch.Before == nil {
+			continue
+		}
+		name := model.FoldUsername(ch.Before.Username)
+		if (ch.After == nil || model.FoldUsername(ch.After.Username) != name) && names[name] {
+			freed = ch.Before.Username
+			delete(names, name)
+		}
+	}
+	if freed != "" {
+		why := fmt.Sprintf("run %s freed the username %s, which an entry of the source skipped earlier wants", rep.RunID, freed)
+		log.Info("a username a skipped entry wants was freed: the source is read in full next", zap.String("source", source), zap.String("username", freed))
+		if err := r.Store.SetValue(ctx, store.FullReadKey(source), why); err != nil {
+			return fmt.Errorf("source %s: %w", source, err)
+		}
+	}
+	list := make([]string, 0, len(names))
+	for n, ok := range names {
+		if ok {
+			list = append(list, n)
+		}
+	}
+	slices.Sort(list)
+	if text := strings.Join(list, "\n"); text != kept {
+		if err := r.Store.SetValue(ctx, key, text); err != nil {
+			return fmt.Errorf("source %s: %w", source, err)
 		}
 	}
 	return nil

@@ -43,6 +43,11 @@ type Plan struct {
 	Products []ProductResult
 	Guard    Guard
 	Summary  Summary
+	// Wanted are, per source (by pull index), the usernames (folded) of
+	// the entries skipped because another profile holds the name: a run
+	// that frees one of them has a read of changes of that source read
+	// in full next, as a full run would give the name at once.
+	Wanted [][]string
 }
 
 // SourceResult is what one source gave this run.

@@ -201,7 +201,7 @@ func (r *Report) writeText(w io.Writer) error {
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "SOURCE\tTYPE\tREAD\tIDENTITIES\tSKIPPED")
 	for _, s := range r.Sources {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", s.Name, s.Type, s.read(), s.Identities, s.Skipped)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", s.Name, s.Type, s.Read(), s.Identities, s.Skipped)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -406,7 +406,7 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\n## Sources\n\n| source | type | read | identities | skipped |\n|---|---|---|---:|---:|\n")
 	for _, s := range r.Sources {
-		fmt.Fprintf(w, "| %s | %s | %s | %d | %d |\n", mdEscape(s.Name), s.Type, s.read(), s.Identities, s.Skipped)
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %d |\n", mdEscape(s.Name), s.Type, s.Read(), s.Identities, s.Skipped)
 	}
 	if len(r.Changes) > 0 {
 		fmt.Fprintf(w, "\n## Changes\n\n| action | username | source | area | state | reason | queue | changed |\n|---|---|---|---|---|---|---:|---|\n")
@@ -444,10 +444,10 @@ func mdEscape(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
 }
 
-// read says how a source was read, for the text and markdown reports:
+// Read says how a source was read, for the text, markdown and HTML reports:
 // "full", or "changes" (with the delete notices, or "no deletes" when the
 // read could not see them).
-func (s *SourceResult) read() string {
+func (s SourceResult) Read() string {
 	switch {
 	case s.Full:
 		return "full"

@@ -61,3 +61,30 @@ func TestReportFormats(t *testing.T) {
 		t.Errorf("decoded changes: %+v", decoded.Changes)
 	}
 }
+
+// The text and markdown reports say how each source was read, and why a
+// source that reads incrementally was read in full.
+func TestReportSaysHowSourcesWereRead(t *testing.T) {
+	r := sampleReport()
+	r.Sources = []SourceResult{
+		{Name: "hr", Type: "csv", Identities: 3, Full: true},
+		{Name: "ad", Type: "ldap", Identities: 2, Incremental: true, Deletes: 2},
+		{Name: "okta", Type: "okta", Identities: 1, Incremental: true, NoDeletes: true},
+		{Name: "ldap", Type: "ldap", Identities: 9, Incremental: true, Full: true, IncrementalFallback: "the server refused the sync cookie"},
+	}
+	for format, want := range map[string][]string{
+		"text": {"READ", "changes, 2 deleted", "changes, no deletes", "source ldap was read in full: the server refused the sync cookie"},
+		"markdown": {"| read |", "| ad | ldap | changes, 2 deleted | 2 | 0 |", "| okta | okta | changes, no deletes |",
+			"> **Source ldap was read in full:** the server refused the sync cookie"},
+	} {
+		var b bytes.Buffer
+		if err := r.Write(&b, format); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("the %s report lacks %q:\n%s", format, w, b.String())
+			}
+		}
+	}
+}

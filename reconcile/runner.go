@@ -259,7 +259,7 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 		return err
 	}
 	// Committed: the sources' incremental reads go on from here next time.
-	if err := r.saveCursors(ctx, log, rep, reads, results, sources); err != nil {
+	if err := r.saveCursors(ctx, log, rep, plan, reads, results, sources); err != nil {
 		return err
 	}
 	rep.Result = ResultOK

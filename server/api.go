@@ -349,6 +349,8 @@ func (s *Server) apiProfiles(w http.ResponseWriter, r *http.Request) {
 type runRequest struct {
 	Sources          []string `json:"sources"`
 	AllowDeprovision bool     `json:"allow_deprovision"`
+	// Full reads every source in full, as plan --full and sync --full.
+	Full bool `json:"full"`
 }
 
 // runOptions reads the sources (?source=, repeatable, or the body) and
@@ -369,7 +371,7 @@ func runOptions(w http.ResponseWriter, r *http.Request, cfg *config.Config, mode
 		writeError(w, http.StatusBadRequest, "allow_deprovision applies to sync only")
 		return reconcile.Options{}, false
 	}
-	return reconcile.Options{Mode: mode, Sources: req.Sources, AllowDeprovision: req.AllowDeprovision, Trigger: reconcile.TriggerAPI}, true
+	return reconcile.Options{Mode: mode, Sources: req.Sources, AllowDeprovision: req.AllowDeprovision, Full: req.Full, Trigger: reconcile.TriggerAPI}, true
 }
 
 func (s *Server) apiSync(w http.ResponseWriter, r *http.Request) {

@@ -59,7 +59,7 @@ const runPageTemplate = `{{define "run"}}<!DOCTYPE html>
 </dl>
 {{if .Run.Error}}<p class="banner bad" id="run-error">{{.Run.Error}}</p>{{end}}
 {{with $r}}{{if .Guard.Tripped}}{{range .Guard.Sources}}{{if .Tripped}}<p class="banner bad">Safety guard: {{.Why}}. Nothing was written; run <code>seatsync sync --allow-deprovision</code> once if this is intended.</p>{{end}}{{end}}{{else if .Guard.Overridden}}<p class="banner warn">The safety guard was overridden for this run (allow deprovision).</p>{{end}}
-{{range .Sources}}{{if .LeavesSuspended}}<p class="banner warn">Leavers of {{.Name}} not handled: {{.LeavesSuspended}}</p>{{end}}{{end}}{{end}}
+{{range .Sources}}{{if .LeavesSuspended}}<p class="banner warn">Leavers of {{.Name}} not handled: {{.LeavesSuspended}}</p>{{end}}{{if .IncrementalFallback}}<p class="banner">Source {{.Name}} was read in full: {{.IncrementalFallback}}</p>{{end}}{{end}}{{end}}
 {{if .Counts}}<p><span class="run-counts">{{.Counts}}</span>{{if and .Summary (ne .Run.Result "running")}}; {{thousands .Summary.Unchanged}} unchanged{{if .Summary.Skipped}}, {{thousands .Summary.Skipped}} skipped{{end}}{{end}}.</p>{{end}}
 </section>
 {{with $r}}
@@ -79,9 +79,9 @@ const runPageTemplate = `{{define "run"}}<!DOCTYPE html>
 </table></div>{{end}}
 {{if .Sources}}<h2>Sources</h2>
 <div class="scroll"><table id="run-sources">
-<thead><tr><th>source</th><th>type</th><th class="num">identities</th><th class="num">skipped</th></tr></thead>
+<thead><tr><th>source</th><th>type</th><th>read</th><th class="num">identities</th><th class="num">skipped</th></tr></thead>
 <tbody>
-{{range .Sources}}<tr class="source" data-source="{{.Name}}"><td>{{.Name}}</td><td>{{.Type}}</td><td class="num">{{thousands .Identities}}</td><td class="num">{{thousands .Skipped}}</td></tr>
+{{range .Sources}}<tr class="source" data-source="{{.Name}}"><td>{{.Name}}</td><td>{{.Type}}</td><td>{{.Read}}</td><td class="num">{{thousands .Identities}}</td><td class="num">{{thousands .Skipped}}</td></tr>
 {{end}}</tbody>
 </table></div>{{end}}
 {{if .Targets}}<h2>Targets</h2>

@@ -284,11 +284,11 @@ func TestErrors(t *testing.T) {
 
 func TestSync(t *testing.T) {
 	b, h := newTest(t, testToken)
-	rec := do(t, h, call{method: "POST", path: "/api/v1/sync?source=hr", body: `{"allow_deprovision":true}`, auth: bearer(testToken)})
+	rec := do(t, h, call{method: "POST", path: "/api/v1/sync?source=hr", body: `{"allow_deprovision":true,"full":true}`, auth: bearer(testToken)})
 	if rec.Code != 202 || !strings.Contains(rec.Body.String(), `"run_id":"RUN2"`) {
 		t.Fatalf("sync: %d %s", rec.Code, rec.Body)
 	}
-	if len(b.started) != 1 || b.started[0].Sources[0] != "hr" || !b.started[0].AllowDeprovision || b.started[0].Mode != reconcile.ModeSync {
+	if len(b.started) != 1 || b.started[0].Sources[0] != "hr" || !b.started[0].AllowDeprovision || !b.started[0].Full || b.started[0].Mode != reconcile.ModeSync {
 		t.Errorf("started %+v", b.started)
 	}
 	b.busy = true

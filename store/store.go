@@ -161,6 +161,13 @@ type Store interface {
 	Close() error
 }
 
+// FullReadKey is the store value (Store.Value) that asks the next run to
+// read a source in full although it reads incrementally, and says why:
+// something happened that a read of changes would not bring in (an admin
+// deleted a profile whose person is still in the source, say). The run
+// that reads it in full clears it.
+func FullReadKey(source string) string { return "full-read/" + source }
+
 // Selection names the profiles an incremental run reads (Store.Select).
 // A profile any part names is returned.
 type Selection struct {

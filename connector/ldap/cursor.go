@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -46,6 +47,35 @@ type cursor struct {
 	Root string `json:"r,omitempty"`
 
 	known map[[16]byte]known
+	// text is what the cursor was parsed from, and dirty says whether the
+	// read changed it since (set, forget, setCookie): an unchanged cursor
+	// is given back as it came, without encoding a set of 100,000 again.
+	text  string
+	dirty bool
+}
+
+// set keeps what the cursor knows of the person k.
+func (c *cursor) set(k [16]byte, kn known) {
+	if prev, ok := c.known[k]; !ok || prev != kn {
+		c.known[k] = kn
+		c.dirty = true
+	}
+}
+
+// forget drops the person k.
+func (c *cursor) forget(k [16]byte) {
+	if _, ok := c.known[k]; ok {
+		delete(c.known, k)
+		c.dirty = true
+	}
+}
+
+// setCookie keeps the server's new cookie.
+func (c *cursor) setCookie(cookie []byte) {
+	if !bytes.Equal(c.Cookie, cookie) {
+		c.Cookie = cookie
+		c.dirty = true
+	}
 }
 
 // known is one person of a cursor, keyed by objectGUID (AD) or entryUUID
@@ -72,6 +102,9 @@ const (
 var errCursor = errors.New("unusable cursor")
 
 func (c *cursor) String() string {
+	if c.text != "" && !c.dirty {
+		return c.text
+	}
 	head, err := json.Marshal(c)
 	if err != nil {
 		panic(err) // a struct of strings, an int and bytes
@@ -166,6 +199,7 @@ func parseCursor(text string) (*cursor, error) {
 	if len(b) != 0 {
 		return nil, bad
 	}
+	c.text = text
 	return c, nil
 }
 

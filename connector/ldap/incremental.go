@@ -198,9 +198,9 @@ func (ch *change) apply(ctx context.Context, k [16]byte, e *goldap.Entry) error 
 			}
 		}
 		if ch.flavor == FlavorAD {
-			delete(ch.cur.known, k)
+			ch.cur.forget(k)
 		} else {
-			ch.cur.known[k] = ch.knownOf(k, e, &id, false)
+			ch.cur.set(k, ch.knownOf(k, e, &id, false))
 		}
 		return nil
 	case reason == "" && in == scopeUnknown:
@@ -211,18 +211,18 @@ func (ch *change) apply(ctx context.Context, k [16]byte, e *goldap.Entry) error 
 		ch.skipped++
 		ch.sink.Skip(connector.Skip{ExternalID: id.ExternalID, Where: e.DN, Reason: reason})
 		if !had {
-			ch.cur.known[k] = ch.knownOf(k, e, &id, false)
+			ch.cur.set(k, ch.knownOf(k, e, &id, false))
 		}
 		return nil
 	}
-	ch.cur.known[k] = ch.knownOf(k, e, &id, true)
+	ch.cur.set(k, ch.knownOf(k, e, &id, true))
 	ch.upserts++
 	return ch.sink.Upsert(id)
 }
 
 // remove reports a person who left, and forgets them.
 func (ch *change) remove(k [16]byte, kn known) error {
-	delete(ch.cur.known, k)
+	ch.cur.forget(k)
 	if !kn.in {
 		return nil
 	}
@@ -482,7 +482,7 @@ func (ch *change) dirSync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ch.cur.Cookie = cookie
+	ch.cur.setCookie(cookie)
 	return nil
 }
 
@@ -658,7 +658,7 @@ func (ch *change) sync(ctx context.Context) error {
 	if err := ch.readAgain(ctx, again, nil); err != nil {
 		return err
 	}
-	ch.cur.Cookie = cookie
+	ch.cur.setCookie(cookie)
 	return nil
 }
 

@@ -217,7 +217,7 @@ func openLDAPChanges(t *testing.T, s *ldaptest.Slapd) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cur.Cookie = []byte("rid=000,csn=garbage")
+	cur.setCookie([]byte("rid=000,csn=garbage"))
 	in.cursor = cur.String()
 	ch = in.step("garbage cookie", true, nil, nil)
 	if ch.res.Fallback == "" {
@@ -278,7 +278,7 @@ func TestOpenLDAPIncrementalRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cur.Cookie = []byte("rid=000,csn=29991201121931.042678Z#000000#000#000000")
+	cur.setCookie([]byte("rid=000,csn=29991201121931.042678Z#000000#000#000000"))
 	in.cursor = cur.String()
 	ch := in.step("a cookie from the future", true, nil, nil)
 	if !strings.Contains(ch.res.Fallback, "refused") {
@@ -378,13 +378,13 @@ func TestADIncremental(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cur.Cookie = []byte("garbage")
+	cur.setCookie([]byte("garbage"))
 	in.cursor = cur.String()
 	if ch = in.step("garbage cookie", true, nil, nil); ch.res.Fallback == "" {
 		t.Error("garbage cookie: no Fallback")
 	}
 	t.Logf("garbage cookie: %s", ch.res.Fallback)
-	cur.URL = "ldap://dc2.seatsync.test"
+	cur.URL, cur.dirty = "ldap://dc2.seatsync.test", true
 	in.cursor = cur.String()
 	if ch = in.step("another DC", true, nil, nil); !strings.Contains(ch.res.Fallback, "dc2") {
 		t.Errorf("another DC: Fallback %q", ch.res.Fallback)

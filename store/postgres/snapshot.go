@@ -156,6 +156,9 @@ func importProfiles(ctx context.Context, tx pgx.Tx, snap *store.Snapshot) error 
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"profiles"}, profileCopyCols, pgx.CopyFromRows(rows)); err != nil {
 		return copyError(err, &flushBuf{profiles: rows})
 	}
+	if _, err := tx.Exec(ctx, recountSQL); err != nil {
+		return fmt.Errorf("count the profiles: %w", err)
+	}
 	if maxID > 0 {
 		if _, err := tx.Exec(ctx, `SELECT setval('profiles_id_seq', $1)`, maxID); err != nil {
 			return err

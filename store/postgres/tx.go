@@ -83,7 +83,7 @@ func (s *Store) write(ctx context.Context, fn func(pgx.Tx) error) (err error) {
 // WithTx (or another writing method of the Store) itself.
 func (s *Store) WithTx(ctx context.Context, fn func(store.Tx) error) error {
 	return s.write(ctx, func(ptx pgx.Tx) error {
-		t := &tx{ctx: ctx, tx: ptx, buf: newFlushBuf()}
+		t := &tx{ctx: ctx, tx: ptx, buf: newFlushBuf(), counts: store.CountChanges{}}
 		// Whatever happens, the background flush is over before the
 		// connection goes back (a panic in fn included).
 		defer t.wait()
@@ -92,7 +92,10 @@ func (s *Store) WithTx(ctx context.Context, fn func(store.Tx) error) error {
 		}
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		return t.syncLocked(ctx)
+		if err := t.syncLocked(ctx); err != nil {
+			return err
+		}
+		return t.writeCounts(ctx)
 	})
 }
 
@@ -130,6 +133,39 @@ type tx struct {
 
 	ids, seqs         []int64 // taken from profiles_id_seq and target_seq, not used yet
 	idBlock, seqBlock int
+
+	// counts are the changes to profile_counts not written yet: they go
+	// before a count and before the commit.
+	counts store.CountChanges
+}
+
+const countAddSQL = `INSERT INTO profile_counts (area, source, active, n)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[])
+	ON CONFLICT (area, source, active) DO UPDATE SET n = profile_counts.n + excluded.n`
+
+// recountSQL counts the profiles into profile_counts from scratch.
+const recountSQL = `DELETE FROM profile_counts;
+INSERT INTO profile_counts (area, source, active, n)
+	SELECT area, source, state = 'active', count(*) FROM profiles GROUP BY area, source, state = 'active'`
+
+// writeCounts writes the changes to profile_counts the transaction made
+// since the last time, in one statement. The caller holds t.mu.
+func (t *tx) writeCounts(ctx context.Context) error {
+	if len(t.counts) == 0 {
+		return nil
+	}
+	var areas, sources []string
+	var active []bool
+	var ns []int64
+	for k, n := range t.counts {
+		areas, sources, active, ns = append(areas, k.Area), append(sources, k.Source), append(active, k.Active), append(ns, int64(n))
+	}
+	if _, err := t.tx.Exec(ctx, countAddSQL, areas, sources, active, ns); err != nil {
+		t.err = err
+		return fmt.Errorf("postgres: count profiles: %w", err)
+	}
+	clear(t.counts)
+	return nil
 }
 
 // flushBuf holds the rows a tx has not sent yet.
@@ -377,6 +413,7 @@ func (t *tx) Insert(ctx context.Context, p *model.Profile) error {
 	}
 	b = t.buf // nextNumber may have waited, not flushed: the same buffer
 	b.profiles = append(b.profiles, append([]any{id, int64(1)}, args...))
+	t.counts.Add(p, 1) // a buffer that fails to go fails the transaction, counts and all
 	b.folds[fold] = p.Username
 	if p.Source != "" {
 		b.keys[key] = p.Username
@@ -393,10 +430,12 @@ const updateSQL = `UPDATE profiles SET version = version + 1, username = $1, use
 	groups = $9, attributes = $10, area = $11, state = $12, block_reason = $13, source = $14,
 	external_id = $15, queued_at = $16, activated_at = $17, blocked_at = $18, created_at = $19,
 	updated_at = $20
+	FROM (SELECT area, source, state FROM profiles WHERE id = $21) AS prev
 	WHERE id = $21 AND version = $22
 	AND NOT EXISTS (SELECT 1 FROM profiles o WHERE o.username_fold = $2 AND o.id <> $21)
 	AND ($14 = '' OR NOT EXISTS (SELECT 1 FROM profiles o
-		WHERE o.source = $14 AND o.external_id = $15 AND o.source <> '' AND o.id <> $21))`
+		WHERE o.source = $14 AND o.external_id = $15 AND o.source <> '' AND o.id <> $21))
+	RETURNING prev.area, prev.source, prev.state = 'active'`
 
 // Update writes p over the stored profile with p.ID if that still has
 // p.Version, and bumps p.Version; store.ErrConflict otherwise. A username
@@ -418,14 +457,17 @@ func (t *tx) Update(ctx context.Context, p *model.Profile) error {
 	if err := t.syncLocked(ctx); err != nil {
 		return wrap(err)
 	}
-	tag, err := t.tx.Exec(ctx, updateSQL, append(args, p.ID, p.Version)...)
-	if err != nil {
+	var prev store.CountKey
+	err = t.tx.QueryRow(ctx, updateSQL, append(args, p.ID, p.Version)...).Scan(&prev.Area, &prev.Source, &prev.Active)
+	switch {
+	case err == nil:
+		p.Version++
+		t.counts.AddKey(prev, -1)
+		t.counts.Add(p, 1)
+		return nil
+	case !errors.Is(err, pgx.ErrNoRows):
 		t.err = err
 		return wrap(err)
-	}
-	if tag.RowsAffected() == 1 {
-		p.Version++
-		return nil
 	}
 	// Not written: a stale version, or a key another profile holds.
 	var current bool
@@ -455,14 +497,17 @@ func (t *tx) Delete(ctx context.Context, p model.Profile) error {
 	if err := t.syncLocked(ctx); err != nil {
 		return wrap(err)
 	}
-	tag, err := t.tx.Exec(ctx, `DELETE FROM profiles WHERE id = $1 AND version = $2`, p.ID, p.Version)
-	if err != nil {
+	var k store.CountKey
+	err := t.tx.QueryRow(ctx, `DELETE FROM profiles WHERE id = $1 AND version = $2 RETURNING area, source, state = 'active'`,
+		p.ID, p.Version).Scan(&k.Area, &k.Source, &k.Active)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return wrap(fmt.Errorf("%w (id %d, version %d)", store.ErrConflict, p.ID, p.Version))
+	case err != nil:
 		t.err = err
 		return wrap(err)
 	}
-	if tag.RowsAffected() == 0 {
-		return wrap(fmt.Errorf("%w (id %d, version %d)", store.ErrConflict, p.ID, p.Version))
-	}
+	t.counts.AddKey(k, -1)
 	if _, err := t.tx.Exec(ctx, `DELETE FROM product_grants WHERE profile_id = $1`, p.ID); err != nil {
 		t.err = err
 		return wrap(fmt.Errorf("its product grants: %w", err))
@@ -500,6 +545,9 @@ func (t *tx) CountActive(ctx context.Context, areas []string, exempt []string) (
 	}
 	defer t.mu.Unlock()
 	if err := t.syncLocked(ctx); err != nil {
+		return 0, wrap(err)
+	}
+	if err := t.writeCounts(ctx); err != nil {
 		return 0, wrap(err)
 	}
 	folded := make([]string, len(exempt))

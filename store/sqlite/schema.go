@@ -28,6 +28,7 @@ func migrations() []migration {
 		{version: 7, name: "values kept between runs", sql: schemaV7},
 		{version: 8, name: "seat history", sql: schemaV8},
 		{version: 9, name: "product grants", sql: schemaV9},
+		{version: 10, name: "profile counts", sql: schemaV10},
 	}
 }
 
@@ -217,6 +218,28 @@ CREATE TABLE product_grants (
 	PRIMARY KEY (profile_id, product)
 );
 CREATE INDEX product_grants_product ON product_grants (product, state);
+`
+
+// schemaV10 keeps the profiles counted by area, owner source and whether
+// they are active (store.CountKey), so that a seat count reads a few rows
+// whatever the number of profiles: an incremental run at a million
+// profiles must not count them. The transactions keep it (tx.counts), in
+// the same commit as the profiles; recountSQL rebuilds it from them.
+const schemaV10 = `
+CREATE TABLE profile_counts (
+	area   TEXT    NOT NULL,
+	source TEXT    NOT NULL,
+	active INTEGER NOT NULL,
+	n      INTEGER NOT NULL,
+	PRIMARY KEY (area, source, active)
+) WITHOUT ROWID;
+` + recountSQL
+
+// recountSQL counts the profiles into profile_counts from scratch.
+const recountSQL = `
+DELETE FROM profile_counts;
+INSERT INTO profile_counts (area, source, active, n)
+	SELECT area, source, state = 'active', count(*) FROM profiles GROUP BY area, source, state = 'active';
 `
 
 const createMigrationsTable = `

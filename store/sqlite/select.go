@@ -64,21 +64,15 @@ func (s *Store) Select(ctx context.Context, sel store.Selection) ([]model.Profil
 
 // Tally counts what req asks for; see store.Store.
 func (s *Store) Tally(ctx context.Context, req store.TallyRequest) (store.Tally, error) {
-	t := store.Tally{Active: make([]int, len(req.Pools)), Owned: make([]int, len(req.Sources))}
-	folded := make([]string, len(req.Exempt))
-	for i, u := range req.Exempt {
-		folded[i] = model.FoldUsername(u)
-	}
-	for i, areas := range req.Pools {
-		if err := s.db.QueryRowContext(ctx, countSQL, jsonList(areas), jsonList(folded)).Scan(&t.Active[i]); err != nil {
-			return store.Tally{}, fmt.Errorf("sqlite: count active profiles: %w", err)
-		}
-	}
-	for i, src := range req.Sources {
-		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM profiles WHERE source = ? AND source <> ''`, src).Scan(&t.Owned[i])
-		if err != nil {
-			return store.Tally{}, fmt.Errorf("sqlite: count the profiles of source %s: %w", src, err)
-		}
+	t, err := store.TallyWith(req, func(areas, exempt []string) (n int, err error) {
+		err = s.db.QueryRowContext(ctx, countSQL, jsonList(areas), jsonList(exempt)).Scan(&n)
+		return n, err
+	}, func(source string) (n int, err error) {
+		err = s.db.QueryRowContext(ctx, `SELECT ifnull(sum(n), 0) FROM profile_counts WHERE source = ? AND source <> ''`, source).Scan(&n)
+		return n, err
+	})
+	if err != nil {
+		return store.Tally{}, fmt.Errorf("sqlite: %w", err)
 	}
 	return t, nil
 }

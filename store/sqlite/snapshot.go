@@ -100,6 +100,9 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 				return err
 			}
 		}
+		if _, err := sqlTx.ExecContext(ctx, recountSQL); err != nil {
+			return fmt.Errorf("count the profiles: %w", err)
+		}
 		var maxID int64
 		for _, p := range snap.Profiles {
 			maxID = max(maxID, p.ID)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -604,5 +605,42 @@ func TestAuditUsernameIndexed(t *testing.T) {
 	}
 	if p := strings.Join(plan, "; "); !strings.Contains(p, "audit_username") {
 		t.Errorf("the username query does not use audit_username: %s", p)
+	}
+}
+
+// A store made before the profile counts gets them counted from its
+// profiles by the migration that adds them.
+func TestMigrateCountsProfiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seatsync.db")
+	before := migrations()[:9]
+	s, err := open(t.Context(), path, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := []model.Profile{
+		{Username: "a", Area: "primary", State: model.Active, Source: "hr", ExternalID: "1"},
+		{Username: "b", Area: "primary", State: model.Active, Source: "hr", ExternalID: "2"},
+		{Username: "c", Area: "primary", State: model.Blocked, BlockReason: model.ReasonLicense, Source: "hr", ExternalID: "3"},
+		{Username: "d", Area: "partners", State: model.Active},
+	}
+	// Written as the old binary wrote them: without profile_counts.
+	for _, p := range ps {
+		if _, err := s.db.ExecContext(t.Context(), `INSERT INTO profiles (version, username, username_fold, area, state, block_reason, source, external_id)
+			VALUES (1, ?, ?, ?, ?, ?, ?, ?)`, p.Username, p.Username, p.Area, p.State, p.BlockReason, p.Source, p.ExternalID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tally, err := s.Tally(t.Context(), store.TallyRequest{Pools: [][]string{{"primary"}, {"partners"}}, Sources: []string{"hr"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tally.Active, []int{2, 1}) || !slices.Equal(tally.Owned, []int{3}) {
+		t.Errorf("after the migration Tally = %+v, want active [2 1], owned [3]", tally)
 	}
 }

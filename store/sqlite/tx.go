@@ -64,7 +64,16 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 // another writing method of the Store) itself.
 func (s *Store) WithTx(ctx context.Context, fn func(store.Tx) error) error {
 	return s.write(ctx, func(sqlTx *sql.Tx) error {
-		return fn(&tx{tx: sqlTx})
+		t := &tx{tx: sqlTx, counts: store.CountChanges{}}
+		if err := fn(t); err != nil {
+			return err
+		}
+		ctx, err := t.lock(ctx)
+		if err != nil {
+			return err
+		}
+		defer t.mu.Unlock()
+		return t.writeCounts(ctx)
 	})
 }
 
@@ -82,6 +91,8 @@ const (
 	stmtGrantProfile
 	stmtGrantSet
 	stmtGrantDelete
+	stmtCounted
+	stmtCountAdd
 	numStmts
 )
 
@@ -97,14 +108,19 @@ const (
 		external_id = ?, queued_at = ?, activated_at = ?, blocked_at = ?, created_at = ?,
 		updated_at = ?
 		WHERE id = ? AND version = ?`
-	deleteSQL = `DELETE FROM profiles WHERE id = ? AND version = ?`
-	getSQL    = `SELECT ` + profileRecord + ` FROM profiles WHERE id = ?`
+	deleteSQL = `DELETE FROM profiles WHERE id = ? AND version = ? RETURNING area, source, state`
+	// The counted columns of a profile before an update changes them.
+	countedSQL  = `SELECT area, source, state FROM profiles WHERE id = ? AND version = ?`
+	countAddSQL = `INSERT INTO profile_counts (area, source, active, n) VALUES (?, ?, ?, ?)
+		ON CONFLICT (area, source, active) DO UPDATE SET n = n + excluded.n`
+	getSQL = `SELECT ` + profileRecord + ` FROM profiles WHERE id = ?`
 	// Counted as all active minus the active exempt ones: the first count
-	// reads only the (area, state, ...) index, the second looks up the few
-	// exempt usernames, so a seat check never scans the table.
+	// reads a few rows of profile_counts, the second looks up the few
+	// exempt usernames, so a seat check reads no more for a million
+	// profiles than for ten.
 	countSQL = `SELECT
-		(SELECT count(*) FROM profiles
-			WHERE area IN (SELECT value FROM json_each(?1)) AND state = 'active')
+		(SELECT ifnull(sum(n), 0) FROM profile_counts
+			WHERE area IN (SELECT value FROM json_each(?1)) AND active)
 		- (SELECT count(*) FROM profiles
 			WHERE username_fold IN (SELECT value FROM json_each(?2))
 			AND area IN (SELECT value FROM json_each(?1)) AND state = 'active')`
@@ -123,6 +139,28 @@ type tx struct {
 	stmts [numStmts]*sql.Stmt
 	args  []any  // argument list of the last Insert or Update
 	buf   []byte // JSON being encoded
+	// counts are the changes to profile_counts not written yet: they go
+	// before a count and before the commit.
+	counts store.CountChanges
+}
+
+// writeCounts writes the changes to profile_counts the transaction made
+// since the last time. The caller holds t.mu.
+func (t *tx) writeCounts(ctx context.Context) error {
+	if len(t.counts) == 0 {
+		return nil
+	}
+	st, err := t.stmt(ctx, stmtCountAdd, countAddSQL)
+	if err != nil {
+		return fmt.Errorf("sqlite: count profiles: %w", err)
+	}
+	for k, n := range t.counts {
+		if _, err := st.ExecContext(ctx, k.Area, k.Source, k.Active, n); err != nil {
+			return fmt.Errorf("sqlite: count profiles: %w", err)
+		}
+	}
+	clear(t.counts)
+	return nil
 }
 
 // lock takes t.mu and returns the context to run statements with: ctx
@@ -231,6 +269,9 @@ func (t *tx) CountActive(ctx context.Context, areas []string, exempt []string) (
 		return 0, fmt.Errorf("sqlite: count active profiles: %w", err)
 	}
 	defer t.mu.Unlock()
+	if err := t.writeCounts(ctx); err != nil {
+		return 0, err
+	}
 	st, err := t.stmt(ctx, stmtCount, countSQL)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: count active profiles: %w", err)
@@ -302,15 +343,45 @@ func (t *tx) Insert(ctx context.Context, p *model.Profile) error {
 		return fmt.Errorf("sqlite: insert profile %s: %w", p.Username, err)
 	}
 	p.Version = 1
+	t.mu.Lock()
+	t.counts.Add(p, 1)
+	t.mu.Unlock()
 	return nil
+}
+
+// counted reads the counted columns of the profile with id if it still
+// has version; ok is false when it has not (or is gone).
+func (t *tx) counted(ctx context.Context, id, version int64) (k store.CountKey, ok bool, err error) {
+	ctx, err = t.lock(ctx)
+	if err != nil {
+		return k, false, err
+	}
+	defer t.mu.Unlock()
+	st, err := t.stmt(ctx, stmtCounted, countedSQL)
+	if err != nil {
+		return k, false, err
+	}
+	var state string
+	switch err := st.QueryRowContext(ctx, id, version).Scan(&k.Area, &k.Source, &state); {
+	case errors.Is(err, sql.ErrNoRows):
+		return k, false, nil
+	case err != nil:
+		return k, false, err
+	}
+	k.Active = state == string(model.Active)
+	return k, true, nil
 }
 
 // Update writes p over the stored profile with p.ID if that still has
 // p.Version, and bumps p.Version; store.ErrConflict otherwise.
 func (t *tx) Update(ctx context.Context, p *model.Profile) error {
-	res, err := t.execProfile(ctx, p, stmtUpdate, updateSQL, p.ID, p.Version)
+	prev, ok, err := t.counted(ctx, p.ID, p.Version)
+	var res sql.Result
+	if err == nil && ok {
+		res, err = t.execProfile(ctx, p, stmtUpdate, updateSQL, p.ID, p.Version)
+	}
 	var n int64
-	if err == nil {
+	if err == nil && ok {
 		n, err = res.RowsAffected()
 	}
 	if err == nil && n == 0 {
@@ -320,6 +391,10 @@ func (t *tx) Update(ctx context.Context, p *model.Profile) error {
 		return fmt.Errorf("sqlite: update profile %s: %w", p.Username, err)
 	}
 	p.Version++
+	t.mu.Lock()
+	t.counts.AddKey(prev, -1)
+	t.counts.Add(p, 1)
+	t.mu.Unlock()
 	return nil
 }
 
@@ -336,17 +411,16 @@ func (t *tx) Delete(ctx context.Context, p model.Profile) error {
 	if err != nil {
 		return wrap(err)
 	}
-	res, err := st.ExecContext(ctx, p.ID, p.Version)
-	if err != nil {
-		return wrap(err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return wrap(err)
-	}
-	if n == 0 {
+	var k store.CountKey
+	var state string
+	switch err := st.QueryRowContext(ctx, p.ID, p.Version).Scan(&k.Area, &k.Source, &state); {
+	case errors.Is(err, sql.ErrNoRows):
 		return wrap(fmt.Errorf("%w (id %d, version %d)", store.ErrConflict, p.ID, p.Version))
+	case err != nil:
+		return wrap(err)
 	}
+	k.Active = state == string(model.Active)
+	t.counts.AddKey(k, -1)
 	if _, err := t.tx.ExecContext(ctx, `DELETE FROM product_grants WHERE profile_id = ?`, p.ID); err != nil {
 		return wrap(fmt.Errorf("its product grants: %w", err))
 	}

@@ -92,3 +92,49 @@ func testSelect(t *testing.T, newHandle func() store.Store) {
 		t.Errorf("Tally owned = %v, want %v", tally.Owned, want)
 	}
 }
+
+// checkCounts checks, after every test of the suite, that Tally counts
+// what the profiles hold: a store that keeps its counts beside the
+// profiles must keep them through every write a test made.
+func checkCounts(t *testing.T, s store.Store) {
+	t.Helper()
+	ps, err := s.Profiles(t.Context())
+	if err != nil {
+		t.Fatalf("read profiles to check the counts: %v", err)
+	}
+	areas := []string{"primary", "partners", "suppliers", "elsewhere", "other", "nowhere", ""}
+	sources := []string{"hr", "ldap", "okta", "csv", "other", "nowhere"}
+	active, owned := map[string]int{}, map[string]int{}
+	for _, p := range ps {
+		if !slices.Contains(areas, p.Area) {
+			areas = append(areas, p.Area)
+		}
+		if p.State == model.Active {
+			active[p.Area]++
+		}
+		if p.Source != "" {
+			if !slices.Contains(sources, p.Source) {
+				sources = append(sources, p.Source)
+			}
+			owned[p.Source]++
+		}
+	}
+	req := store.TallyRequest{Sources: sources}
+	for _, a := range areas {
+		req.Pools = append(req.Pools, []string{a})
+	}
+	tally, err := s.Tally(t.Context(), req)
+	if err != nil {
+		t.Fatalf("Tally: %v", err)
+	}
+	for i, a := range areas {
+		if tally.Active[i] != active[a] {
+			t.Errorf("after the test, Tally counts %d active profiles in area %q; the profiles hold %d", tally.Active[i], a, active[a])
+		}
+	}
+	for i, src := range sources {
+		if tally.Owned[i] != owned[src] {
+			t.Errorf("after the test, Tally counts %d profiles of source %q; the profiles hold %d", tally.Owned[i], src, owned[src])
+		}
+	}
+}

@@ -98,7 +98,11 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, open(t))
+			newHandle := open(t)
+			tc.fn(t, newHandle)
+			if !t.Failed() {
+				checkCounts(t, handle(t, newHandle))
+			}
 		})
 	}
 	t.Run("Snapshot", func(t *testing.T) {
