@@ -257,3 +257,11 @@ func rawJSONArg(field string, m json.RawMessage) (any, error) {
 	}
 	return string(m), nil
 }
+
+// jsonArg passes JSON as text, nil (NULL) for nil.
+func jsonArg(j json.RawMessage) any {
+	if j == nil {
+		return nil
+	}
+	return string(j)
+}
