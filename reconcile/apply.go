@@ -39,6 +39,13 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 	targets := r.targets()
 	// What each change writes is built here, one change at a time.
 	var scratch applyScratch
+	// The report's changes are compressed for the run's record as their
+	// batches commit, beside the apply.
+	var gz *changesGzip
+	if len(rep.Changes) > 0 {
+		gz = rep.compressChanges()
+		defer gz.finish()
+	}
 	for start := 0; start < len(order); start += size {
 		batch := order[start:min(start+size, len(order))]
 		err := r.Store.WithTx(ctx, func(tx store.Tx) error {
@@ -70,6 +77,9 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 		}
 		for _, ci := range batch {
 			logChange(log, &rep.Changes[ci])
+		}
+		if gz != nil {
+			gz.final(batch)
 		}
 	}
 	if err := r.applyProducts(ctx, log, rep, pol, now, size); err != nil {

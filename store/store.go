@@ -403,6 +403,12 @@ type Run struct {
 	// it whole. It must write one JSON document, which the store takes as
 	// it is. Runs read back carry their report in Report.
 	WriteReport func(w io.Writer) error `json:"-"`
+	// WriteReportGzip, when set, is what SaveRun stores instead of either:
+	// the report's JSON gzip-compressed, as one or more gzip members whose
+	// contents, joined, are the document. A large report's biggest part
+	// can so be compressed ahead, while the run is still writing. A store
+	// keeps the stream as it is (it reads back as the document).
+	WriteReportGzip func(w io.Writer) error `json:"-"`
 }
 
 // Episode is one stretch of runs during which a notification-worthy state
