@@ -197,7 +197,7 @@ type changesGzip struct {
 	upto atomic.Int64
 	wake chan struct{}
 	done chan struct{}
-	buf  bytes.Buffer // gzip members, complete when done is closed
+	buf  bytes.Buffer // one gzip member, complete once done is closed
 	err  error
 }
 
