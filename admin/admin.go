@@ -155,7 +155,7 @@ func (a *Admin) Delete(ctx context.Context, username string) (Outcome, error) {
 		if err := target.MarkPending(ctx, tx, a.Targets, &p, nil); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: a.Actor, Action: "delete", Username: p.Username, Before: &p})
+		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: a.Actor, Action: "delete", Username: p.Username}.Changed(&p, nil))
 	})
 	if err == nil && out.Profile.Source != "" {
 		// A source that reads only what changed would not bring the person
@@ -211,7 +211,7 @@ func (a *Admin) change(ctx context.Context, username, action string, fn func(sto
 			return err
 		}
 		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: a.Actor, Action: action,
-			Username: after.Username, Reason: string(after.BlockReason), Before: &before, After: &after})
+			Username: after.Username, Reason: string(after.BlockReason)}.Changed(&before, &after))
 	})
 	return out, err
 }

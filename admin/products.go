@@ -151,7 +151,7 @@ func (a *Admin) grantChange(ctx context.Context, username, action, product strin
 			return err
 		}
 		return tx.Audit(ctx, store.AuditEntry{RunID: newID(now), At: now, Actor: a.Actor, Action: action,
-			Username: p.Username, Reason: "product " + product + ": manual", Before: &p, After: &p})
+			Username: p.Username, Reason: "product " + product + ": manual"}.Changed(&p, &p))
 	})
 	return out, err
 }

@@ -37,9 +37,15 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 	}
 	exempt := pol.Exempt()
 	targets := r.targets()
-	// The profile each change writes is built here, one change at a time:
-	// a store keeps no pointer to what it is given.
-	var scratch model.Profile
+	// What each change writes is built here, one change at a time.
+	var scratch applyScratch
+	// The report's changes are compressed for the run's record as their
+	// batches commit, beside the apply.
+	var gz *changesGzip
+	if len(rep.Changes) > 0 {
+		gz = rep.compressChanges()
+		defer gz.finish()
+	}
 	for start := 0; start < len(order); start += size {
 		batch := order[start:min(start+size, len(order))]
 		err := r.Store.WithTx(ctx, func(tx store.Tx) error {
@@ -71,6 +77,9 @@ func (r *Runner) apply(ctx context.Context, log *zap.Logger, rep *Report, pol *l
 		}
 		for _, ci := range batch {
 			logChange(log, &rep.Changes[ci])
+		}
+		if gz != nil {
+			gz.final(batch)
 		}
 	}
 	if err := r.applyProducts(ctx, log, rep, pol, now, size); err != nil {
@@ -243,13 +252,13 @@ func (s *seatCheck) verify(ctx context.Context) error {
 
 // applyOne writes one change and its audit entry. A profile that changed
 // since the plan is a conflict: the change is left for the next run.
-// scratch is where the profile to write is put together; the plan's
-// After is left as it is.
-func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, targets []target.Config, runID string, ch *Change, scratch *model.Profile, now time.Time) error {
+// scratch is where the profile and the audit entry to write are put
+// together; the plan's After is left as it is.
+func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, targets []target.Config, runID string, ch *Change, scratch *applyScratch, now time.Time) error {
 	var after *model.Profile
 	if ch.After != nil {
-		*scratch = *ch.After // the store never changes slices or maps in place
-		after = scratch
+		scratch.profile = *ch.After // the store never changes slices or maps in place
+		after = &scratch.profile
 		after.UpdatedAt = now
 	}
 	result := ResultApplied
@@ -302,10 +311,20 @@ func applyOne(ctx context.Context, tx store.Tx, seats *seatCheck, targets []targ
 	if err := target.MarkPending(ctx, tx, targets, ch.Before, after); err != nil {
 		return err
 	}
-	return tx.Audit(ctx, store.AuditEntry{
+	e, buf := store.AuditEntry{
 		RunID: runID, At: now, Actor: "sync", Action: string(ch.Action), Username: ch.Username,
-		Reason: ch.Reason, Before: ch.Before, After: after,
-	})
+		Reason: ch.Reason,
+	}.AppendChanged(scratch.audit, ch.Before, after)
+	scratch.audit = buf
+	return tx.Audit(ctx, e)
+}
+
+// applyScratch is where applyOne puts together what it writes, reused
+// from one change to the next: a store keeps no pointer to what it is
+// given.
+type applyScratch struct {
+	profile model.Profile
+	audit   []byte // the audit entry's JSON
 }
 
 // dropGrants deletes a profile's product grants, unless the store's

@@ -781,6 +781,6 @@ func (r *Runner) saveRun(ctx context.Context, rep *Report) error {
 	return r.Store.SaveRun(ctx, store.Run{
 		ID: rep.RunID, Mode: rep.Mode, Result: rep.Result, Error: rep.Error,
 		StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt, Sources: names,
-		Summary: summary, WriteReport: rep.WriteJSON,
+		Summary: summary, WriteReport: rep.WriteJSON, WriteReportGzip: rep.gzipWriter(),
 	})
 }

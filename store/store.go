@@ -408,17 +408,26 @@ type Tx interface {
 }
 
 // AuditEntry is one applied change: who ran it, what it was, and the
-// profile before and after (nil for a create's before or a delete's after).
+// fields of the profile it changed, with their values before and after.
+// Changed fills in the last three from the profile before and after.
 type AuditEntry struct {
-	Seq      int64          `json:"seq"`
-	RunID    string         `json:"run_id"`
-	At       time.Time      `json:"at"`
-	Actor    string         `json:"actor"` // "sync", "admin"
-	Action   string         `json:"action"`
-	Username string         `json:"username"`
-	Reason   string         `json:"reason,omitempty"`
-	Before   *model.Profile `json:"before"`
-	After    *model.Profile `json:"after"`
+	Seq      int64     `json:"seq"`
+	RunID    string    `json:"run_id"`
+	At       time.Time `json:"at"`
+	Actor    string    `json:"actor"` // "sync", "admin"
+	Action   string    `json:"action"`
+	Username string    `json:"username"`
+	Reason   string    `json:"reason,omitempty"`
+	// Fields names the profile fields the change set (see AuditFields);
+	// nil when it changed no profile (a product grant of a sync).
+	Fields []string `json:"fields"`
+	// Before and After are JSON objects of the Fields' values before and
+	// after the change, keyed by field name (model.Profile's JSON names,
+	// and "id"); nil for a create's Before and a delete's After. Entries
+	// recorded before the audit log kept changes hold two whole copies of
+	// the profile here (with "id" and "version"), as they were stored.
+	Before json.RawMessage `json:"before"`
+	After  json.RawMessage `json:"after"`
 }
 
 // AuditFilter selects audit entries; its zero value selects them all.
@@ -449,6 +458,12 @@ type Run struct {
 	// it whole. It must write one JSON document, which the store takes as
 	// it is. Runs read back carry their report in Report.
 	WriteReport func(w io.Writer) error `json:"-"`
+	// WriteReportGzip, when set, is what SaveRun stores instead of either:
+	// the report's JSON gzip-compressed, as one or more gzip members whose
+	// contents, joined, are the document. A large report's biggest part
+	// can so be compressed ahead, while the run is still writing. A store
+	// keeps the stream as it is (it reads back as the document).
+	WriteReportGzip func(w io.Writer) error `json:"-"`
 }
 
 // Episode is one stretch of runs during which a notification-worthy state

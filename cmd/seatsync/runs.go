@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/seatsync/seatsync/internal/texttable"
-	"github.com/seatsync/seatsync/model"
 	"github.com/seatsync/seatsync/reconcile"
 	"github.com/seatsync/seatsync/store"
 )
@@ -210,37 +209,19 @@ func (a *app) auditCmd() *cobra.Command {
 	return c
 }
 
-// writeAuditCSV writes one row per entry; before and after are the
-// profiles' JSON, empty when there is none.
+// writeAuditCSV writes one row per entry; before and after are the JSON
+// objects of the fields the change set (store.AuditEntry), empty when
+// there is none.
 func writeAuditCSV(w io.Writer, es []store.AuditEntry) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"seq", "at", "run_id", "actor", "action", "username", "reason", "before", "after"}) //nolint:errcheck // cw.Error below
 	for _, e := range es {
-		before, err := profileJSON(e.Before)
-		if err != nil {
-			return err
-		}
-		after, err := profileJSON(e.After)
-		if err != nil {
-			return err
-		}
 		at := ""
 		if !e.At.IsZero() {
 			at = e.At.UTC().Format(time.RFC3339Nano)
 		}
-		cw.Write([]string{strconv.FormatInt(e.Seq, 10), at, e.RunID, e.Actor, e.Action, e.Username, e.Reason, before, after}) //nolint:errcheck // cw.Error below
+		cw.Write([]string{strconv.FormatInt(e.Seq, 10), at, e.RunID, e.Actor, e.Action, e.Username, e.Reason, string(e.Before), string(e.After)}) //nolint:errcheck // cw.Error below
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-func profileJSON(p *model.Profile) (string, error) {
-	if p == nil {
-		return "", nil
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -84,6 +85,8 @@ func TestRunsAndAudit(t *testing.T) {
 		Actor    string          `json:"actor"`
 		Action   string          `json:"action"`
 		Username string          `json:"username"`
+		Fields   []string        `json:"fields"`
+		Before   json.RawMessage `json:"before"`
 		After    json.RawMessage `json:"after"`
 	}
 	r = s.must(exitOK, "audit", "-c", s.config, "--user", "ALICE", "--format", "json")
@@ -93,6 +96,22 @@ func TestRunsAndAudit(t *testing.T) {
 	if len(entries) != 2 || entries[0].Action != "block" || !strings.HasPrefix(entries[0].Actor, "cli:") ||
 		entries[1].Action != "create" || entries[1].RunID != firstID || entries[1].Actor != "sync" {
 		t.Errorf("audit --user ALICE = %+v, want the admin block by cli:... then the create of %s", entries, firstID)
+	}
+	// The block records what it changed, not the whole profile; the create
+	// every field it set.
+	if len(entries) == 2 {
+		block, create := entries[0], entries[1]
+		var before, after map[string]any
+		if json.Unmarshal(block.Before, &before) != nil || json.Unmarshal(block.After, &after) != nil ||
+			!slices.Contains(block.Fields, "state") || slices.Contains(block.Fields, "email") ||
+			before["state"] != "active" || after["state"] != "blocked" || after["email"] != nil {
+			t.Errorf("audit: the block = fields %v, before %s, after %s; want the state (and what a block changes) only", block.Fields, block.Before, block.After)
+		}
+		var created map[string]any
+		if string(create.Before) != "null" || json.Unmarshal(create.After, &created) != nil ||
+			!slices.Contains(create.Fields, "username") || created["username"] != "alice" {
+			t.Errorf("audit: the create = fields %v, before %s, after %s; want no before, and every field it set", create.Fields, create.Before, create.After)
+		}
 	}
 	r = s.must(exitOK, "audit", "-c", s.config, "--user", "alice")
 	if !strings.Contains(r.stdout, "cli:") || strings.Contains(r.stdout, "bob") || !strings.HasPrefix(r.stdout, "TIME") {

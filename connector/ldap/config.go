@@ -124,6 +124,9 @@ func (s *Settings) Validate(e *config.Entry) {
 		e.Add("incremental", "needs flavor %s (DirSync) or %s (RFC 4533 sync with the syncprov overlay); flavor %s%s cannot be assumed to serve either", FlavorAD, FlavorOpenLDAP, FlavorGeneric, note)
 	}
 	e.Schedule("full_schedule", s.FullSchedule)
+	if e.Given("full_schedule") && !s.Incremental {
+		e.Add("full_schedule", "only used with incremental: true (every run is a full pull without it)")
+	}
 	hasPassword := e.Secret("bind_password", s.BindPassword)
 	if modeOK && mode == "none" && hasPassword && !s.TLS.AllowInsecure {
 		e.Add("tls.mode", "none would send bind_password unencrypted; use ldaps or starttls, or set tls.allow_insecure: true")

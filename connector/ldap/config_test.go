@@ -103,7 +103,13 @@ func TestConfigProblems(t *testing.T) {
     url: ldaps://dc1
     base_dn: dc=corp
     incremental: true
-    full_schedule: "every night"  # want sources[2].full_schedule "is not a schedule"`,
+    full_schedule: "every night"  # want sources[2].full_schedule "is not a schedule"
+  - name: ad3
+    type: ldap
+    flavor: openldap
+    url: ldaps://dc1
+    base_dn: dc=corp
+    full_schedule: "0 3 * * *"  # want sources[3].full_schedule "only used with incremental: true"`,
 		"not a number": head + `  - name: ad
     type: ldap
     url: ldaps://dc1

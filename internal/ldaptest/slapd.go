@@ -27,6 +27,8 @@ type Slapd struct {
 	LDAPSURL  string // ldaps://127.0.0.1:PORT
 	CA        *CA
 	proc      *process
+	// confHead is slapd.conf up to the syncprov options (Reconfigure).
+	confHead string
 }
 
 // SlapdOptions change how StartSlapd sets up the server.
@@ -126,15 +128,9 @@ access to * by * read
 overlay memberof
 overlay syncprov
 `, dir, s.CA.File, certFile, keyFile, s.AdminPass)
-	if opt.SessionLog > 0 {
-		conf += fmt.Sprintf("syncprov-sessionlog %d\n", opt.SessionLog)
-	}
-	if opt.NoPresent {
-		conf += "syncprov-nopresent TRUE\n"
-	}
-	conf += "overlay ppolicy\n"
-	confFile := filepath.Join(dir, "slapd.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+	s.confHead = conf
+	confFile, err := s.writeConf(opt)
+	if err != nil {
 		return nil, err
 	}
 	ldif := filepath.Join(dir, "base.ldif")
@@ -152,6 +148,47 @@ overlay syncprov
 		return nil, err
 	}
 	return s, nil
+}
+
+// writeConf writes slapd.conf with the syncprov options of opt.
+func (s *Slapd) writeConf(opt SlapdOptions) (string, error) {
+	conf := s.confHead
+	if opt.SessionLog > 0 {
+		conf += fmt.Sprintf("syncprov-sessionlog %d\n", opt.SessionLog)
+	}
+	if opt.NoPresent {
+		conf += "syncprov-nopresent TRUE\n"
+	}
+	conf += "overlay ppolicy\n"
+	confFile := filepath.Join(s.Dir, "slapd.conf")
+	return confFile, os.WriteFile(confFile, []byte(conf), 0o600)
+}
+
+// Reconfigure stops the server, sets its syncprov options (SessionLog,
+// NoPresent) to those of opt, and starts it again on the same ports, with
+// the same data: as an admin who turns the session log off would. opt's
+// LDIF is not loaded.
+func (s *Slapd) Reconfigure(opt SlapdOptions) error {
+	s.Stop()
+	confFile, err := s.writeConf(opt)
+	if err != nil {
+		return err
+	}
+	slaptest, err := lookPath("slaptest")
+	if err != nil {
+		return err
+	}
+	confDir := filepath.Join(s.Dir, "slapd.d")
+	if err := os.RemoveAll(confDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(confDir, 0o700); err != nil {
+		return err
+	}
+	if err := run(slaptest, "-f", confFile, "-F", confDir); err != nil {
+		return err
+	}
+	return s.Restart()
 }
 
 // Start starts (or restarts) the server on new ports.

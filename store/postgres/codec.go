@@ -198,9 +198,17 @@ func profileFromJSON(b []byte) (*model.Profile, error) {
 // 100,000 people is some 40 MB of JSON and under 3 MB compressed, and
 // WriteReport's pieces are compressed as they come.
 
-// gzipReport compresses what r.WriteReport writes, or r.Report, which
-// must be JSON. It is nil when there is no report.
+// gzipReport is what r.WriteReportGzip writes, or else compresses what
+// r.WriteReport writes, or r.Report, which must be JSON. It is nil when
+// there is no report.
 func gzipReport(r *store.Run) ([]byte, error) {
+	if r.WriteReportGzip != nil {
+		var buf bytes.Buffer
+		if err := r.WriteReportGzip(&buf); err != nil {
+			return nil, fmt.Errorf("write report: %w", err)
+		}
+		return buf.Bytes(), nil
+	}
 	write := r.WriteReport
 	if write == nil {
 		if r.Report == nil {
@@ -236,9 +244,15 @@ func gunzipReport(z []byte) (json.RawMessage, error) {
 	}
 	var buf bytes.Buffer
 	// A gzip stream ends with its data's size (mod 2^32); the hint is held
-	// to 64 to 1 so a damaged trailer cannot ask for much more.
+	// to 64 to 1 so a damaged trailer cannot ask for much more. A report
+	// written in several members (store.Run.WriteReportGzip) ends with the
+	// size of its last, small, one: it is then taken as 15 to 1.
 	if n := len(z); n >= 4 {
-		size := min(uint64(binary.LittleEndian.Uint32(z[n-4:])), 64*uint64(n))
+		size := uint64(binary.LittleEndian.Uint32(z[n-4:]))
+		if size < uint64(n) {
+			size = 15 * uint64(n)
+		}
+		size = min(size, 64*uint64(n))
 		buf.Grow(int(size) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(zr); err != nil {
@@ -256,4 +270,12 @@ func rawJSONArg(field string, m json.RawMessage) (any, error) {
 		return nil, fmt.Errorf("%s is not valid JSON", field)
 	}
 	return string(m), nil
+}
+
+// jsonArg passes JSON as text, nil (NULL) for nil.
+func jsonArg(j json.RawMessage) any {
+	if j == nil {
+		return nil
+	}
+	return string(j)
 }

@@ -216,7 +216,7 @@ func TestBufferedInsertDuplicates(t *testing.T) {
 				if err := tx.Insert(ctx, &p); err != nil {
 					return err
 				}
-				if err := tx.Audit(ctx, store.AuditEntry{RunID: "r", Actor: "sync", Action: "create", Username: p.Username, After: &p}); err != nil {
+				if err := tx.Audit(ctx, store.AuditEntry{RunID: "r", Actor: "sync", Action: "create", Username: p.Username}.Changed(nil, &p)); err != nil {
 					return err
 				}
 			}

@@ -228,12 +228,9 @@ func (s *Store) queryAudit(ctx context.Context, q string, args ...any) ([]store.
 		if err := rows.Scan(&e.Seq, &e.RunID, &at, &e.Actor, &e.Action, &e.Username, &e.Reason, &before, &after); err != nil {
 			return nil, err
 		}
-		e.At = timeOf(at)
-		if e.Before, err = profileFromJSON(before); err != nil {
-			return nil, fmt.Errorf("entry %d: before: %w", e.Seq, err)
-		}
-		if e.After, err = profileFromJSON(after); err != nil {
-			return nil, fmt.Errorf("entry %d: after: %w", e.Seq, err)
+		e.At, e.Before, e.After = timeOf(at), before, after
+		if e.Fields, err = store.AuditFields(e.Before, e.After); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", e.Seq, err)
 		}
 		out = append(out, e)
 	}

@@ -189,16 +189,8 @@ func importAudit(ctx context.Context, tx pgx.Tx, entries iter.Seq2[store.AuditEn
 		if err != nil {
 			return err
 		}
-		before, err := profileJSON(e.Before)
-		if err != nil {
-			return fmt.Errorf("audit entry %d: %w", e.Seq, err)
-		}
-		after, err := profileJSON(e.After)
-		if err != nil {
-			return fmt.Errorf("audit entry %d: %w", e.Seq, err)
-		}
 		page = append(page, []any{e.Seq, e.RunID, timeArg(e.At), e.Actor, e.Action, e.Username,
-			model.FoldUsername(e.Username), e.Reason, before, after})
+			model.FoldUsername(e.Username), e.Reason, jsonArg(e.Before), jsonArg(e.After)})
 		last = max(last, e.Seq)
 		if len(page) == importPage {
 			if err := flush(); err != nil {

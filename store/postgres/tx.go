@@ -563,8 +563,9 @@ func (t *tx) CountActive(ctx context.Context, areas []string, exempt []string) (
 	return n, nil
 }
 
-// Audit appends e to the audit log; e.Seq is ignored (the store numbers
-// entries, in the order they are written). The entry is buffered.
+// Audit appends e to the audit log; e.Seq and e.Fields are ignored (the
+// store numbers entries, in the order they are written, and Fields are
+// read back from Before and After). The entry is buffered.
 func (t *tx) Audit(ctx context.Context, e store.AuditEntry) error {
 	wrap := func(err error) error { return fmt.Errorf("postgres: audit %s %s: %w", e.Action, e.Username, err) }
 	if err := checkTime("at", e.At); err != nil {
@@ -575,20 +576,12 @@ func (t *tx) Audit(ctx context.Context, e store.AuditEntry) error {
 			return wrap(fmt.Errorf("%q contains a NUL byte", s))
 		}
 	}
-	before, err := profileJSON(e.Before)
-	if err != nil {
-		return wrap(err)
-	}
-	after, err := profileJSON(e.After)
-	if err != nil {
-		return wrap(err)
-	}
 	if err := t.begin(ctx); err != nil {
 		return wrap(err)
 	}
 	defer t.mu.Unlock()
 	t.buf.audit = append(t.buf.audit, []any{e.RunID, timeArg(e.At), e.Actor, e.Action, e.Username,
-		model.FoldUsername(e.Username), e.Reason, before, after})
+		model.FoldUsername(e.Username), e.Reason, jsonArg(e.Before), jsonArg(e.After)})
 	if err := t.maybeFlush(); err != nil {
 		return wrap(err)
 	}

@@ -311,11 +311,18 @@ func profileFromJSON(ns sql.NullString) (*model.Profile, error) {
 // pages), outside the Go heap. Reports saved before schema version 3 are
 // text in runs.report.
 
-// gzipReport compresses the report SaveRun is given: what r.WriteReport
-// writes, which is taken as it is, or else r.Report, which must be JSON,
-// as a PostgreSQL jsonb column would have it. It is nil when there is no
-// report.
+// gzipReport is what r.WriteReportGzip writes, or else compresses the
+// report SaveRun is given: what r.WriteReport writes, which is taken as
+// it is, or else r.Report, which must be JSON, as a PostgreSQL jsonb
+// column would have it. It is nil when there is no report.
 func gzipReport(r *store.Run) ([]byte, error) {
+	if r.WriteReportGzip != nil {
+		var buf bytes.Buffer
+		if err := r.WriteReportGzip(&buf); err != nil {
+			return nil, fmt.Errorf("write report: %w", err)
+		}
+		return buf.Bytes(), nil
+	}
 	write := r.WriteReport
 	if write == nil {
 		if r.Report == nil {
@@ -354,9 +361,15 @@ func gunzipReport(z []byte) (json.RawMessage, error) {
 	// buffer can be made the right size at once. Reports compress about
 	// 15 to 1; the hint is held to 64 to 1, so that a damaged trailer
 	// cannot ask for much more (a report that compresses better still
-	// reads back, the buffer grows).
+	// reads back, the buffer grows). A report written in several members
+	// (store.Run.WriteReportGzip) ends with the size of its last, small,
+	// one: it is then taken as 15 to 1.
 	if n := len(z); n >= 4 {
-		size := min(uint64(binary.LittleEndian.Uint32(z[n-4:])), 64*uint64(n))
+		size := uint64(binary.LittleEndian.Uint32(z[n-4:]))
+		if size < uint64(n) {
+			size = 15 * uint64(n)
+		}
+		size = min(size, 64*uint64(n))
 		buf.Grow(int(size) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(zr); err != nil {

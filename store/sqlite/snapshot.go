@@ -189,16 +189,9 @@ func (t *tx) importProfile(ctx context.Context, p *model.Profile) error {
 }
 
 func (t *tx) importAudit(ctx context.Context, e store.AuditEntry) error {
-	var before, after any
-	if e.Before != nil {
-		before = t.json(func(b []byte) []byte { return appendProfileJSON(b, e.Before) })
-	}
-	if e.After != nil {
-		after = t.json(func(b []byte) []byte { return appendProfileJSON(b, e.After) })
-	}
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO audit (seq, run_id, at, actor, action, username, reason, before, after)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, e.RunID, timeArg(e.At), e.Actor, e.Action, e.Username, e.Reason, before, after)
+		e.Seq, e.RunID, timeArg(e.At), e.Actor, e.Action, e.Username, e.Reason, jsonArg(e.Before), jsonArg(e.After))
 	if err != nil {
 		return fmt.Errorf("audit entry %d: %w", e.Seq, err)
 	}

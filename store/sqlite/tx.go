@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -124,8 +125,10 @@ const (
 		- (SELECT count(*) FROM profiles
 			WHERE username_fold IN (SELECT value FROM json_each(?2))
 			AND area IN (SELECT value FROM json_each(?1)) AND state = 'active')`
+	// before and after are bound as bytes, without a copy, and stored as
+	// TEXT (a BLOB would read as JSONB to SQLite's JSON functions).
 	auditSQL = `INSERT INTO audit (run_id, at, actor, action, username, reason, before, after)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT))`
 )
 
 // tx is a store.Tx on one *sql.Tx.
@@ -427,8 +430,8 @@ func (t *tx) Delete(ctx context.Context, p model.Profile) error {
 	return nil
 }
 
-// Audit appends e to the audit log; e.Seq is ignored (the store numbers
-// entries).
+// Audit appends e to the audit log; e.Seq and e.Fields are ignored (the
+// store numbers entries, and Fields are read back from Before and After).
 func (t *tx) Audit(ctx context.Context, e store.AuditEntry) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("sqlite: audit %s %s: %w", e.Action, e.Username, err)
@@ -445,16 +448,26 @@ func (t *tx) Audit(ctx context.Context, e store.AuditEntry) error {
 	if err != nil {
 		return wrap(err)
 	}
-	var before, after any // NULL for nil
-	if e.Before != nil {
-		before = t.json(func(b []byte) []byte { return appendProfileJSON(b, e.Before) })
-	}
-	if e.After != nil {
-		after = t.json(func(b []byte) []byte { return appendProfileJSON(b, e.After) })
-	}
 	if _, err := st.ExecContext(ctx, e.RunID, timeArg(e.At), e.Actor, e.Action, e.Username,
-		e.Reason, before, after); err != nil {
+		e.Reason, bytesArg(e.Before), bytesArg(e.After)); err != nil {
 		return wrap(err)
 	}
 	return nil
+}
+
+// jsonArg binds JSON as TEXT, NULL for nil (a []byte would be a BLOB,
+// which SQLite's JSON functions take for JSONB).
+func jsonArg(j json.RawMessage) any {
+	if j == nil {
+		return nil
+	}
+	return string(j)
+}
+
+// bytesArg binds JSON as bytes, NULL for nil.
+func bytesArg(j json.RawMessage) any {
+	if j == nil {
+		return nil
+	}
+	return []byte(j)
 }

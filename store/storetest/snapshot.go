@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -66,8 +67,12 @@ func testSnapshot(t *testing.T, newSource, newDest func() store.Store) {
 			return err
 		}
 		for _, e := range []store.AuditEntry{
-			{RunID: "r1", At: at(time.Hour), Actor: "sync", Action: "update", Username: "alice", Before: &carol, After: &alice},
-			{RunID: "r1", At: at(time.Hour), Actor: "sync", Action: "delete", Username: "gone", Reason: "left", Before: &gone},
+			store.AuditEntry{RunID: "r1", At: at(time.Hour), Actor: "sync", Action: "update", Username: "alice"}.Changed(&carol, &alice),
+			store.AuditEntry{RunID: "r1", At: at(time.Hour), Actor: "sync", Action: "delete", Username: "gone", Reason: "left"}.Changed(&gone, nil),
+			// As an older seatsync recorded changes: two whole copies.
+			{RunID: "r0", At: at(time.Minute), Actor: "sync", Action: "update", Username: "alice",
+				Before: json.RawMessage(`{"id":1,"version":1,"username":"alice","area":"primary","state":"active"}`),
+				After:  json.RawMessage(`{"id":1,"version":2,"username":"alice","title":"Boss","area":"primary","state":"active"}`)},
 		} {
 			if err := tx.Audit(ctx, e); err != nil {
 				return err
@@ -120,7 +125,7 @@ func testSnapshot(t *testing.T, newSource, newDest func() store.Store) {
 	if err != nil {
 		t.Fatalf("Copy: %v", err)
 	}
-	want := store.Census{Profiles: 4, Queued: 2, Audit: 2, Runs: 2, Episodes: 1, Values: 1, Seats: 2, Grants: 2,
+	want := store.Census{Profiles: 4, Queued: 2, Audit: 3, Runs: 2, Episodes: 1, Values: 1, Seats: 2, Grants: 2,
 		Pending: map[string]int{"intranet": 4}, Links: map[string]int{"intranet": 1, "lms": 1}, LastRun: "r2"}
 	if diff := cmp.Diff(want, census, cmpopts.IgnoreFields(store.Census{}, "LastAudit")); diff != "" {
 		t.Errorf("census of the copy (-want +got):\n%s", diff)
@@ -175,7 +180,7 @@ func testSnapshot(t *testing.T, newSource, newDest func() store.Store) {
 		t.Errorf("a profile made in the copy got ID %d, not above the source's last (%d, deleted)", erin.ID, gone.ID)
 	}
 	err = dst.WithTx(ctx, func(tx store.Tx) error {
-		if err := tx.Audit(ctx, store.AuditEntry{RunID: "r3", At: at(3 * time.Hour), Actor: "sync", Action: "create", Username: "erin", After: &erin}); err != nil {
+		if err := tx.Audit(ctx, store.AuditEntry{RunID: "r3", At: at(3 * time.Hour), Actor: "sync", Action: "create", Username: "erin"}.Changed(nil, &erin)); err != nil {
 			return err
 		}
 		return tx.MarkPending(ctx, "intranet", erin.ID, nil)
@@ -184,7 +189,7 @@ func testSnapshot(t *testing.T, newSource, newDest func() store.Store) {
 		t.Fatal(err)
 	}
 	entries, err := dst.AuditMatching(ctx, store.AuditFilter{})
-	if err != nil || len(entries) != 3 || entries[0].Username != "erin" || entries[0].Seq <= entries[1].Seq {
+	if err != nil || len(entries) != 4 || entries[0].Username != "erin" || entries[0].Seq <= entries[1].Seq {
 		t.Errorf("audit of the copy after a new entry = %+v, %v; want erin's newest, numbered after the copied ones", entries, err)
 	}
 	ids := pendingIDs(t, dst, "intranet")

@@ -90,6 +90,8 @@ func Run(t *testing.T, open func(t *testing.T) func() store.Store) {
 		{"LargeReport", testLargeReport},
 		{"Audit", testAudit},
 		{"AuditMatching", testAuditMatching},
+		{"AuditChanges", testAuditChanges},
+		{"AuditWholeCopies", testAuditWholeCopies},
 		{"Episodes", testEpisodes},
 		{"Values", testValues},
 		{"SeatHistory", testSeatHistory},
@@ -512,7 +514,7 @@ func testTxRollback(t *testing.T, newHandle func() store.Store) {
 		if err := tx.Update(ctx, &k); err != nil {
 			return err
 		}
-		if err := tx.Audit(ctx, store.AuditEntry{RunID: "rolled-back", At: at(0), Actor: "sync", Action: "create", Username: "new", After: &p}); err != nil {
+		if err := tx.Audit(ctx, store.AuditEntry{RunID: "rolled-back", At: at(0), Actor: "sync", Action: "create", Username: "new"}.Changed(nil, &p)); err != nil {
 			return err
 		}
 		return fmt.Errorf("apply: %w", boom)
@@ -814,7 +816,7 @@ func testPrune(t *testing.T, newHandle func() store.Store) {
 	p := model.Profile{Username: "jdoe", Area: "primary", State: model.Active}
 	err := s.WithTx(ctx, func(tx store.Tx) error {
 		for i, at := range []time.Time{day(0), day(1), day(10)} {
-			if err := tx.Audit(ctx, store.AuditEntry{RunID: fmt.Sprint(i), At: at, Actor: "sync", Action: "update", Username: "jdoe", After: &p}); err != nil {
+			if err := tx.Audit(ctx, store.AuditEntry{RunID: fmt.Sprint(i), At: at, Actor: "sync", Action: "update", Username: "jdoe"}.Changed(nil, &p)); err != nil {
 				return err
 			}
 		}
@@ -880,11 +882,11 @@ func testUnfinishedRuns(t *testing.T, newHandle func() store.Store) {
 			return err
 		}
 		for i, a := range []string{"create", "block", "create"} {
-			if err := tx.Audit(ctx, store.AuditEntry{RunID: "killed-1", At: at(time.Duration(i+1) * time.Minute), Actor: "sync", Action: a, Username: "jdoe", After: &p}); err != nil {
+			if err := tx.Audit(ctx, store.AuditEntry{RunID: "killed-1", At: at(time.Duration(i+1) * time.Minute), Actor: "sync", Action: a, Username: "jdoe"}.Changed(nil, &p)); err != nil {
 				return err
 			}
 		}
-		return tx.Audit(ctx, store.AuditEntry{RunID: "other", At: at(time.Hour), Actor: "sync", Action: "delete", Username: "jdoe", Before: &p})
+		return tx.Audit(ctx, store.AuditEntry{RunID: "other", At: at(time.Hour), Actor: "sync", Action: "delete", Username: "jdoe"}.Changed(&p, nil))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1081,9 +1083,9 @@ func testAudit(t *testing.T, newHandle func() store.Store) {
 			return err
 		}
 		want = []store.AuditEntry{
-			{RunID: "run-1", At: at(time.Second), Actor: "sync", Action: "create", Username: "jdoe", After: &created},
-			{RunID: "run-1", At: at(2 * time.Second), Actor: "sync", Action: "block", Username: "jdoe", Reason: "source_disabled", Before: &before, After: &blockedP},
-			{RunID: "run-1", At: at(3 * time.Second), Actor: "admin", Action: "delete", Username: "jdoe", Before: &blockedP},
+			store.AuditEntry{RunID: "run-1", At: at(time.Second), Actor: "sync", Action: "create", Username: "jdoe"}.Changed(nil, &created),
+			store.AuditEntry{RunID: "run-1", At: at(2 * time.Second), Actor: "sync", Action: "block", Username: "jdoe", Reason: "source_disabled"}.Changed(&before, &blockedP),
+			store.AuditEntry{RunID: "run-1", At: at(3 * time.Second), Actor: "admin", Action: "delete", Username: "jdoe"}.Changed(&blockedP, nil),
 		}
 		for _, e := range want {
 			e.Seq = 999 // ignored: the store numbers entries
@@ -1098,7 +1100,7 @@ func testAudit(t *testing.T, newHandle func() store.Store) {
 	}
 	other := active("other", "primary")
 	if err := s.WithTx(ctx, func(tx store.Tx) error {
-		return tx.Audit(ctx, store.AuditEntry{RunID: "run-2", At: at(time.Minute), Actor: "admin", Action: "block", Username: "other", Reason: "admin", Before: &other, After: &other})
+		return tx.Audit(ctx, store.AuditEntry{RunID: "run-2", At: at(time.Minute), Actor: "admin", Action: "block", Username: "other", Reason: "admin"}.Changed(&other, &other))
 	}); err != nil {
 		t.Fatalf("WithTx: %v", err)
 	}
@@ -1124,12 +1126,10 @@ func testAudit(t *testing.T, newHandle func() store.Store) {
 			t.Errorf("entry %d has Seq %d after %d, want increasing", i, got[i].Seq, got[i-1].Seq)
 		}
 		want[i].Seq = got[i].Seq
-		checkUTC(t, "audit", got[i].At)
-		for _, p := range []*model.Profile{got[i].Before, got[i].After} {
-			if p != nil {
-				checkProfileUTC(t, *p)
-			}
+		if want[i].Fields, err = store.AuditFields(want[i].Before, want[i].After); err != nil {
+			t.Fatal(err)
 		}
+		checkUTC(t, "audit", got[i].At)
 	}
 	if diff := cmp.Diff(want, got, jsonByValue()); diff != "" {
 		t.Errorf("Audit(run-1) (-want +got):\n%s", diff)
@@ -1147,16 +1147,149 @@ func testAudit(t *testing.T, newHandle func() store.Store) {
 	}
 }
 
+// testAuditChanges: an entry records the fields a change set, with their
+// values before and after, and reads back as it was written.
+func testAuditChanges(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	p := active("jdoe", "primary")
+	p.GivenName, p.Title, p.Source, p.ExternalID = "Jane", "Clerk", "hr", "E1"
+	p.Groups = []string{"Staff"}
+	var created, updated, deleted model.Profile
+	err := s.WithTx(ctx, func(tx store.Tx) error {
+		if err := tx.Insert(ctx, &p); err != nil {
+			return err
+		}
+		created = p.Clone()
+		if err := tx.Audit(ctx, store.AuditEntry{RunID: "r", At: at(time.Minute), Actor: "sync", Action: "create", Username: "jdoe"}.Changed(nil, &created)); err != nil {
+			return err
+		}
+		p.Title, p.Groups, p.UpdatedAt = "Manager", []string{"Staff", "Managers"}, at(time.Hour)
+		if err := tx.Update(ctx, &p); err != nil {
+			return err
+		}
+		updated = p.Clone()
+		if err := tx.Audit(ctx, store.AuditEntry{RunID: "r", At: at(time.Hour), Actor: "sync", Action: "update", Username: "jdoe"}.Changed(&created, &updated)); err != nil {
+			return err
+		}
+		deleted = p.Clone()
+		if err := tx.Delete(ctx, p); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, store.AuditEntry{RunID: "r", At: at(2 * time.Hour), Actor: "cli:root", Action: "delete", Username: "jdoe"}.Changed(&deleted, nil))
+	})
+	if err != nil {
+		t.Fatalf("WithTx: %v", err)
+	}
+	got, err := s.Audit(ctx, "r", 0)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("Audit(r) = %+v, %v; want 3 entries", got, err)
+	}
+	id := strconv.FormatInt(created.ID, 10)
+	ts := func(d time.Duration) string { return `"` + at(d).Format(time.RFC3339Nano) + `"` }
+	want := []struct {
+		fields        []string
+		before, after string
+	}{
+		{
+			fields: []string{"id", "username", "email", "given_name", "title", "groups", "area", "state", "source", "external_id", "activated_at", "created_at"},
+			after: `{"id":` + id + `,"username":"jdoe","email":"jdoe@example.com","given_name":"Jane","title":"Clerk","groups":["Staff"],` +
+				`"area":"primary","state":"active","source":"hr","external_id":"E1","activated_at":` + ts(time.Minute) + `,"created_at":` + ts(time.Minute) + `}`,
+		},
+		{
+			fields: []string{"title", "groups"},
+			before: `{"title":"Clerk","groups":["Staff"]}`,
+			after:  `{"title":"Manager","groups":["Staff","Managers"]}`,
+		},
+		{
+			fields: []string{"id", "username", "email", "given_name", "title", "groups", "area", "state", "source", "external_id", "activated_at", "created_at", "updated_at"},
+			before: `{"id":` + id + `,"username":"jdoe","email":"jdoe@example.com","given_name":"Jane","title":"Manager","groups":["Staff","Managers"],` +
+				`"area":"primary","state":"active","source":"hr","external_id":"E1","activated_at":` + ts(time.Minute) + `,"created_at":` + ts(time.Minute) +
+				`,"updated_at":` + ts(time.Hour) + `}`,
+		},
+	}
+	for i, w := range want {
+		e := got[i]
+		if diff := cmp.Diff(w.fields, e.Fields); diff != "" {
+			t.Errorf("%s: Fields (-want +got):\n%s", e.Action, diff)
+		}
+		for _, side := range []struct {
+			name      string
+			want, got json.RawMessage
+		}{{"before", json.RawMessage(w.before), e.Before}, {"after", json.RawMessage(w.after), e.After}} {
+			if len(side.want) == 0 {
+				side.want = nil
+			}
+			if !cmp.Equal(side.want, side.got, jsonByValue()) {
+				t.Errorf("%s: %s = %s, want %s", e.Action, side.name, side.got, side.want)
+			}
+		}
+	}
+}
+
+// testAuditWholeCopies: entries that an older seatsync recorded as two
+// whole copies of the profile read back as they were stored, their
+// Fields the ones that differ between the copies. (The snapshot test
+// copies one from store to store.)
+func testAuditWholeCopies(t *testing.T, newHandle func() store.Store) {
+	ctx := t.Context()
+	s := handle(t, newHandle)
+	// As the stores wrote them: every field but zero ones, and the version.
+	const (
+		created = `{"id":7,"version":1,"username":"jdoe","email":"jdoe@example.com","area":"primary","state":"active",` +
+			`"source":"hr","external_id":"E1","activated_at":"2026-01-02T03:04:05Z","created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z"}`
+		blocked = `{"id":7,"version":2,"username":"jdoe","email":"jdoe@example.com","area":"primary","state":"blocked","block_reason":"source_disabled",` +
+			`"source":"hr","external_id":"E1","activated_at":"2026-01-02T03:04:05Z","blocked_at":"2026-01-03T00:00:00Z","created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-03T00:00:00Z"}`
+	)
+	old := []store.AuditEntry{
+		{RunID: "old", At: at(time.Minute), Actor: "sync", Action: "create", Username: "jdoe", After: json.RawMessage(created)},
+		{RunID: "old", At: at(time.Hour), Actor: "sync", Action: "block", Username: "jdoe", Reason: "source_disabled",
+			Before: json.RawMessage(created), After: json.RawMessage(blocked)},
+		{RunID: "old", At: at(2 * time.Hour), Actor: "sync", Action: "delete", Username: "jdoe", Before: json.RawMessage(blocked)},
+	}
+	if err := s.WithTx(ctx, func(tx store.Tx) error {
+		for _, e := range old {
+			if err := tx.Audit(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("WithTx: %v", err)
+	}
+	got, err := s.Audit(ctx, "old", 0)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("Audit(old) = %+v, %v; want 3 entries", got, err)
+	}
+	wantFields := [][]string{
+		{"id", "username", "email", "area", "state", "source", "external_id", "activated_at", "created_at"},
+		{"state", "block_reason", "blocked_at"},
+		{"id", "username", "email", "area", "state", "block_reason", "source", "external_id", "activated_at", "blocked_at", "created_at", "updated_at"},
+	}
+	for i, e := range got {
+		if diff := cmp.Diff(wantFields[i], e.Fields); diff != "" {
+			t.Errorf("%s: Fields (-want +got):\n%s", e.Action, diff)
+		}
+		if string(e.Before) != string(old[i].Before) || string(e.After) != string(old[i].After) {
+			t.Errorf("%s: before %s, after %s; want them as stored: %s, %s", e.Action, e.Before, e.After, old[i].Before, old[i].After)
+		}
+	}
+	counts, _, err := s.AuditCounts(ctx, "old")
+	if err != nil || counts["create"] != 1 || counts["block"] != 1 || counts["delete"] != 1 {
+		t.Errorf("AuditCounts(old) = %v, %v; want one of each", counts, err)
+	}
+}
+
 func testAuditMatching(t *testing.T, newHandle func() store.Store) {
 	ctx := t.Context()
 	s := handle(t, newHandle)
 	p := active("Alice", "primary")
 	entries := []store.AuditEntry{
-		{RunID: "run-1", At: at(0), Actor: "sync", Action: "create", Username: "Alice", After: &p},
-		{RunID: "run-1", At: at(time.Second), Actor: "sync", Action: "create", Username: "bob", After: &p},
-		{RunID: "run-2", At: at(time.Hour), Actor: "cli:root", Action: "block", Username: "alice", Reason: "admin", Before: &p, After: &p},
-		{RunID: "run-2", At: at(2 * time.Hour), Actor: "sync", Action: "create", Username: "Ärne", After: &p},
-		{RunID: "run-3", At: at(3 * time.Hour), Actor: "sync", Action: "update", Username: "ärne", Before: &p, After: &p},
+		store.AuditEntry{RunID: "run-1", At: at(0), Actor: "sync", Action: "create", Username: "Alice"}.Changed(nil, &p),
+		store.AuditEntry{RunID: "run-1", At: at(time.Second), Actor: "sync", Action: "create", Username: "bob"}.Changed(nil, &p),
+		store.AuditEntry{RunID: "run-2", At: at(time.Hour), Actor: "cli:root", Action: "block", Username: "alice", Reason: "admin"}.Changed(&p, &p),
+		store.AuditEntry{RunID: "run-2", At: at(2 * time.Hour), Actor: "sync", Action: "create", Username: "Ärne"}.Changed(nil, &p),
+		store.AuditEntry{RunID: "run-3", At: at(3 * time.Hour), Actor: "sync", Action: "update", Username: "ärne"}.Changed(&p, &p),
 	}
 	if err := s.WithTx(ctx, func(tx store.Tx) error {
 		for _, e := range entries {
@@ -1206,7 +1339,7 @@ func testAuditMatching(t *testing.T, newHandle func() store.Store) {
 	}
 	e := got[0]
 	checkUTC(t, "audit", e.At)
-	if e.Actor != "cli:root" || e.Reason != "admin" || !e.At.Equal(at(time.Hour)) || e.Before == nil || e.After == nil || e.Before.Username != "Alice" {
+	if e.Actor != "cli:root" || e.Reason != "admin" || !e.At.Equal(at(time.Hour)) || string(e.Before) != "{}" || string(e.After) != "{}" || e.Fields == nil || len(e.Fields) != 0 {
 		t.Errorf("AuditMatching(run-2, alice) = %+v, want the entry as written", e)
 	}
 }
