@@ -27,7 +27,7 @@ func exported(t *testing.T) []string {
 	m.SetSchedules(map[string]time.Duration{"hr": 15 * time.Minute})
 	now := time.Now()
 	m.ObserveRun(&reconcile.Report{Result: reconcile.ResultOK, StartedAt: now, FinishedAt: now.Add(time.Second),
-		Sources: []reconcile.SourceResult{{Name: "hr", Identities: 3}},
+		Sources: []reconcile.SourceResult{{Name: "hr", Identities: 3, Full: true}},
 		Targets: []target.Result{{Name: "intranet", Type: "scim", Sent: 2}}})
 	families, err := m.Registry.Gather()
 	if err != nil {

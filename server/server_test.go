@@ -529,6 +529,24 @@ func TestMetricsPools(t *testing.T) {
 	}
 }
 
+// The identities gauge counts a source's people: a read of changes,
+// which counts changes, leaves what the last full read set.
+func TestMetricsIdentitiesFromFullReads(t *testing.T) {
+	m := NewMetrics()
+	now := time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC)
+	observe := func(full bool, n int) {
+		m.ObserveRun(&reconcile.Report{Result: reconcile.ResultOK, StartedAt: now, FinishedAt: now,
+			Sources: []reconcile.SourceResult{{Name: "hr", Identities: n, Full: full, Incremental: true}}})
+	}
+	srv := &Server{Metrics: m, Log: zap.NewNop()}
+	observe(true, 1200)
+	observe(false, 3)
+	rec := do(t, srv.Handler(), call{method: "GET", path: "/metrics"})
+	if want := `seatsync_source_identities{source="hr"} 1200`; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("/metrics lacks %s after a full read and a read of 3 changes:\n%s", want, rec.Body)
+	}
+}
+
 func TestStatusPageLastRunFailed(t *testing.T) {
 	b, h := newTest(t, testToken)
 	now := time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC)
