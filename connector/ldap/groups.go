@@ -2,6 +2,8 @@ package ldap
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 
 	goldap "github.com/go-ldap/ldap/v3"
 )
@@ -21,16 +23,21 @@ type groupIndex struct {
 	// the normalised dns, made for incremental reads (groupsHash).
 	byDNHash, byUIDHash map[uint64][]int
 	norm                []string
+	// digest is a digest of the search's answer: the groups and their
+	// members, in the order the server gave them.
+	digest string
 }
 
 // readGroups runs the group search under group_base_dn.
 func (p *pull) readGroups(ctx context.Context) (*groupIndex, error) {
 	gi := &groupIndex{byDN: map[string][]int{}, byUID: map[string][]int{}, index: map[string]int{}}
+	h := sha256.New()
 	q := query{what: "groups", base: p.groupBaseDN, scope: goldap.ScopeWholeSubtree, filter: wrap(p.groupFilter),
 		attrs: []string{"member", "uniqueMember", "memberUid"}, paged: true}
 	err := p.search(ctx, p.c, q, func(e *goldap.Entry) error {
 		i := len(gi.dns)
 		gi.dns = append(gi.dns, e.DN)
+		h.Write([]byte("\x00group " + e.DN))
 		gi.index[normDN(e.DN)] = i
 		for _, attr := range []string{"member", "uniqueMember"} {
 			vals, err := p.values(ctx, p.c, e, attr)
@@ -40,16 +47,19 @@ func (p *pull) readGroups(ctx context.Context) (*groupIndex, error) {
 			for _, m := range vals {
 				k := normDN(m)
 				gi.byDN[k] = append(gi.byDN[k], i)
+				h.Write([]byte("\x00" + attr + " " + m))
 			}
 		}
 		for _, uid := range e.GetAttributeValues("memberUid") {
 			gi.byUID[uid] = append(gi.byUID[uid], i)
+			h.Write([]byte("\x00memberUid " + uid))
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	gi.digest = hex.EncodeToString(h.Sum(nil)[:16])
 	return gi, nil
 }
 

@@ -109,13 +109,18 @@ func (s *source) fullRead(ctx context.Context, sink connector.ChangeSink, why st
 	if err != nil {
 		return connector.Result{}, fmt.Errorf("source %s: take a cookie: %w", s.name, err)
 	}
+	var groups *groupIndex
 	observe := func(p *pull, e *goldap.Entry, id *model.Identity, in bool) {
+		groups = p.groups
 		if k, ok := s.keyOf(e.GetEqualFoldAttributeValue); ok {
 			cur.known[k] = p.knownOf(k, e, id, in)
 		}
 	}
 	if _, err := s.runObserved(ctx, sink.Upsert, sink.Skip, observe); err != nil {
 		return connector.Result{}, err
+	}
+	if groups != nil {
+		cur.Groups = groups.digest
 	}
 	return connector.Result{Cursor: cur.String(), Full: true, Fallback: why}, nil
 }
@@ -165,7 +170,7 @@ func (s *source) changes(ctx context.Context, cur *cursor, sink connector.Change
 		return connector.Result{}, err
 	}
 	s.log.Debug("ldap incremental read done", zap.String("url", c.url), zap.Int("upserts", ch.upserts),
-		zap.Int("deletes", ch.deletes), zap.Int("skipped", ch.skipped), zap.Int("known", len(cur.known)),
+		zap.Int("deletes", ch.deletes), zap.Int("skipped", ch.skipped), zap.Int("known", len(cur.known)), // 0 when the read needed no one
 		zap.Duration("took", time.Since(start)))
 	return connector.Result{Cursor: cur.String(), NoDeletes: cur.Kind == kindDirSync && cur.Flags&goldap.DirSyncObjectSecurity != 0}, nil
 }
@@ -189,7 +194,7 @@ func (ch *change) apply(ctx context.Context, k [16]byte, e *goldap.Entry) error 
 		return err
 	}
 	in := ch.inScope(&id, e)
-	prev, had := ch.cur.known[k]
+	prev, had := ch.cur.people()[k]
 	switch {
 	case in == scopeOut:
 		if had && prev.in {
@@ -233,7 +238,7 @@ func (ch *change) remove(k [16]byte, kn known) error {
 // gone handles a key the server says is deleted or out of its search.
 func (ch *change) gone(k [16]byte) error {
 	ch.done[k] = true
-	if kn, ok := ch.cur.known[k]; ok {
+	if kn, ok := ch.cur.people()[k]; ok {
 		return ch.remove(k, kn)
 	}
 	return nil
@@ -474,7 +479,7 @@ func (ch *change) dirSync(ctx context.Context) error {
 	people = slices.Compact(people)
 	people = slices.DeleteFunc(people, func(k [16]byte) bool { return ch.done[k] })
 	err = ch.readAgain(ctx, people, func(k [16]byte) error {
-		if kn, ok := ch.cur.known[k]; ok {
+		if kn, ok := ch.cur.people()[k]; ok {
 			return ch.remove(k, kn)
 		}
 		return nil
@@ -520,9 +525,19 @@ func (ch *change) membersOf(ctx context.Context, dn string) ([][16]byte, error) 
 // OpenLDAP: RFC 4533 sync, refreshOnly.
 
 // syncCookie takes a sync cookie from now, for a full read.
+//
+// The cookie is asked for with a search of the base entry alone: a
+// syncprov cookie is the provider's state (its contextCSN), not the
+// search's, so it serves the people search of the next read as well, and
+// a sync search of the whole base would send every entry for nothing
+// (100,000 entries decoded, about a second). A base entry the account
+// may not read is asked for the old way.
 func (p *pull) syncCookie(ctx context.Context, cur *cursor) error {
 	var err error
-	cur.Cookie, _, err = p.syncRead(ctx, nil, []string{"1.1"}, nil)
+	cur.Cookie, _, err = p.syncRead(ctx, nil, true, []string{"1.1"}, nil)
+	if err != nil && goldap.IsErrorAnyOf(err, goldap.LDAPResultNoSuchObject, goldap.LDAPResultInsufficientAccessRights) {
+		cur.Cookie, _, err = p.syncRead(ctx, nil, false, []string{"1.1"}, nil)
+	}
 	return err
 }
 
@@ -538,7 +553,7 @@ type syncEvent struct {
 // it says to fn. It returns the new cookie (the old one when the server
 // sends none: nothing changed) and whether the refresh was a present
 // phase (refreshDeletes false: whoever was not named is gone).
-func (p *pull) syncRead(ctx context.Context, cookie []byte, attrs []string, fn func(syncEvent) error) ([]byte, bool, error) {
+func (p *pull) syncRead(ctx context.Context, cookie []byte, baseOnly bool, attrs []string, fn func(syncEvent) error) ([]byte, bool, error) {
 	if fn == nil {
 		fn = func(syncEvent) error { return nil }
 	}
@@ -551,6 +566,9 @@ func (p *pull) syncRead(ctx context.Context, cookie []byte, attrs []string, fn f
 	}
 	err := p.stream(ctx, p.c, "sync", func(sctx context.Context) goldap.Response {
 		req := goldap.NewSearchRequest(p.baseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false, wrap(p.userFilter), attrs, nil)
+		if baseOnly {
+			req.Scope, req.Filter = goldap.ScopeBaseObject, "(objectClass=*)"
+		}
 		return p.c.Syncrepl(sctx, req, 2*p.pageSize+16, goldap.SyncRequestModeRefreshOnly, cookie, false)
 	}, func(r goldap.Response) error {
 		if e := r.Entry(); e != nil {
@@ -621,7 +639,7 @@ func (ch *change) sync(ctx context.Context) error {
 		return fmt.Errorf("%w: the sync cookie %s is not one syncprov writes", errRefused, quoted(string(ch.cur.Cookie)))
 	}
 	present := map[[16]byte]bool{}
-	cookie, presentPhase, err := ch.syncRead(ctx, ch.cur.Cookie, ch.attrs, func(ev syncEvent) error {
+	cookie, presentPhase, err := ch.syncRead(ctx, ch.cur.Cookie, false, ch.attrs, func(ev syncEvent) error {
 		switch {
 		case ev.entry != nil:
 			present[ev.key] = true
@@ -639,7 +657,7 @@ func (ch *change) sync(ctx context.Context) error {
 	// A present phase names everyone still there: the complete list has
 	// arrived (the sync done control came), so the rest are gone.
 	if presentPhase {
-		for k := range ch.cur.known {
+		for k := range ch.cur.people() {
 			if !present[k] && !ch.done[k] {
 				if err := ch.gone(k); err != nil {
 					return err
@@ -648,15 +666,23 @@ func (ch *change) sync(ctx context.Context) error {
 		}
 	}
 	// Memberships: whoever's groups by the group search differ from the
-	// cursor's is read again.
-	var again [][16]byte
-	for k, kn := range ch.cur.known {
-		if !ch.done[k] && ch.groupsHash(kn.dn, kn.uid) != kn.groups {
-			again = append(again, k)
-		}
+	// cursor's is read again; nobody's, while the group search is the
+	// same as when the cursor was taken.
+	var d string
+	if ch.groups != nil {
+		d = ch.groups.digest
 	}
-	if err := ch.readAgain(ctx, again, nil); err != nil {
-		return err
+	if d == "" || d != ch.cur.Groups {
+		var again [][16]byte
+		for k, kn := range ch.cur.people() {
+			if !ch.done[k] && ch.groupsHash(kn.dn, kn.uid) != kn.groups {
+				again = append(again, k)
+			}
+		}
+		if err := ch.readAgain(ctx, again, nil); err != nil {
+			return err
+		}
+		ch.cur.setGroups(d)
 	}
 	ch.cur.setCookie(cookie)
 	return nil

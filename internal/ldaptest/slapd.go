@@ -118,6 +118,7 @@ rootpw %[5]s
 directory %[1]s/data
 index objectClass eq
 index entryUUID eq
+index entryCSN eq
 index uid eq
 index member eq
 index memberUid eq
