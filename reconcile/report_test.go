@@ -88,3 +88,25 @@ func TestReportSaysHowSourcesWereRead(t *testing.T) {
 		}
 	}
 }
+
+// The json report is the compact document, indented: the same bytes
+// json.Indent gives, though it is indented as it is encoded.
+func TestReportJSONIndented(t *testing.T) {
+	r := sampleReport()
+	compact, err := r.EncodeJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := json.Indent(&want, compact, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	want.WriteByte('\n')
+	var got bytes.Buffer
+	if err := r.Write(&got, "json"); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("json report:\n%s\nwant\n%s", got.String(), want.String())
+	}
+}

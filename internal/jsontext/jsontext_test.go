@@ -1,6 +1,7 @@
 package jsontext
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -41,4 +42,49 @@ func TestAppendStrings(t *testing.T) {
 			t.Errorf("AppendStrings(%q) = %s, want %s", ss, got, want)
 		}
 	}
+}
+
+// The Indenter gives what json.Indent gives, however the input is cut.
+func TestIndenterMatchesIndent(t *testing.T) {
+	docs := []string{`{}`, `[]`, `{"a":1}`, `{"a":[],"b":{},"c":[1,2,{"d":"x,y:{}[]\"\\"}],"e":null}`,
+		`[{"k":"v"},[],[[]],"s",1.5e3,true]`, `"plain"`, `{"nested":{"deeper":{"deepest":[1]}}}`}
+	for _, doc := range docs {
+		var want bytes.Buffer
+		if err := json.Indent(&want, []byte(doc), "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		for cut := 1; cut <= len(doc); cut++ {
+			var got bytes.Buffer
+			d := NewIndenter(&got)
+			for i := 0; i < len(doc); i += cut {
+				d.Write([]byte(doc[i:min(i+cut, len(doc))]))
+			}
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != want.String() {
+				t.Fatalf("%s in pieces of %d:\n%s\nwant\n%s", doc, cut, got.String(), want.String())
+			}
+		}
+	}
+}
+
+func FuzzIndenter(f *testing.F) {
+	f.Add(`{"a":[1,{"b":"c"}],"d":{}}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		var compact bytes.Buffer
+		if json.Compact(&compact, []byte(doc)) != nil {
+			return
+		}
+		var want, got bytes.Buffer
+		if err := json.Indent(&want, compact.Bytes(), "", "  "); err != nil {
+			return
+		}
+		d := NewIndenter(&got)
+		d.Write(compact.Bytes())
+		d.Close()
+		if got.String() != want.String() {
+			t.Fatalf("%q: got\n%s\nwant\n%s", compact.String(), got.String(), want.String())
+		}
+	})
 }
