@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 
 	"github.com/seatsync/seatsync/model"
 )
@@ -57,3 +58,9 @@ type Result struct {
 	// System Log): they wait for the next full pull.
 	NoDeletes bool
 }
+
+// ErrCursor is wrapped by an error of PullChanges that finds, part way
+// through, that the cursor it was given cannot be used after all (once it
+// has emitted, it cannot start again in full). The run fails, writing
+// nothing, and the next run reads the source in full.
+var ErrCursor = errors.New("the cursor cannot be used")

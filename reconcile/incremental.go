@@ -72,6 +72,24 @@ type readPlan struct {
 	// asked is why the store asks for a full read (store.FullReadKey),
 	// cleared once a full read is committed.
 	asked string
+	// broken is the read's error when it found the cursor unusable part
+	// way (connector.ErrCursor).
+	broken error
+}
+
+// askFullReads has the next run read in full the sources whose read
+// found their cursor unusable part way (a sync that failed for it: a
+// plan writes nothing).
+func (r *Runner) askFullReads(ctx context.Context, log *zap.Logger, reads []readPlan, sources []config.Source) {
+	for i, rp := range reads {
+		if rp.broken == nil {
+			continue
+		}
+		why := fmt.Sprintf("the last read could not use the cursor: %v", rp.broken)
+		if err := r.Store.SetValue(ctx, store.FullReadKey(sources[i].Name), why); err != nil {
+			log.Error("ask for a full read of the source", zap.String("source", sources[i].Name), zap.Error(err))
+		}
+	}
 }
 
 // incrementalOf says whether source sc, opened as src, reads only what

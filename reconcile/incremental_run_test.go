@@ -406,6 +406,15 @@ func TestIncrementalRunsCatchUp(t *testing.T) {
 	}
 	rep = h.run("and then", reconcile.Options{}, nil)
 	h.source("and then", rep, false, 0, 0, "")
+
+	// A read that finds its cursor unusable part way fails the run, and
+	// the next reads in full.
+	h.l.fail = fmt.Errorf("%w: its known set is cut short", connector.ErrCursor)
+	h.run("cursor broken", reconcile.Options{}, reconcile.ErrPull)
+	rep = h.run("after the broken cursor", reconcile.Options{}, nil)
+	h.source("after the broken cursor", rep, true, 10, 0, "could not use the cursor")
+	rep = h.run("incremental again", reconcile.Options{}, nil)
+	h.source("incremental again", rep, false, 0, 0, "")
 }
 
 // summarize lists a report's changes as "action username reason".

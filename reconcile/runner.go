@@ -184,6 +184,9 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 		return err
 	}
 	pulls, reads, results, err := r.pullAll(ctx, log, sources, opt.Full, rep.StartedAt)
+	if err != nil && opt.Mode == ModeSync {
+		r.askFullReads(context.WithoutCancel(ctx), log, reads, sources)
+	}
 	if err != nil {
 		for _, s := range sources {
 			rep.Sources = append(rep.Sources, SourceResult{Name: s.Name, Type: s.Type})
@@ -462,6 +465,9 @@ func (r *Runner) pullAll(ctx context.Context, log *zap.Logger, sources []config.
 			var err error
 			if rp := reads[i]; rp.inc != nil {
 				results[i], err = readChanges(pctx, rp, p, emit, skip)
+				if errors.Is(err, connector.ErrCursor) {
+					reads[i].broken = err
+				}
 			} else {
 				err = src.Pull(pctx, emit, skip)
 			}
@@ -488,7 +494,7 @@ func (r *Runner) pullAll(ctx context.Context, log *zap.Logger, sources []config.
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, nil, nil, err
+		return nil, reads, nil, err
 	}
 	return pulls, reads, results, nil
 }

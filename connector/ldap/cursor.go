@@ -12,6 +12,8 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+
+	"github.com/seatsync/seatsync/connector"
 )
 
 // A cursor is where an incremental read starts: the server's cookie (a
@@ -51,17 +53,18 @@ type cursor struct {
 	// the read need not compare everyone's.
 	Groups string `json:"g,omitempty"`
 
-	// known is the known set, decoded from packed (its bytes, checked by
-	// parseCursor) the first time people asks for it: a read that changes nothing needs
+	// known is the known set, decoded from packed (its base64 text) the
+	// first time people asks for it: a read that changes nothing needs
 	// only the head, and 100,000 people take tens of milliseconds to
 	// decode.
 	known  map[[16]byte]known
-	packed []byte
+	packed string
 	// text is what the cursor was parsed from, and dirty says whether the
 	// read changed it since (set, forget, setCookie): an unchanged cursor
 	// is given back as it came, without encoding a set of 100,000 again.
 	text  string
 	dirty bool
+	err   error // the known set did not decode (people)
 }
 
 // setGroups keeps the digest of the group search.
@@ -75,12 +78,23 @@ func (c *cursor) setGroups(digest string) {
 // people is the known set, decoded on first use (parseCursor checked
 // that it decodes).
 func (c *cursor) people() map[[16]byte]known {
-	if c.known == nil {
-		n, _ := binary.Uvarint(c.packed)
-		c.known = make(map[[16]byte]known, n)
-		_ = walkKnown(c.packed, c.Kind, func(k [16]byte, kn known) { c.known[k] = kn }) // walked at parse time
-		c.packed = nil
+	if c.known != nil {
+		return c.known
 	}
+	b, err := base64.RawURLEncoding.DecodeString(c.packed)
+	n, _ := binary.Uvarint(b)
+	c.known = make(map[[16]byte]known, min(n, uint64(len(b)/17)))
+	if err == nil {
+		err = walkKnown(b, c.Kind, func(k [16]byte, kn known) { c.known[k] = kn })
+	}
+	if err != nil {
+		// Written by seatsync and vouched for by its checksum: a set that
+		// does not decode is a bug. The read fails (ErrCursor), and the
+		// next reads in full.
+		c.err = fmt.Errorf("%w: the known set: %w", connector.ErrCursor, err)
+		clear(c.known)
+	}
+	c.packed = ""
 	return c.known
 }
 
@@ -140,9 +154,9 @@ func (c *cursor) String() string {
 		panic(err) // a struct of strings, an int and bytes
 	}
 	enc := base64.RawURLEncoding
-	if c.known == nil && c.packed != nil {
+	if c.known == nil && c.packed != "" {
 		// Only the head changed: the known set goes as it came.
-		text := cursorVersion + "." + enc.EncodeToString(head) + "." + enc.EncodeToString(c.packed)
+		text := cursorVersion + "." + enc.EncodeToString(head) + "." + c.packed
 		return text + "." + check(text)
 	}
 	known := c.people()
@@ -183,7 +197,7 @@ func parseCursor(text string) (*cursor, error) {
 	if len(parts) != 4 || parts[0] != cursorVersion {
 		return nil, fmt.Errorf("%w: not an %s cursor", errCursor, cursorVersion)
 	}
-	if check(strings.Join(parts[:3], ".")) != parts[3] {
+	if check(text[:len(text)-len(parts[3])-1]) != parts[3] {
 		return nil, fmt.Errorf("%w: its checksum does not match (edited, or cut short)", errCursor)
 	}
 	enc := base64.RawURLEncoding
@@ -198,19 +212,14 @@ func parseCursor(text string) (*cursor, error) {
 	if c.Kind != kindDirSync && c.Kind != kindSync {
 		return nil, fmt.Errorf("%w: kind %q", errCursor, c.Kind)
 	}
-	b, err := enc.DecodeString(parts[2])
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errCursor, err)
-	}
-	if err := walkKnown(b, c.Kind, nil); err != nil {
-		return nil, err
-	}
-	c.packed, c.text = b, text
+	// The known set is decoded when it is needed (people): the checksum
+	// vouches for it, and a read that changes nothing does not need it.
+	c.packed, c.text = parts[2], text
 	return c, nil
 }
 
 // walkKnown reads a packed known set of a cursor of kind, calling fn
-// (when not nil) with each person; it fails on a set cut short.
+// with each person; it fails on a set cut short.
 func walkKnown(b []byte, kind string, fn func([16]byte, known)) error {
 	bad := fmt.Errorf("%w: the known set is cut short", errCursor)
 	n, w := binary.Uvarint(b)
@@ -230,23 +239,16 @@ func walkKnown(b []byte, kind string, fn func([16]byte, known)) error {
 		}
 		b = b[w:]
 		l := int(flags >> 1)
-		var p known
-		if fn != nil {
-			p = known{ext: string(b[:l]), in: flags&1 != 0}
-		}
+		p := known{ext: string(b[:l]), in: flags&1 != 0}
 		b = b[l:]
 		if kind == kindSync {
 			if len(b) < 24 {
 				return bad
 			}
-			if fn != nil {
-				p.dn, p.uid, p.groups = binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), binary.BigEndian.Uint64(b[16:])
-			}
+			p.dn, p.uid, p.groups = binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), binary.BigEndian.Uint64(b[16:])
 			b = b[24:]
 		}
-		if fn != nil {
-			fn(k, p)
-		}
+		fn(k, p)
 	}
 	if len(b) != 0 {
 		return bad

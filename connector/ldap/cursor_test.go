@@ -1,10 +1,13 @@
 package ldap
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/seatsync/seatsync/connector"
 )
 
 // A cursor a read did not change is given back as it came, and one it
@@ -97,4 +100,22 @@ func FuzzNormDNShortcut(f *testing.F) {
 			t.Fatalf("normDN(%q) = %q, the parser gives %q", dn, got, want)
 		}
 	})
+}
+
+// A known set that its checksum vouches for but that does not decode (a
+// bug in whatever wrote it) is found when the read needs it: the read
+// fails with connector.ErrCursor, so that the next reads in full.
+func TestCursorBrokenKnownSet(t *testing.T) {
+	c := &cursor{Kind: kindSync, URL: "ldap://x", Scope: "s", Cookie: []byte("rid=000,csn=1"), known: map[[16]byte]known{{1}: {in: true}}}
+	good := c.String()
+	parts := strings.Split(good, ".")
+	text := strings.Join([]string{parts[0], parts[1], "AQID"}, ".") // says one person, holds two bytes
+	text += "." + check(text)
+	back, err := parseCursor(text)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	if len(back.people()) != 0 || !errors.Is(back.err, connector.ErrCursor) {
+		t.Errorf("people() = %v, err %v; want none and ErrCursor", back.people(), back.err)
+	}
 }

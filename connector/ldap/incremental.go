@@ -74,6 +74,9 @@ func (s *source) PullChanges(ctx context.Context, text string, sink connector.Ch
 		return s.fullRead(ctx, sink, "base_dn, a filter, the groups, area rule groups or the mapping changed since the cursor was taken")
 	}
 	res, err := s.changes(ctx, cur, sink)
+	if err == nil && cur.err != nil {
+		err = cur.err
+	}
 	if errors.Is(err, errRefused) {
 		s.log.Warn("ldap incremental read refused, pulling in full", zap.Error(err))
 		return s.fullRead(ctx, sink, err.Error())
