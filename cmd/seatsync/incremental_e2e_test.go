@@ -11,11 +11,10 @@ package main_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -579,15 +578,15 @@ func TestIncrementalCursorThrownAway(t *testing.T) {
 	}
 }
 
-// withCookie is an ldap cursor (connector/ldap cursor.go: ldap1.<head>.
+// withCookie is an ldap cursor (connector/ldap cursor.go: ldap2.<head>.
 // <known set>.<check>) with its server cookie replaced, and its check
 // made again, so that the connector takes it as whole and hands the
 // cookie to the server.
 func withCookie(t *testing.T, cursor, cookie string) string {
 	t.Helper()
 	parts := strings.Split(cursor, ".")
-	if len(parts) != 4 || parts[0] != "ldap1" {
-		t.Fatalf("the ldap cursor %.40q is not ldap1.<head>.<known>.<check>", cursor)
+	if len(parts) != 4 || parts[0] != "ldap2" {
+		t.Fatalf("the ldap cursor %.40q is not ldap2.<head>.<known>.<check>", cursor)
 	}
 	head, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
@@ -602,9 +601,8 @@ func withCookie(t *testing.T, cursor, cookie string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := "ldap1." + base64.RawURLEncoding.EncodeToString(head) + "." + parts[2]
-	sum := sha256.Sum256([]byte(text))
-	return text + "." + hex.EncodeToString(sum[:8])
+	text := "ldap2." + base64.RawURLEncoding.EncodeToString(head) + "." + parts[2]
+	return text + "." + fmt.Sprintf("%08x", crc32.Checksum([]byte(text), crc32.MakeTable(crc32.Castagnoli)))
 }
 
 // damaged is text with the character in the middle changed.

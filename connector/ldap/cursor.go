@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"hash/fnv"
 	"slices"
 	"strings"
@@ -20,10 +21,12 @@ import (
 // DirSync cookie, an RFC 4533 sync cookie), whom it belongs to, and the
 // people the source knew when it was taken. It is written as
 //
-//	ldap1.<base64url of the JSON head>.<base64url of the known set>.<check>
+//	ldap2.<base64url of the JSON head>.<base64url of the known set>.<check>
 //
-// where check is the first 8 bytes of the SHA-256 of what precedes it, in
-// hex: a cursor edited by hand or cut short in storage is refused.
+// where check is the CRC-32C of what precedes it, in hex: a cursor edited
+// by hand or cut short in storage is refused. (ldap1 cursors, checked
+// with SHA-256, are refused as another version: the source is read in
+// full once.)
 // The known set is kept because neither protocol names everything a
 // change means: a tombstone carries only its objectGUID, an RFC 4533
 // present phase lists who is still there (the others are gone), and a
@@ -137,7 +140,7 @@ type known struct {
 }
 
 const (
-	cursorVersion = "ldap1"
+	cursorVersion = "ldap2"
 	kindDirSync   = "dirsync"
 	kindSync      = "sync"
 )
@@ -187,9 +190,13 @@ func (c *cursor) String() string {
 }
 
 func check(text string) string {
-	sum := sha256.Sum256([]byte(text))
-	return hex.EncodeToString(sum[:8])
+	// CRC-32C, not a cryptographic hash: the store is trusted, and the
+	// check is against a cursor edited or cut short. Computed in hardware
+	// it takes a tenth of SHA-256's 6 ms for 5.5 MB, on every read.
+	return fmt.Sprintf("%08x", crc32.Checksum([]byte(text), castagnoli))
 }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // parseCursor reads a cursor String wrote.
 func parseCursor(text string) (*cursor, error) {
