@@ -128,8 +128,9 @@ func decodeAttributes(b []byte) (map[string]string, error) {
 	return m, nil
 }
 
-// auditProfile is the JSON form of a profile in the audit log and in a
-// pending push's last state. Unlike model.Profile's own JSON it keeps ID
+// auditProfile is the JSON form of a pending push's last state of a
+// profile that is gone (and of the whole copies of the audit log's older
+// entries, which store/audit.go reads). Unlike model.Profile's own JSON it keeps ID
 // and Version, and nil versus empty groups and attributes, so it reads
 // back exactly as it was written.
 type auditProfile struct {

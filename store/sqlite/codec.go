@@ -204,9 +204,11 @@ func splitStringObject(s string) (map[string]string, bool) {
 	}
 }
 
-// auditProfile is the JSON form of a profile in the audit log, as
-// appendProfileJSON writes it. Unlike model.Profile's own JSON it keeps ID and
-// Version, and nil versus empty groups and attributes, so an entry reads
+// auditProfile is the JSON form of a profile a pending push keeps as the
+// last state of a profile that is gone (and the audit log kept, in the
+// whole copies of its older entries: store/audit.go reads those), as
+// appendProfileJSON writes it. Unlike model.Profile's own JSON it keeps ID
+// and Version, and nil versus empty groups and attributes, so it reads
 // back exactly as it was written.
 type auditProfile struct {
 	ID          int64             `json:"id"`
