@@ -92,12 +92,37 @@ func BenchmarkSyncNoop100k(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		rep, err := r.Run(context.Background(), reconcile.Options{Mode: reconcile.ModeSync})
+		// --full: an unchanged csv file is otherwise not planned at all
+		// (BenchmarkSyncUnchanged100k).
+		rep, err := r.Run(context.Background(), reconcile.Options{Mode: reconcile.ModeSync, Full: true})
 		if err != nil {
 			b.Fatal(err)
 		}
 		if n := rep.Summary.Total(); n != 0 {
 			b.Fatalf("no-op sync made %d changes", n)
+		}
+	}
+}
+
+// BenchmarkSyncUnchanged100k: a re-sync of an unchanged export of
+// 100,000, read incrementally: the file is read and hashed, nothing is
+// planned.
+func BenchmarkSyncUnchanged100k(b *testing.B) {
+	dir := b.TempDir()
+	writePeople(b, filepath.Join(dir, "people.csv"), 100_000)
+	r, done := benchRunner(b, benchConfig(dir), filepath.Join(dir, "unchanged.db"))
+	defer done()
+	if _, err := r.Run(context.Background(), reconcile.Options{Mode: reconcile.ModeSync}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := r.Run(context.Background(), reconcile.Options{Mode: reconcile.ModeSync})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if s := rep.Sources[0]; s.Full || s.Identities != 0 {
+			b.Fatalf("the unchanged file was planned: %+v", s)
 		}
 	}
 }
