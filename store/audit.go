@@ -202,11 +202,12 @@ func appendMember(b []byte, comma bool, f *auditField, p *model.Profile) []byte 
 	return f.value(b, p)
 }
 
-// wholeCopy is a profile as the audit log held whole copies of it (see
-// the top of this file).
+// wholeCopy is a profile as AppendProfileJSON writes it: as the audit
+// log held whole copies of it (see the top of this file), and as a
+// pending push keeps one that is gone.
 type wholeCopy struct {
 	ID          int64             `json:"id"`
-	Version     *int64            `json:"version"`
+	Version     int64             `json:"version"`
 	Username    string            `json:"username"`
 	Email       string            `json:"email"`
 	GivenName   string            `json:"given_name"`
@@ -230,11 +231,11 @@ type wholeCopy struct {
 
 func (w *wholeCopy) profile() *model.Profile {
 	return &model.Profile{
-		ID: w.ID, Username: w.Username, Email: w.Email, GivenName: w.GivenName, FamilyName: w.FamilyName,
+		ID: w.ID, Version: w.Version, Username: w.Username, Email: w.Email, GivenName: w.GivenName, FamilyName: w.FamilyName,
 		DisplayName: w.DisplayName, Title: w.Title, Department: w.Department, Groups: w.Groups,
 		Attributes: w.Attributes, Area: w.Area, State: w.State, BlockReason: w.BlockReason, Source: w.Source,
-		ExternalID: w.ExternalID, QueuedAt: w.QueuedAt, ActivatedAt: w.ActivatedAt, BlockedAt: w.BlockedAt,
-		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
+		ExternalID: w.ExternalID, QueuedAt: utc(w.QueuedAt), ActivatedAt: utc(w.ActivatedAt), BlockedAt: utc(w.BlockedAt),
+		CreatedAt: utc(w.CreatedAt), UpdatedAt: utc(w.UpdatedAt),
 	}
 }
 
@@ -277,4 +278,12 @@ func AuditFields(before, after json.RawMessage) ([]string, error) {
 		}
 	}
 	return fields, nil
+}
+
+// utc is t in UTC, the zero time kept zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
 }

@@ -3,7 +3,10 @@
 // the SQLite store's columns.
 package jsontext
 
-import "unicode/utf8"
+import (
+	"slices"
+	"unicode/utf8"
+)
 
 const hex = "0123456789abcdef"
 
@@ -72,4 +75,24 @@ func AppendStrings(b []byte, ss []string, html bool) []byte {
 		b = AppendString(b, s, html)
 	}
 	return append(b, ']')
+}
+
+// AppendObject appends m as a JSON object with sorted keys.
+func AppendObject(b []byte, m map[string]string, html bool) []byte {
+	var buf [16]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, k, html)
+		b = append(b, ':')
+		b = AppendString(b, m[k], html)
+	}
+	return append(b, '}')
 }

@@ -1,13 +1,9 @@
 package postgres
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -47,13 +43,6 @@ func timeOf(t pgtype.Timestamptz) time.Time {
 		return time.Time{}
 	}
 	return t.Time.UTC()
-}
-
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
 }
 
 // checkText refuses a NUL byte, which a PostgreSQL text value cannot
@@ -128,139 +117,24 @@ func decodeAttributes(b []byte) (map[string]string, error) {
 	return m, nil
 }
 
-// auditProfile is the JSON form of a pending push's last state of a
-// profile that is gone (and of the whole copies of the audit log's older
-// entries, which store/audit.go reads). Unlike model.Profile's own JSON it keeps ID
-// and Version, and nil versus empty groups and attributes, so it reads
-// back exactly as it was written.
-type auditProfile struct {
-	ID          int64             `json:"id"`
-	Version     int64             `json:"version"`
-	Username    string            `json:"username"`
-	Email       string            `json:"email,omitempty"`
-	GivenName   string            `json:"given_name,omitempty"`
-	FamilyName  string            `json:"family_name,omitempty"`
-	DisplayName string            `json:"display_name,omitempty"`
-	Title       string            `json:"title,omitempty"`
-	Department  string            `json:"department,omitempty"`
-	Groups      []string          `json:"groups,omitzero"`
-	Attributes  map[string]string `json:"attributes,omitzero"`
-	Area        string            `json:"area,omitempty"`
-	State       model.State       `json:"state,omitempty"`
-	BlockReason model.Reason      `json:"block_reason,omitempty"`
-	Source      string            `json:"source,omitempty"`
-	ExternalID  string            `json:"external_id,omitempty"`
-	QueuedAt    time.Time         `json:"queued_at,omitzero"`
-	ActivatedAt time.Time         `json:"activated_at,omitzero"`
-	BlockedAt   time.Time         `json:"blocked_at,omitzero"`
-	CreatedAt   time.Time         `json:"created_at,omitzero"`
-	UpdatedAt   time.Time         `json:"updated_at,omitzero"`
-}
-
-// profileJSON encodes p for the audit log; nil is SQL NULL.
+// profileJSON encodes p for a pending push's last state (store.
+// AppendProfileJSON); nil is SQL NULL.
 func profileJSON(p *model.Profile) (any, error) {
 	if p == nil {
 		return nil, nil
 	}
-	b, err := json.Marshal(auditProfile{
-		ID: p.ID, Version: p.Version, Username: p.Username, Email: p.Email,
-		GivenName: p.GivenName, FamilyName: p.FamilyName, DisplayName: p.DisplayName,
-		Title: p.Title, Department: p.Department, Groups: p.Groups, Attributes: p.Attributes,
-		Area: p.Area, State: p.State, BlockReason: p.BlockReason, Source: p.Source,
-		ExternalID: p.ExternalID, QueuedAt: utc(p.QueuedAt), ActivatedAt: utc(p.ActivatedAt),
-		BlockedAt: utc(p.BlockedAt), CreatedAt: utc(p.CreatedAt), UpdatedAt: utc(p.UpdatedAt),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return string(b), nil
+	return string(store.AppendProfileJSON(nil, p)), nil
 }
 
 func profileFromJSON(b []byte) (*model.Profile, error) {
 	if b == nil {
 		return nil, nil
 	}
-	var a auditProfile
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, err
-	}
-	return &model.Profile{
-		ID: a.ID, Version: a.Version, Username: a.Username, Email: a.Email,
-		GivenName: a.GivenName, FamilyName: a.FamilyName, DisplayName: a.DisplayName,
-		Title: a.Title, Department: a.Department, Groups: a.Groups, Attributes: a.Attributes,
-		Area: a.Area, State: a.State, BlockReason: a.BlockReason, Source: a.Source,
-		ExternalID: a.ExternalID, QueuedAt: utc(a.QueuedAt), ActivatedAt: utc(a.ActivatedAt),
-		BlockedAt: utc(a.BlockedAt), CreatedAt: utc(a.CreatedAt), UpdatedAt: utc(a.UpdatedAt),
-	}, nil
+	return store.ProfileFromJSON(b)
 }
 
-// Run reports are stored gzip-compressed (gzip.BestSpeed) in
-// runs.report_gzip, as the sqlite store does: the report of a first sync of
-// 100,000 people is some 40 MB of JSON and under 3 MB compressed, and
-// WriteReport's pieces are compressed as they come.
-
-// gzipReport is what r.WriteReportGzip writes, or else compresses what
-// r.WriteReport writes, or r.Report, which must be JSON. It is nil when
-// there is no report.
-func gzipReport(r *store.Run) ([]byte, error) {
-	if r.WriteReportGzip != nil {
-		var buf bytes.Buffer
-		if err := r.WriteReportGzip(&buf); err != nil {
-			return nil, fmt.Errorf("write report: %w", err)
-		}
-		return buf.Bytes(), nil
-	}
-	write := r.WriteReport
-	if write == nil {
-		if r.Report == nil {
-			return nil, nil
-		}
-		if !json.Valid(r.Report) {
-			return nil, errors.New("report is not valid JSON")
-		}
-		write = func(w io.Writer) error {
-			_, err := w.Write(r.Report)
-			return err
-		}
-	}
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	if err := write(zw); err != nil {
-		return nil, fmt.Errorf("write report: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("compress report: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// gunzipReport reads back a report gzipReport wrote.
-func gunzipReport(z []byte) (json.RawMessage, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(z))
-	if err != nil {
-		return nil, fmt.Errorf("decompress report: %w", err)
-	}
-	var buf bytes.Buffer
-	// A gzip stream ends with its data's size (mod 2^32); the hint is held
-	// to 64 to 1 so a damaged trailer cannot ask for much more. A report
-	// written in several members (store.Run.WriteReportGzip) ends with the
-	// size of its last, small, one: it is then taken as 15 to 1.
-	if n := len(z); n >= 4 {
-		size := uint64(binary.LittleEndian.Uint32(z[n-4:]))
-		if size < uint64(n) {
-			size = 15 * uint64(n)
-		}
-		size = min(size, 64*uint64(n))
-		buf.Grow(int(size) + bytes.MinRead)
-	}
-	if _, err := buf.ReadFrom(zr); err != nil {
-		return nil, fmt.Errorf("decompress report: %w", err)
-	}
-	return buf.Bytes(), nil
-}
+// Run reports are stored gzip-compressed (store.GzipReport) in
+// runs.report_gzip, as the sqlite store does.
 
 // rawJSONArg stores a json.RawMessage in a jsonb column: NULL for nil.
 func rawJSONArg(field string, m json.RawMessage) (any, error) {

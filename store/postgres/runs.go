@@ -35,7 +35,7 @@ func (s *Store) SaveRun(ctx context.Context, r store.Run) error {
 	}
 	// Compressed before the write transaction, which it would otherwise
 	// hold up.
-	report, err := gzipReport(&r)
+	report, err := store.GzipReport(&r)
 	if err != nil {
 		return wrap(err)
 	}
@@ -79,7 +79,7 @@ func scanRun(row pgx.Row, withReport bool) (store.Run, error) {
 	}
 	if report != nil {
 		var err error
-		if r.Report, err = gunzipReport(report); err != nil {
+		if r.Report, err = store.GunzipReport(report); err != nil {
 			return store.Run{}, err
 		}
 	}

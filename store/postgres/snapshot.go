@@ -249,7 +249,7 @@ func importRun(ctx context.Context, tx pgx.Tx, r store.Run) error {
 	if err != nil {
 		return fmt.Errorf("run %s: %w", r.ID, err)
 	}
-	report, err := gzipReport(&r)
+	report, err := store.GzipReport(&r)
 	if err != nil {
 		return fmt.Errorf("run %s: %w", r.ID, err)
 	}

@@ -208,7 +208,7 @@ func (t *tx) importTarget(ctx context.Context, ts store.TargetState) error {
 	for _, p := range ts.Pending {
 		var gone any
 		if p.Gone != nil {
-			gone = t.json(func(b []byte) []byte { return appendProfileJSON(b, p.Gone) })
+			gone = t.json(func(b []byte) []byte { return store.AppendProfileJSON(b, p.Gone) })
 		}
 		if _, err := t.tx.ExecContext(ctx, `INSERT INTO target_pending
 			(target, profile_id, seq, gone, marked_at, attempts, last_status, last_error, failed)
@@ -237,7 +237,7 @@ func importRun(ctx context.Context, sqlTx *sql.Tx, r store.Run) error {
 	if err != nil {
 		return fmt.Errorf("run %s: %w", r.ID, err)
 	}
-	report, err := gzipReport(&r)
+	report, err := store.GzipReport(&r)
 	if err != nil {
 		return fmt.Errorf("run %s: %w", r.ID, err)
 	}

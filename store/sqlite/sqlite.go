@@ -307,7 +307,7 @@ func (s *Store) SaveRun(ctx context.Context, r store.Run) error {
 	}
 	// Compressed before the write transaction, which it would otherwise
 	// hold up.
-	report, err := gzipReport(&r)
+	report, err := store.GzipReport(&r)
 	if err != nil {
 		return wrap(err)
 	}
@@ -363,7 +363,7 @@ func (rs *runScanner) scan(row interface{ Scan(...any) error }) (store.Run, erro
 	r.Summary = rawJSONOf(rs.summary)
 	r.Report = rawJSONOf(rs.report) // saved before schema version 3
 	if rs.reportGzip != nil {
-		if r.Report, err = gunzipReport(rs.reportGzip); err != nil {
+		if r.Report, err = store.GunzipReport(rs.reportGzip); err != nil {
 			return store.Run{}, err
 		}
 	}

@@ -48,7 +48,7 @@ func (t *tx) MarkPending(ctx context.Context, target string, profileID int64, go
 	}
 	var g any
 	if gone != nil {
-		g = t.json(func(b []byte) []byte { return appendProfileJSON(b, gone) })
+		g = t.json(func(b []byte) []byte { return store.AppendProfileJSON(b, gone) })
 	}
 	st, err := t.stmt(ctx, stmtMark, markSQL)
 	if err != nil {

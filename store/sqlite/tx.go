@@ -236,7 +236,7 @@ func (t *tx) profileArgs(p *model.Profile) ([]any, error) {
 		groups = t.json(func(b []byte) []byte { return jsontext.AppendStrings(b, p.Groups, false) })
 	}
 	if p.Attributes != nil {
-		attrs = t.json(func(b []byte) []byte { return appendJSONObject(b, p.Attributes) })
+		attrs = t.json(func(b []byte) []byte { return jsontext.AppendObject(b, p.Attributes, false) })
 	}
 	t.args = append(t.args[:0],
 		p.Username, model.FoldUsername(p.Username), p.Email, p.GivenName, p.FamilyName,
