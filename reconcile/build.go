@@ -89,9 +89,9 @@ func (c *calc) build() {
 		c.plan.Pools[pi].QueuedAfter = len(queues.pool[pi])
 	}
 	counts := make([]SourceResult, len(c.in.Pulls))
-	for si, p := range c.in.Pulls {
-		counts[si] = SourceResult{Name: p.Rules.Name, Type: p.Rules.Type, Identities: len(p.Identities), Full: !p.Changes,
-			Incremental: p.Incremental, IncrementalFallback: p.Fallback, Deletes: len(p.Deletes), NoDeletes: p.NoDeletes, LeavesSuspended: c.suspended[si]}
+	for si := range c.in.Pulls {
+		counts[si] = c.in.Pulls[si].result()
+		counts[si].LeavesSuspended = c.suspended[si]
 	}
 	for _, s := range c.plan.Skipped {
 		if si, ok := c.covered[s.Source]; ok {

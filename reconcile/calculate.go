@@ -69,6 +69,13 @@ type Pull struct {
 	NoDeletes bool
 }
 
+// result is what the report says of the pull, but its skipped entries,
+// which the caller counts.
+func (p *Pull) result() SourceResult {
+	return SourceResult{Name: p.Rules.Name, Type: p.Rules.Type, Identities: len(p.Identities), Full: !p.Changes,
+		Incremental: p.Incremental, IncrementalFallback: p.Fallback, Deletes: len(p.Deletes), NoDeletes: p.NoDeletes}
+}
+
 // Input is everything Calculate needs. Calculate does no I/O and reads no
 // clock: Now is the run's time.
 type Input struct {

@@ -116,10 +116,7 @@ func incrementalOf(sc config.Source, src connector.Source) (connector.Incrementa
 // configDigest is a digest of a source's configuration, its own keys
 // included, for Cursor.Config.
 func configDigest(sc config.Source) string {
-	b, err := json.Marshal(struct {
-		Source   config.Source
-		Settings config.Settings
-	}{sc, sc.Settings})
+	b, err := json.Marshal(sc) // Settings, the type's own keys, included
 	if err != nil {
 		return "" // never equal to a kept digest: the source is read in full
 	}
@@ -334,6 +331,9 @@ func wantedKey(source string) string { return "wanted-names/" + source }
 // next when this run freed one of them: a full run would give the name at
 // once, and a read of changes would not read the entry that wants it.
 func (r *Runner) wantFullRead(ctx context.Context, log *zap.Logger, rep *Report, wanted []string, source string, full bool) error {
+	if len(wanted) == 0 && !full && !freesNames(rep) {
+		return nil // the kept names stand, and none was freed: nothing to read or write
+	}
 	key := wantedKey(source)
 	kept, _, err := r.Store.Value(ctx, key)
 	if err != nil {
@@ -380,4 +380,17 @@ func (r *Runner) wantFullRead(ctx context.Context, log *zap.Logger, rep *Report,
 		}
 	}
 	return nil
+}
+
+// freesNames reports whether the run applied a rename or a delete: the
+// only changes that free a username.
+func freesNames(rep *Report) bool {
+	for i := range rep.Changes {
+		ch := &rep.Changes[i]
+		if ch.Result == ResultApplied && ch.Before != nil &&
+			(ch.After == nil || model.FoldUsername(ch.After.Username) != model.FoldUsername(ch.Before.Username)) {
+			return true
+		}
+	}
+	return false
 }

@@ -193,10 +193,10 @@ func (r *Runner) run(ctx context.Context, log *zap.Logger, opt Options, rep *Rep
 		}
 		return err
 	}
-	for i, p := range pulls {
-		rep.Sources = append(rep.Sources, SourceResult{Name: sources[i].Name, Type: sources[i].Type,
-			Identities: len(p.Identities), Skipped: len(p.Skipped), Full: !p.Changes,
-			Incremental: p.Incremental, IncrementalFallback: p.Fallback, Deletes: len(p.Deletes), NoDeletes: p.NoDeletes})
+	for i := range pulls {
+		res := pulls[i].result()
+		res.Skipped = len(pulls[i].Skipped)
+		rep.Sources = append(rep.Sources, res)
 	}
 	if opt.Mode == ModeSync {
 		unlock, err := r.lock(ctx, log, lockholder.Self(rep.RunID))
