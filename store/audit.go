@@ -110,22 +110,7 @@ func appendAttributes(b []byte, m map[string]string) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
-	var buf [16]string
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsontext.AppendString(b, k, false)
-		b = append(b, ':')
-		b = jsontext.AppendString(b, m[k], false)
-	}
-	return append(b, '}')
+	return jsontext.AppendObject(b, m, false)
 }
 
 // recorded reports whether the change from before to after records field
